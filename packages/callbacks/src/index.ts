@@ -1,0 +1,5 @@
+/**
+ * `@prefkit/callbacks`.
+ * @packageDocumentation
+ */
+export {};

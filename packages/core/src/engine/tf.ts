@@ -1,0 +1,17 @@
+/**
+ * The one TensorFlow.js instance prefkit uses. Every package imports `tf` from
+ * `@prefkit/core`, never `@tensorflow/tfjs-core` directly, so there is exactly one engine
+ * and gradients are always registered.
+ *
+ * Why the union package: in Node, `@tensorflow/tfjs-core` resolves to a CommonJS bundle
+ * that registers no gradients, and tfjs-core's `register_all_gradients` exists only as
+ * extensionless ESM that Node cannot load. `@tensorflow/tfjs`'s Node bundle registers
+ * every gradient against the shared tfjs-core instance, whatever the user imported.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-backend-wasm";
+
+export { tf };

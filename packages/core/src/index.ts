@@ -1,0 +1,10 @@
+/**
+ * `@prefkit/core`: the engine, DI wiring, interfaces, trainer loop, callbacks contract,
+ * data pipeline, optimizers, schedules and checkpoints that every other prefkit package builds on.
+ * @packageDocumentation
+ */
+import "reflect-metadata";
+
+export * from "./engine/index.js";
+export * from "./errors/index.js";
+export * from "./interfaces/index.js";

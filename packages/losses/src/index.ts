@@ -1,0 +1,5 @@
+/**
+ * `@prefkit/losses`.
+ * @packageDocumentation
+ */
+export {};

@@ -1,0 +1,5 @@
+/**
+ * `@prefkit/models`.
+ * @packageDocumentation
+ */
+export {};
