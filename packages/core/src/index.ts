@@ -8,3 +8,7 @@ import "reflect-metadata";
 export * from "./engine/index.js";
 export * from "./errors/index.js";
 export * from "./interfaces/index.js";
+export * from "./rng/index.js";
+export * from "./di/index.js";
+export * from "./callbacks/index.js";
+export * from "./data/index.js";

@@ -1,5 +1,9 @@
 /**
- * `@prefkit/models`.
+ * `@prefkit/models`: Hugging Face checkpoints (config.json + safetensors) in and out, one decoder
+ * with per-family adapters (Llama, Qwen2, Qwen3, Mistral, SmolLM), tokenizers and chat templates,
+ * generation, and the LoRA and AMP plugins.
  * @packageDocumentation
  */
-export {};
+export * from "./io/index.js";
+export * from "./tokenizer/index.js";
+export * from "./modeling/index.js";

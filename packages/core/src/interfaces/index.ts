@@ -1,2 +1,3 @@
 export * from "./model.js";
 export * from "./loss.js";
+export * from "./tokenizer.js";
