@@ -1,1 +1,16 @@
+export type { EngineInfo, EngineOptions, KernelPluginInfo } from "./engine.js";
+export { engineInfo, initEngine, shutdownEngine } from "./engine.js";
+export {
+  builtinKernelPlugins,
+  cpuSegmentSumPlugin,
+  type Numeric,
+  scatterAdd,
+  wasmCpuFallbackPlugin,
+  wasmMatMulPlugin,
+  wasmSegmentSumPlugin,
+} from "./kernels/index.js";
+export type { KernelPlugin, KernelPluginSpec, KernelSpec } from "./plugin.js";
+export { defineKernelPlugin, replaceKernel } from "./plugin.js";
 export { tf } from "./tf.js";
+export type { WasmStatus } from "./wasm-threads.js";
+export { MAX_WASM_THREADS, wasmStatus } from "./wasm-threads.js";
