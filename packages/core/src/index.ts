@@ -12,3 +12,6 @@ export * from "./rng/index.js";
 export * from "./di/index.js";
 export * from "./callbacks/index.js";
 export * from "./data/index.js";
+export * from "./optim/index.js";
+export * from "./checkpoint/index.js";
+export * from "./trainer/index.js";

@@ -1,3 +1,6 @@
 export * from "./model.js";
 export * from "./loss.js";
 export * from "./tokenizer.js";
+export * from "./trainer.js";
+export * from "./callback.js";
+export * from "./plugin.js";

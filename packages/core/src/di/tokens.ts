@@ -1,0 +1,32 @@
+/**
+ * Injection tokens of a prefkit run. Each is a unique `Symbol` whose description says what
+ * it resolves to, so a missing registration reads as e.g. `Symbol(prefkit.MODEL)`.
+ * @module
+ */
+
+/** The trained `CausalLM` (after plugins wrapped it). */
+export const MODEL: unique symbol = Symbol("prefkit.MODEL");
+/** The frozen reference `CausalLM` (DPO, PPO). */
+export const REFERENCE_MODEL: unique symbol = Symbol("prefkit.REFERENCE_MODEL");
+/** The `TokenizerLike`. */
+export const TOKENIZER: unique symbol = Symbol("prefkit.TOKENIZER");
+/** The `Loss` a trainer minimises. */
+export const LOSS: unique symbol = Symbol("prefkit.LOSS");
+/** The run's `LossRegistry` (a child of `defaultLossRegistry`). */
+export const LOSS_REGISTRY: unique symbol = Symbol("prefkit.LOSS_REGISTRY");
+/** The optimizer (a tfjs `Optimizer`, e.g. `AdamW`). */
+export const OPTIMIZER: unique symbol = Symbol("prefkit.OPTIMIZER");
+/** A `SchedulerFactory` that builds the learning-rate schedule once the step count is known. */
+export const SCHEDULER: unique symbol = Symbol("prefkit.SCHEDULER");
+/** Callbacks; register several and resolve with `resolveAll`. */
+export const CALLBACKS: unique symbol = Symbol("prefkit.CALLBACKS");
+/** Plugins installed in the run; register several and resolve with `resolveAll`. */
+export const PLUGINS: unique symbol = Symbol("prefkit.PLUGINS");
+/** The TensorFlow.js namespace (`tf` from `@prefkit/core`). */
+export const ENGINE: unique symbol = Symbol("prefkit.ENGINE");
+/** The trainer config (a `TrainingArgs` or a subtype such as `DPOConfig`). */
+export const TRAINING_ARGS: unique symbol = Symbol("prefkit.TRAINING_ARGS");
+/** The training `BatchSource`. */
+export const TRAIN_DATA: unique symbol = Symbol("prefkit.TRAIN_DATA");
+/** The evaluation `BatchSource` (optional). */
+export const EVAL_DATA: unique symbol = Symbol("prefkit.EVAL_DATA");

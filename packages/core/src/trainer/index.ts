@@ -1,0 +1,7 @@
+/**
+ * The shared training loop and its config defaults.
+ * @module
+ */
+export * from "./args.js";
+export * from "./trainer.js";
+export * from "./batch-source.js";
