@@ -1,1 +1,16 @@
-export {};
+/**
+ * The data pipeline: load JSON / JSONL(.gz) datasets with provenance, normalise TRL's formats
+ * (standard/conversational; explicit/implicit preference, prompt-completion, language modelling,
+ * Anthropic HH-RLHF transcripts), tokenise with chat templates in token space, truncate, collate
+ * DPO / reward / SFT batches with length-derived masks, and iterate seeded, resumable batches.
+ * @module
+ */
+export * from "./types.js";
+export { type BadRowOptions, type DataReport, type DroppedRow, droppedCount, formatDataReport } from "./report.js";
+export * from "./load.js";
+export * from "./formats.js";
+export * from "./hh-rlhf.js";
+export * from "./tokenize.js";
+export * from "./collate.js";
+export * from "./sampling.js";
+export * from "./pipeline.js";

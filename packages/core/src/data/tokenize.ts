@@ -1,0 +1,340 @@
+import { ConfigError, DatasetError } from "../errors/index.js";
+import type { TokenizerLike } from "../interfaces/index.js";
+import { type BadRowOptions, type DataReport, ReportBuilder } from "./report.js";
+import type {
+  CompletionExample,
+  Conversation,
+  PreferenceExample,
+  RowSource,
+  TextOrConversation,
+  TokenizedCompletion,
+  TokenizedPreference,
+} from "./types.js";
+
+/** TRL's `max_length` default. */
+const DEFAULT_MAX_LENGTH = 1024;
+
+/** Options of {@link tokenizePreferenceDataset} and {@link tokenizeCompletionDataset}. */
+export interface TokenizeOptions extends BadRowOptions {
+  /**
+   * Maximum prompt+completion length in tokens (TRL `max_length`, default 1024; `null` disables).
+   * Completions are truncated keeping their start; rows whose prompt alone reaches it are dropped and counted.
+   */
+  maxLength?: number | null;
+  /** Maximum prompt length (TRL `max_prompt_length`); longer prompts keep their END. Default: none. */
+  maxPromptLength?: number | null;
+  /** Maximum completion length (TRL `max_completion_length`); longer completions keep their start. Default: none. */
+  maxCompletionLength?: number | null;
+  /**
+   * What to do with a row longer than `maxLength`: `truncate` (default, DPO/SFT) or `drop` (reward modelling,
+   * where TRL drops rather than truncates). Either way a prompt that alone reaches `maxLength` is dropped.
+   */
+  overlong?: "truncate" | "drop";
+  /**
+   * When the rendered prompt's tokens are not a prefix of the rendered prompt+completion's tokens (a template
+   * that is not prefix-preserving, e.g. Qwen3's `<think>` handling): `error` (default) throws a
+   * {@link DatasetError} naming the row; `skip` drops and counts it.
+   */
+  onPrefixMismatch?: "error" | "skip";
+  /** Extra chat-template variables (e.g. `enable_thinking`), passed to every `applyChatTemplate` call. */
+  chatTemplateKwargs?: Record<string, unknown>;
+}
+
+/** Tokenised examples and the counts of what was dropped and truncated. */
+export interface TokenizedDataset<E> {
+  /** Tokenised examples, in input order. */
+  examples: E[];
+  /** Rows in, rows out, drops by reason, truncated rows. */
+  report: DataReport;
+}
+
+/** The ids the tokenizer's post-processor puts before the text (e.g. `[bos]`); found by probing once. */
+export function specialPrefixIds(tokenizer: TokenizerLike): number[] {
+  const probe = "a";
+  const withSpecial = tokenizer.encode(probe, { addSpecialTokens: true });
+  const plain = tokenizer.encode(probe, { addSpecialTokens: false });
+  for (let k = 0; k + plain.length <= withSpecial.length; k++) {
+    if (plain.every((id, j) => withSpecial[k + j] === id)) return withSpecial.slice(0, k);
+  }
+  return [];
+}
+
+function startsWith(ids: readonly number[], prefix: readonly number[]): boolean {
+  if (prefix.length > ids.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (ids[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** A row-level problem: a reason key for the report and a message for the error. */
+class RowProblem {
+  constructor(
+    readonly reason: string,
+    readonly detail: string,
+    readonly field?: string,
+    readonly mismatch = false,
+  ) {}
+}
+
+/** Shared tokenisation state: the tokenizer, its special prefix, and the resolved options. */
+class Encoder {
+  readonly prefix: number[];
+  constructor(
+    readonly tokenizer: TokenizerLike,
+    readonly options: TokenizeOptions,
+  ) {
+    this.prefix = specialPrefixIds(tokenizer);
+  }
+
+  /** Encode without special tokens, then add the post-processor's prefix unless the text already starts with it (no doubled BOS). */
+  encode(text: string): number[] {
+    const ids = this.tokenizer.encode(text, { addSpecialTokens: false });
+    return this.prefix.length === 0 || startsWith(ids, this.prefix) ? ids : [...this.prefix, ...ids];
+  }
+
+  eos(): number {
+    const eos = this.tokenizer.eosTokenId;
+    if (eos === undefined) {
+      throw new ConfigError("the tokenizer has no eos token; standard-format completions need one appended");
+    }
+    return eos;
+  }
+
+  render(messages: Conversation, addGenerationPrompt: boolean, field: string): string {
+    try {
+      return this.tokenizer.applyChatTemplate(messages, { ...this.options.chatTemplateKwargs, addGenerationPrompt });
+    } catch (err) {
+      throw new RowProblem(
+        "chat template failed",
+        `chat template failed: ${err instanceof Error ? err.message : String(err)}`,
+        field,
+      );
+    }
+  }
+
+  /** Standard style: prompt with special tokens, completion without, plus eos (as TRL for non-conversational). */
+  standardPrompt(prompt: string): number[] {
+    return this.encode(prompt);
+  }
+  standardCompletion(completion: string): number[] {
+    return [...this.tokenizer.encode(completion, { addSpecialTokens: false }), this.eos()];
+  }
+
+  /** Conversational style: render prompt and prompt+completion, split in token space, check the prefix property. */
+  conversationalPrompt(prompt: Conversation, completion: Conversation): { text: string; ids: number[] } {
+    if (!this.tokenizer.hasChatTemplate) {
+      throw new ConfigError("conversational data needs a tokenizer with a chat template");
+    }
+    const endsOnAssistant = prompt.at(-1)?.role === "assistant";
+    const addGen = !endsOnAssistant && completion[0]?.role === "assistant";
+    const text = this.render(prompt, addGen, "prompt");
+    return { text, ids: this.encode(text) };
+  }
+  conversationalCompletion(prompt: Conversation, promptIds: number[], completion: Conversation, field: string) {
+    const full = this.encode(this.render([...prompt, ...completion], false, field));
+    if (!startsWith(full, promptIds)) {
+      throw new RowProblem(
+        "prompt not a token prefix",
+        `the rendered prompt's ${promptIds.length} tokens are not a prefix of the rendered prompt+${field} tokens ` +
+          "(chat template not prefix-preserving?)",
+        field,
+        true,
+      );
+    }
+    return full.slice(promptIds.length);
+  }
+
+  /** Apply maxPromptLength / maxCompletionLength / maxLength. Returns undefined when the row must be dropped. */
+  truncate(
+    promptIds: number[],
+    completions: number[][],
+    builder: ReportBuilder,
+    source: RowSource | undefined,
+  ): { promptIds: number[]; completions: number[][] } | undefined {
+    const { maxPromptLength, maxCompletionLength } = this.options;
+    const maxLength = this.options.maxLength === undefined ? DEFAULT_MAX_LENGTH : this.options.maxLength;
+    let truncated = false;
+    if (maxPromptLength != null && promptIds.length > maxPromptLength) {
+      promptIds = promptIds.slice(promptIds.length - maxPromptLength);
+      truncated = true;
+    }
+    if (maxCompletionLength != null) {
+      completions = completions.map((c) => {
+        if (c.length <= maxCompletionLength) return c;
+        truncated = true;
+        return c.slice(0, maxCompletionLength);
+      });
+    }
+    if (maxLength != null) {
+      if (promptIds.length >= maxLength) {
+        builder.drop(source, "prompt reaches maxLength");
+        return undefined;
+      }
+      const room = maxLength - promptIds.length;
+      if (completions.some((c) => c.length > room)) {
+        if (this.options.overlong === "drop") {
+          builder.drop(source, "exceeds maxLength");
+          return undefined;
+        }
+        truncated = true;
+        completions = completions.map((c) => (c.length > room ? c.slice(0, room) : c));
+      }
+    }
+    if (truncated) builder.report.truncated++;
+    return { promptIds, completions };
+  }
+}
+
+function isConv(v: TextOrConversation): v is Conversation {
+  return Array.isArray(v);
+}
+
+function handleProblem(
+  err: unknown,
+  builder: ReportBuilder,
+  options: TokenizeOptions,
+  source: RowSource | undefined,
+): void {
+  if (!(err instanceof RowProblem)) throw err;
+  const policy = err.mismatch ? (options.onPrefixMismatch ?? "error") : options.onBadRow;
+  builder.bad(policy, source, err.reason, err.detail, err.field);
+}
+
+function tokenizeOnePreference(enc: Encoder, ex: PreferenceExample): TokenizedPreference {
+  const { prompt, chosen, rejected } = ex;
+  let promptIds: number[];
+  let chosenIds: number[];
+  let rejectedIds: number[];
+  if (isConv(prompt) && isConv(chosen) && isConv(rejected)) {
+    promptIds = enc.conversationalPrompt(prompt, chosen).ids;
+    chosenIds = enc.conversationalCompletion(prompt, promptIds, chosen, "chosen");
+    rejectedIds = enc.conversationalCompletion(prompt, promptIds, rejected, "rejected");
+  } else if (typeof prompt === "string" && typeof chosen === "string" && typeof rejected === "string") {
+    promptIds = enc.standardPrompt(prompt);
+    chosenIds = enc.standardCompletion(chosen);
+    rejectedIds = enc.standardCompletion(rejected);
+  } else {
+    throw new RowProblem("mixed styles", "prompt, chosen and rejected mix strings and message lists");
+  }
+  if (chosenIds.length === 0) throw new RowProblem("empty completion", "chosen tokenises to nothing", "chosen");
+  if (rejectedIds.length === 0) throw new RowProblem("empty completion", "rejected tokenises to nothing", "rejected");
+  return { promptIds, chosenIds, rejectedIds };
+}
+
+/**
+ * Tokenise preference examples for DPO / reward modelling.
+ *
+ * Conversational rows: the prompt is rendered with the tokenizer's chat template (`addGenerationPrompt` when
+ * it does not end on an assistant turn and the completion starts with one), prompt+chosen and prompt+rejected
+ * are rendered whole, all three are tokenised, the prompt ids must be a prefix of both full sequences
+ * (`onPrefixMismatch`), and the completions are the remainders. Standard rows: prompt ids with special
+ * tokens, completion ids without, plus eos. Special tokens are never doubled: the post-processor's prefix
+ * (e.g. BOS) is only added when the text does not already start with it.
+ *
+ * Then `maxPromptLength` (keep the end), `maxCompletionLength` and `maxLength` (keep the start; default 1024)
+ * apply; rows whose prompt alone reaches `maxLength` are dropped and counted.
+ * @throws DatasetError naming file and row for a bad row (unless `onBadRow: "skip"`) or a prefix mismatch
+ * (unless `onPrefixMismatch: "skip"`), and when every row is dropped.
+ */
+export function tokenizePreferenceDataset(
+  examples: readonly PreferenceExample[],
+  tokenizer: TokenizerLike,
+  options: TokenizeOptions = {},
+): TokenizedDataset<TokenizedPreference> {
+  const enc = new Encoder(tokenizer, options);
+  const builder = new ReportBuilder("tokenize");
+  const out: TokenizedPreference[] = [];
+  for (const ex of examples) {
+    builder.report.rowsIn++;
+    let t: TokenizedPreference;
+    try {
+      t = tokenizeOnePreference(enc, ex);
+    } catch (err) {
+      handleProblem(err, builder, options, ex.source);
+      continue;
+    }
+    const cut = enc.truncate(t.promptIds, [t.chosenIds, t.rejectedIds], builder, ex.source);
+    if (cut === undefined) continue;
+    const row: TokenizedPreference = {
+      promptIds: cut.promptIds,
+      chosenIds: cut.completions[0]!,
+      rejectedIds: cut.completions[1]!,
+    };
+    if (ex.margin !== undefined) row.margin = ex.margin;
+    if (ex.source !== undefined) row.source = ex.source;
+    out.push(row);
+  }
+  return finish(out, builder, options, examples[0]?.source);
+}
+
+/**
+ * Tokenise SFT examples (prompt-completion, or language-modelling rows with an empty prompt) the same way as
+ * {@link tokenizePreferenceDataset}: token-space split for conversations, eos appended to standard completions,
+ * the same truncation and drop rules.
+ * @throws DatasetError as {@link tokenizePreferenceDataset}.
+ */
+export function tokenizeCompletionDataset(
+  examples: readonly CompletionExample[],
+  tokenizer: TokenizerLike,
+  options: TokenizeOptions = {},
+): TokenizedDataset<TokenizedCompletion> {
+  const enc = new Encoder(tokenizer, options);
+  const builder = new ReportBuilder("tokenize");
+  const out: TokenizedCompletion[] = [];
+  for (const ex of examples) {
+    builder.report.rowsIn++;
+    let promptIds: number[];
+    let completionIds: number[];
+    try {
+      const { prompt, completion } = ex;
+      if (isConv(prompt) && isConv(completion)) {
+        if (prompt.length === 0) {
+          promptIds = [];
+          completionIds = enc.encode(enc.render(completion, false, "completion"));
+        } else {
+          promptIds = enc.conversationalPrompt(prompt, completion).ids;
+          completionIds = enc.conversationalCompletion(prompt, promptIds, completion, "completion");
+        }
+      } else if (typeof prompt === "string" && typeof completion === "string") {
+        if (prompt === "") {
+          promptIds = [];
+          completionIds = [...enc.encode(completion), enc.eos()];
+        } else {
+          promptIds = enc.standardPrompt(prompt);
+          completionIds = enc.standardCompletion(completion);
+        }
+      } else {
+        throw new RowProblem("mixed styles", "prompt and completion mix strings and message lists");
+      }
+      if (completionIds.length === 0) {
+        throw new RowProblem("empty completion", "completion tokenises to nothing", "completion");
+      }
+    } catch (err) {
+      handleProblem(err, builder, options, ex.source);
+      continue;
+    }
+    const cut = enc.truncate(promptIds, [completionIds], builder, ex.source);
+    if (cut === undefined) continue;
+    const row: TokenizedCompletion = { promptIds: cut.promptIds, completionIds: cut.completions[0]! };
+    if (ex.source !== undefined) row.source = ex.source;
+    out.push(row);
+  }
+  return finish(out, builder, options, examples[0]?.source);
+}
+
+function finish<E>(
+  out: E[],
+  builder: ReportBuilder,
+  options: BadRowOptions,
+  first: RowSource | undefined,
+): TokenizedDataset<E> {
+  builder.report.rowsOut = out.length;
+  const report = builder.finish(options.warn);
+  if (out.length === 0) {
+    const loc = first?.file === undefined ? {} : { file: first.file };
+    throw new DatasetError(
+      report.rowsIn === 0 ? "dataset is empty (no rows)" : `no row survived tokenisation (${report.rowsIn} in)`,
+      loc,
+    );
+  }
+  return { examples: out, report };
+}
