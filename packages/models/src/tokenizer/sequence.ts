@@ -1,0 +1,34 @@
+/**
+ * Token-space helpers for chat data: prefix checks and doubled-BOS repair.
+ * @module
+ */
+
+/** Number of leading ids that `a` and `b` share. */
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/**
+ * True when `prefix` is a token prefix of `full`. A data pipeline that tokenizes a rendered
+ * prompt and the rendered prompt+completion separately must check this before it slices the
+ * completion off at `prefix.length`; Qwen3's stock template, for one, can fail it.
+ */
+export function isPrefix(prefix: readonly number[], full: readonly number[]): boolean {
+  return prefix.length <= full.length && commonPrefixLength(prefix, full) === prefix.length;
+}
+
+/**
+ * Drop the duplicate when `ids` starts with BOS twice. That happens when a chat template that
+ * already writes `bos_token` is tokenized with special tokens added again (the HF default of
+ * `tokenizer(text)`). Returns `ids` unchanged (same array) otherwise, or when `bosTokenId` is
+ * undefined.
+ */
+export function stripDoubledBos(ids: readonly number[], bosTokenId: number | undefined): number[] {
+  if (bosTokenId !== undefined && ids.length >= 2 && ids[0] === bosTokenId && ids[1] === bosTokenId) {
+    return ids.slice(1);
+  }
+  return ids as number[];
+}
