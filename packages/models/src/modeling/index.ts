@@ -1,1 +1,21 @@
-export {};
+/**
+ * Modeling: one decoder, per-family adapters, `AutoModelForCausalLM`, and log-probabilities.
+ * @module
+ */
+export * from "./adapters/index.js";
+export * from "./auto.js";
+export * from "./causal-lm.js";
+export * from "./config.js";
+export { Attention, type AttentionModules, attentionBias } from "./decoder/attention.js";
+export {
+  Decoder,
+  type DecoderForwardOptions,
+  type DecoderHiddenOutput,
+  DecoderLayer,
+} from "./decoder/decoder.js";
+export { Linear, type LinearModule } from "./decoder/linear.js";
+export { MLP, type MLPModules } from "./decoder/mlp.js";
+export { RMSNorm } from "./decoder/rmsnorm.js";
+export { computeInverseFrequencies, RotaryEmbedding, type RotaryTables } from "./decoder/rope.js";
+export { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
+export * from "./logprobs.js";

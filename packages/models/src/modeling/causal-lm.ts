@@ -1,0 +1,240 @@
+/**
+ * `PreTrainedModelForCausalLM`: the {@link CausalLM} implementation behind every supported
+ * family, with transformers' entry points (`fromPretrained`, `savePretrained`, `forward`).
+ * @module
+ */
+import { join } from "node:path";
+import {
+  type CausalLM,
+  type CausalLMOutput,
+  ConfigError,
+  EngineError,
+  type ForwardInputs,
+  Rng,
+  tf,
+} from "@prefkit/core";
+import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
+import {
+  CONFIG_NAME,
+  type GenerationConfig,
+  type PretrainedConfig,
+  readGenerationConfig,
+  readModelConfig,
+  validateModelConfig,
+} from "../io/config.js";
+import { saveHfDirectory } from "../io/hfDirectory.js";
+import type { SafetensorsDtype, TensorInput, TensorRecord } from "../io/safetensors.js";
+import { adapterFor } from "./adapters/index.js";
+import type { DecoderConfig } from "./config.js";
+import { Decoder } from "./decoder/decoder.js";
+import type { LinearModule } from "./decoder/linear.js";
+import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
+
+/** Options of {@link PreTrainedModelForCausalLM.fromPretrained}. */
+export interface FromPretrainedOptions {
+  /**
+   * Compute and storage dtype of the variables. Only `"float32"` (the default): bf16/f16
+   * checkpoints are upcast on load; 16-bit storage of frozen weights is the AMP plugin's job.
+   */
+  dtype?: "float32";
+  /** TensorFlow.js backend to activate first (`"cpu"`, `"wasm"`, ...). Default: keep the current one. */
+  backend?: string;
+}
+
+/** Options of {@link PreTrainedModelForCausalLM.fromConfig}. */
+export interface FromConfigOptions {
+  /** Seed of the normal initialiser; the same seed gives the same weights. Default 42. */
+  seed?: number;
+  /** Generation config to save alongside (e.g. bos/eos ids). */
+  generationConfig?: GenerationConfig;
+}
+
+/** Options of {@link PreTrainedModelForCausalLM.savePretrained}. */
+export interface SavePretrainedOptions {
+  /** Storage dtype of `model.safetensors` (`torch_dtype` in config.json follows). Default `"F32"`. */
+  dtype?: Extract<SafetensorsDtype, "F32" | "BF16" | "F16">;
+  /**
+   * Directory to copy tokenizer files from. Default: the directory the model was loaded from,
+   * if any.
+   */
+  tokenizerFilesFrom?: string;
+}
+
+/** Options of {@link PreTrainedModelForCausalLM.forward}. */
+export interface ForwardOptions {
+  /** Also return HF's `hidden_states` (L + 1 tensors; see `DecoderForwardOptions`). */
+  outputHiddenStates?: boolean;
+}
+
+/** {@link CausalLMOutput} plus the optional hidden states. */
+export interface CausalLMForwardOutput extends CausalLMOutput {
+  /** HF `hidden_states` when requested: `[0]` embeddings … `[L]` final-normed. Caller disposes. */
+  hiddenStates?: tf.Tensor3D[];
+}
+
+const TORCH_DTYPE: Record<string, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
+
+/**
+ * A causal LM (Llama, Qwen2, Qwen3, Mistral, SmolLM, or any registered family) over one shared
+ * decoder. Weights are `tf.Variable`s keyed by HF tensor names.
+ */
+export class PreTrainedModelForCausalLM implements CausalLM {
+  /** The HF `config.json` (with family defaults filled in); written back by `savePretrained`. */
+  readonly config: PretrainedConfig;
+  /** The decoder flags the adapter derived from `config`. */
+  readonly decoderConfig: DecoderConfig;
+  /** The decoder body and LM head. */
+  readonly decoder: Decoder;
+  /** `generation_config.json`, if the model came with one. */
+  generationConfig: GenerationConfig | undefined;
+  /** Directory the model was loaded from (tokenizer files are copied from there on save). */
+  readonly sourceDir: string | undefined;
+  private readonly ownVariables: Map<string, tf.Variable>;
+  private disposed = false;
+
+  /**
+   * Build from already validated, sanitized weights. Prefer {@link fromPretrained} or
+   * {@link fromConfig}; this constructor checks the weights once more and copies them into variables.
+   * @throws ConfigError naming a missing, unexpected or mis-shaped tensor.
+   */
+  constructor(
+    config: PretrainedConfig,
+    decoderConfig: DecoderConfig,
+    weights: ReadonlyMap<string, Pick<TensorRecord, "shape" | "data">>,
+    extras: { generationConfig?: GenerationConfig; sourceDir?: string; file?: string } = {},
+  ) {
+    validateWeights(decoderConfig, weights, extras.file);
+    this.config = config;
+    this.decoderConfig = decoderConfig;
+    this.generationConfig = extras.generationConfig;
+    this.sourceDir = extras.sourceDir;
+    this.ownVariables = new Map();
+    for (const [name, w] of weights) {
+      const initial = tf.tensor(w.data, w.shape, "float32");
+      this.ownVariables.set(name, tf.variable(initial, true));
+      initial.dispose();
+    }
+    this.decoder = new Decoder(decoderConfig, this.ownVariables);
+  }
+
+  /**
+   * Load a HF model directory (`config.json`, `model.safetensors` or sharded, optional
+   * `generation_config.json`), like transformers' `from_pretrained`.
+   * @throws ConfigError for an unsupported `model_type` (listing the supported ones), a bad
+   *   config field, or weights that do not match the config (naming the tensor).
+   * @throws CheckpointError for unreadable or malformed files.
+   */
+  static async fromPretrained(dir: string, options: FromPretrainedOptions = {}): Promise<PreTrainedModelForCausalLM> {
+    if (options.dtype !== undefined && options.dtype !== "float32") {
+      throw new ConfigError(`unsupported dtype ${JSON.stringify(options.dtype)}; only "float32"`, { field: "dtype" });
+    }
+    if (options.backend !== undefined && tf.getBackend() !== options.backend) {
+      const ok = await tf.setBackend(options.backend);
+      if (!ok) throw new EngineError(`could not activate the "${options.backend}" backend`, { field: "backend" });
+    }
+    const config = await readModelConfig(dir);
+    const configFile = join(dir, CONFIG_NAME);
+    const adapter = adapterFor(config, configFile);
+    const decoderConfig = adapter.decoderConfig(config, configFile);
+    const checkpoint = await loadCheckpointWeights(dir);
+    const weights = adapter.sanitize(checkpoint.tensors, decoderConfig);
+    const generationConfig = await readGenerationConfig(dir);
+    return new PreTrainedModelForCausalLM(config, decoderConfig, weights, {
+      sourceDir: dir,
+      file: join(dir, SAFETENSORS_WEIGHTS_NAME),
+      ...(generationConfig !== undefined ? { generationConfig } : {}),
+    });
+  }
+
+  /**
+   * A randomly initialised model for a config (HF's `_init_weights`: N(0, initializer_range²)
+   * weights, zero biases, unit norms), for demos, benchmarks and tests.
+   * @param config a `config.json` object; omitted fields get the family's defaults.
+   */
+  static fromConfig(config: Record<string, unknown>, options: FromConfigOptions = {}): PreTrainedModelForCausalLM {
+    const validated = validateModelConfig(config);
+    const decoderConfig = adapterFor(validated).decoderConfig(validated);
+    const weights = initialWeights(decoderConfig, new Rng(options.seed ?? 42));
+    return new PreTrainedModelForCausalLM(validated, decoderConfig, weights, {
+      ...(options.generationConfig !== undefined ? { generationConfig: options.generationConfig } : {}),
+    });
+  }
+
+  /**
+   * Logits `[B, T, vocab]` (float32). Differentiable and sync-free: call it inside
+   * `tf.variableGrads`. `inputIds`, `attentionMask` and `positionIds` may be nested arrays or
+   * int32 tensors (which are not disposed).
+   */
+  forward(inputs: ForwardInputs, options: ForwardOptions = {}): CausalLMForwardOutput {
+    this.assertAlive();
+    return tf.tidy(() => {
+      const out = this.decoder.forwardHidden(inputs, options);
+      const logits = this.decoder.logits(out.hidden);
+      return out.hiddenStates ? { logits, hiddenStates: out.hiddenStates } : { logits };
+    });
+  }
+
+  /** Final-normed hidden states `[B, T, hidden]` (input of value / reward heads). Differentiable. */
+  forwardHidden(inputs: ForwardInputs): tf.Tensor3D {
+    this.assertAlive();
+    return this.decoder.forwardHidden(inputs).hidden;
+  }
+
+  /** Every variable by parameter name (HF names; wrappers' extra variables included). */
+  namedParameters(): Map<string, tf.Variable> {
+    return this.decoder.namedParameters();
+  }
+
+  /** Variables with `trainable = true` (set `variable.trainable = false` to freeze one). */
+  trainableVariables(): tf.Variable[] {
+    return [...new Set(this.namedParameters().values())].filter((v) => v.trainable);
+  }
+
+  /** Every projection by HF module name; see `LinearModule` for the plugin seam. */
+  linearModules(): Map<string, LinearModule> {
+    return this.decoder.linearModules();
+  }
+
+  /**
+   * Replace the projection `name` by `wrap(current)` (LoRA, quantised or 16-bit-stored weights).
+   * @throws ConfigError if there is no projection with that name.
+   */
+  replaceLinear(name: string, wrap: (current: LinearModule) => LinearModule): LinearModule {
+    return this.decoder.replaceLinear(name, wrap);
+  }
+
+  /**
+   * Write a HF directory (`config.json`, `model.safetensors`, `generation_config.json`,
+   * tokenizer files) loadable by transformers' `from_pretrained`. The base weights are written
+   * under HF names; a tied model has no `lm_head.weight`. Wrapper variables (e.g. LoRA) are not
+   * written: merge them first.
+   */
+  async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
+    this.assertAlive();
+    const dtype = options.dtype ?? "F32";
+    const weights = new Map<string, TensorInput>();
+    for (const name of expectedWeightShapes(this.decoderConfig).keys()) {
+      const v = this.ownVariables.get(name)!;
+      weights.set(name, { shape: v.shape, data: (await v.data()) as Float32Array, dtype });
+    }
+    const tokenizerFilesFrom = options.tokenizerFilesFrom ?? this.sourceDir;
+    await saveHfDirectory(dir, {
+      config: { ...this.config, torch_dtype: TORCH_DTYPE[dtype]! },
+      weights,
+      ...(this.generationConfig !== undefined ? { generationConfig: this.generationConfig } : {}),
+      ...(tokenizerFilesFrom !== undefined ? { tokenizerFilesFrom } : {}),
+    });
+  }
+
+  /** Dispose every variable this model created and its constant tables. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const v of this.ownVariables.values()) v.dispose();
+    this.decoder.disposeConstants();
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new ConfigError("the model has been disposed");
+  }
+}

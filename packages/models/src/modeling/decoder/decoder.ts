@@ -1,0 +1,305 @@
+/**
+ * The one decoder behind every supported family: token embedding → N × (RMSNorm → attention →
+ * residual → RMSNorm → SwiGLU → residual) → final RMSNorm → LM head. Everything
+ * family-specific arrives as flags in {@link DecoderConfig}.
+ * @module
+ */
+import { ConfigError, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
+import type { DecoderConfig } from "../config.js";
+import { Attention, attentionBias } from "./attention.js";
+import { Linear, type LinearModule } from "./linear.js";
+import { MLP } from "./mlp.js";
+import { RMSNorm } from "./rmsnorm.js";
+import { RotaryEmbedding, type RotaryTables } from "./rope.js";
+
+/** One pre-norm transformer block. */
+export class DecoderLayer {
+  /** `input_layernorm`. */
+  readonly inputNorm: RMSNorm;
+  /** `self_attn`. */
+  readonly selfAttn: Attention;
+  /** `post_attention_layernorm`. */
+  readonly postAttentionNorm: RMSNorm;
+  /** `mlp`. */
+  readonly mlp: MLP;
+  /** Sliding window of this layer, or null for full causal attention. */
+  readonly slidingWindow: number | null;
+
+  /** Assemble a block from its parts. */
+  constructor(parts: {
+    inputNorm: RMSNorm;
+    selfAttn: Attention;
+    postAttentionNorm: RMSNorm;
+    mlp: MLP;
+    slidingWindow: number | null;
+  }) {
+    this.inputNorm = parts.inputNorm;
+    this.selfAttn = parts.selfAttn;
+    this.postAttentionNorm = parts.postAttentionNorm;
+    this.mlp = parts.mlp;
+    this.slidingWindow = parts.slidingWindow;
+  }
+
+  /** `h + attn(norm(h))`, then `h + mlp(norm(h))`. */
+  apply(h: tf.Tensor3D, rope: RotaryTables, bias: tf.Tensor5D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const attended = tf.add(h, this.selfAttn.apply(this.inputNorm.apply(h) as tf.Tensor3D, rope, bias));
+      return tf.add(attended, this.mlp.apply(this.postAttentionNorm.apply(attended) as tf.Tensor3D)) as tf.Tensor3D;
+    });
+  }
+}
+
+/** How the decoder runs one forward pass. */
+export interface DecoderForwardOptions {
+  /**
+   * Also return HF's `output_hidden_states`: `[0]` the embeddings, `[i]` the output of layer
+   * i − 1, and the last entry the final-normed states (L + 1 tensors in all).
+   */
+  outputHiddenStates?: boolean;
+}
+
+/** Result of {@link Decoder.forwardHidden}. */
+export interface DecoderHiddenOutput {
+  /** Final-normed hidden states `[B, T, hidden]`. */
+  hidden: tf.Tensor3D;
+  /** HF-style per-layer states when requested (the last entry is `hidden` itself). */
+  hiddenStates?: tf.Tensor3D[];
+}
+
+function toIntTensor(m: IntMatrix, field: string): tf.Tensor2D {
+  if (Array.isArray(m)) {
+    const rows = m.length;
+    const cols = rows > 0 ? m[0]!.length : 0;
+    if (m.some((r) => r.length !== cols)) throw new ConfigError("rows have different lengths", { field });
+    return tf.tensor2d(m.flat(), [rows, cols], "int32");
+  }
+  if (m.rank !== 2) throw new ConfigError(`expected a [B, T] tensor, got rank ${m.rank}`, { field });
+  return m.dtype === "int32" ? m : tf.cast(m, "int32");
+}
+
+/**
+ * The decoder body and LM head over HF-named variables. Build it through
+ * `PreTrainedModelForCausalLM` (which validates the weights); this class trusts its inputs.
+ */
+export class Decoder {
+  /** The flags this decoder was built from. */
+  readonly config: DecoderConfig;
+  /** `model.embed_tokens.weight` `[vocab, hidden]`. */
+  readonly embedTokens: tf.Variable;
+  /** The blocks, in order. */
+  readonly layers: DecoderLayer[];
+  /** `model.norm`. */
+  readonly norm: RMSNorm;
+  /** `lm_head` (sharing `embedTokens` when tied). A mutable slot, like every projection. */
+  lmHead: LinearModule;
+  private readonly rotary: RotaryEmbedding;
+  private readonly slots = new Map<string, { get: () => LinearModule; set: (m: LinearModule) => void }>();
+
+  /**
+   * @param config decoder flags.
+   * @param variables every tensor of `expectedWeightShapes(config)`, by HF name.
+   */
+  constructor(config: DecoderConfig, variables: ReadonlyMap<string, tf.Variable>) {
+    this.config = config;
+    const v = (name: string): tf.Variable => {
+      const found = variables.get(name);
+      if (!found) throw new ConfigError("missing tensor", { tensor: name });
+      return found;
+    };
+    const opt = (name: string): tf.Variable | null => variables.get(name) ?? null;
+    const linear = (name: string) => new Linear(name, v(`${name}.weight`), opt(`${name}.bias`));
+
+    this.rotary = new RotaryEmbedding(config.headDim, config.ropeTheta, config.ropeScaling);
+    this.embedTokens = v("model.embed_tokens.weight");
+    this.layers = [];
+    for (let i = 0; i < config.numLayers; i++) {
+      const p = `model.layers.${i}`;
+      const eps = config.rmsNormEps;
+      const attn = new Attention(
+        {
+          qProj: linear(`${p}.self_attn.q_proj`),
+          kProj: linear(`${p}.self_attn.k_proj`),
+          vProj: linear(`${p}.self_attn.v_proj`),
+          oProj: linear(`${p}.self_attn.o_proj`),
+          qNorm: config.qkNorm ? new RMSNorm(`${p}.self_attn.q_norm`, v(`${p}.self_attn.q_norm.weight`), eps) : null,
+          kNorm: config.qkNorm ? new RMSNorm(`${p}.self_attn.k_norm`, v(`${p}.self_attn.k_norm.weight`), eps) : null,
+        },
+        config,
+        this.rotary,
+      );
+      const mlp = new MLP({
+        gateProj: linear(`${p}.mlp.gate_proj`),
+        upProj: linear(`${p}.mlp.up_proj`),
+        downProj: linear(`${p}.mlp.down_proj`),
+      });
+      const windowed = config.slidingWindow !== null && i >= config.slidingWindowStartLayer;
+      this.layers.push(
+        new DecoderLayer({
+          inputNorm: new RMSNorm(`${p}.input_layernorm`, v(`${p}.input_layernorm.weight`), eps),
+          selfAttn: attn,
+          postAttentionNorm: new RMSNorm(
+            `${p}.post_attention_layernorm`,
+            v(`${p}.post_attention_layernorm.weight`),
+            eps,
+          ),
+          mlp,
+          slidingWindow: windowed ? config.slidingWindow : null,
+        }),
+      );
+      const am = attn.modules;
+      const mm = mlp.modules;
+      this.addSlot(
+        `${p}.self_attn.q_proj`,
+        () => am.qProj,
+        (m) => (am.qProj = m),
+      );
+      this.addSlot(
+        `${p}.self_attn.k_proj`,
+        () => am.kProj,
+        (m) => (am.kProj = m),
+      );
+      this.addSlot(
+        `${p}.self_attn.v_proj`,
+        () => am.vProj,
+        (m) => (am.vProj = m),
+      );
+      this.addSlot(
+        `${p}.self_attn.o_proj`,
+        () => am.oProj,
+        (m) => (am.oProj = m),
+      );
+      this.addSlot(
+        `${p}.mlp.gate_proj`,
+        () => mm.gateProj,
+        (m) => (mm.gateProj = m),
+      );
+      this.addSlot(
+        `${p}.mlp.up_proj`,
+        () => mm.upProj,
+        (m) => (mm.upProj = m),
+      );
+      this.addSlot(
+        `${p}.mlp.down_proj`,
+        () => mm.downProj,
+        (m) => (mm.downProj = m),
+      );
+    }
+    this.norm = new RMSNorm("model.norm", v("model.norm.weight"), config.rmsNormEps);
+    this.lmHead = config.tieWordEmbeddings
+      ? new Linear("lm_head", this.embedTokens, null, true)
+      : new Linear("lm_head", v("lm_head.weight"));
+    this.addSlot(
+      "lm_head",
+      () => this.lmHead,
+      (m) => (this.lmHead = m),
+    );
+  }
+
+  private addSlot(name: string, get: () => LinearModule, set: (m: LinearModule) => void): void {
+    this.slots.set(name, { get, set });
+  }
+
+  /** Every projection by HF module name (attention, MLP and `lm_head`), as currently installed. */
+  linearModules(): Map<string, LinearModule> {
+    const out = new Map<string, LinearModule>();
+    for (const [name, slot] of this.slots) out.set(name, slot.get());
+    return out;
+  }
+
+  /**
+   * Swap the projection called `name` for `wrap(current)`. This is the seam LoRA/AMP plugins use.
+   * @throws ConfigError if no projection has that name.
+   */
+  replaceLinear(name: string, wrap: (current: LinearModule) => LinearModule): LinearModule {
+    const slot = this.slots.get(name);
+    if (!slot) {
+      throw new ConfigError(`no linear module named "${name}" (see linearModules() for the names)`, { field: name });
+    }
+    const next = wrap(slot.get());
+    slot.set(next);
+    return next;
+  }
+
+  /** Every variable, by parameter name: embedding, norms and each module's `parameters()`. */
+  namedParameters(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>([["model.embed_tokens.weight", this.embedTokens]]);
+    const modules = this.linearModules();
+    this.layers.forEach((layer, i) => {
+      const p = `model.layers.${i}`;
+      const add = (m: Map<string, tf.Variable>) => {
+        for (const [k, val] of m) out.set(k, val);
+      };
+      add(layer.inputNorm.parameters());
+      for (const name of ["q_proj", "k_proj", "v_proj", "o_proj"])
+        add(modules.get(`${p}.self_attn.${name}`)!.parameters());
+      if (layer.selfAttn.modules.qNorm) add(layer.selfAttn.modules.qNorm.parameters());
+      if (layer.selfAttn.modules.kNorm) add(layer.selfAttn.modules.kNorm.parameters());
+      add(layer.postAttentionNorm.parameters());
+      for (const name of ["gate_proj", "up_proj", "down_proj"]) add(modules.get(`${p}.mlp.${name}`)!.parameters());
+    });
+    for (const [k, val] of this.norm.parameters()) out.set(k, val);
+    for (const [k, val] of this.lmHead.parameters()) out.set(k, val);
+    return out;
+  }
+
+  /**
+   * Final-normed hidden states for a batch. Differentiable with respect to every variable and
+   * free of data syncs, so it can run inside `tf.variableGrads`.
+   */
+  forwardHidden(inputs: ForwardInputs, options: DecoderForwardOptions = {}): DecoderHiddenOutput {
+    const result = tf.tidy(() => {
+      const ids = toIntTensor(inputs.inputIds, "inputIds");
+      const [b, t] = ids.shape;
+      const mask = inputs.attentionMask ? toIntTensor(inputs.attentionMask, "attentionMask") : null;
+      if (mask && (mask.shape[0] !== b || mask.shape[1] !== t)) {
+        throw new ConfigError(`shape [${mask.shape}] differs from inputIds [${b},${t}]`, { field: "attentionMask" });
+      }
+      const positions = inputs.positionIds
+        ? toIntTensor(inputs.positionIds, "positionIds")
+        : (tf.reshape(tf.range(0, t, 1, "int32"), [1, t]) as tf.Tensor2D);
+      if (positions.shape[1] !== t || (positions.shape[0] !== b && positions.shape[0] !== 1)) {
+        throw new ConfigError(`shape [${positions.shape}] does not fit inputIds [${b},${t}]`, { field: "positionIds" });
+      }
+      const rope = this.rotary.tables(positions);
+
+      const biases = new Map<number | null, tf.Tensor5D>();
+      const biasFor = (window: number | null): tf.Tensor5D => {
+        const key = window !== null && window >= t ? null : window; // a window ≥ T is plain causal
+        let bias = biases.get(key);
+        if (!bias) {
+          bias = attentionBias(mask, t, key);
+          biases.set(key, bias);
+        }
+        return bias;
+      };
+
+      let h = tf.reshape(tf.gather(this.embedTokens, tf.reshape(ids, [-1])), [
+        b,
+        t,
+        this.config.hiddenSize,
+      ]) as tf.Tensor3D;
+      const states: tf.Tensor3D[] = [];
+      if (options.outputHiddenStates) states.push(h);
+      for (const layer of this.layers) {
+        h = layer.apply(h, rope, biasFor(layer.slidingWindow));
+        if (options.outputHiddenStates) states.push(h);
+      }
+      const normed = this.norm.apply(h) as tf.Tensor3D;
+      if (options.outputHiddenStates) states[states.length - 1] = normed;
+      return { hidden: normed, states };
+    });
+    return options.outputHiddenStates
+      ? { hidden: result.hidden, hiddenStates: result.states }
+      : { hidden: result.hidden };
+  }
+
+  /** Logits `[B, T, vocab]` from final-normed hidden states, through the `lm_head` slot. */
+  logits(hidden: tf.Tensor3D): tf.Tensor3D {
+    return this.lmHead.apply(hidden) as tf.Tensor3D;
+  }
+
+  /** Free the rotary tables (variables are owned and disposed by the model). */
+  disposeConstants(): void {
+    this.rotary.dispose();
+  }
+}
