@@ -1,1 +1,9 @@
-export {};
+export { defaultRewardConfig, type RewardConfig, validateRewardConfig } from "./config.js";
+export {
+  createRewardLoss,
+  REWARD_METRIC_NAMES,
+  type RewardLossInputs,
+  type RewardLossOptions,
+  type RewardLossOutput,
+  rewardLoss,
+} from "./loss.js";

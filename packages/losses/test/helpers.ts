@@ -1,0 +1,33 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { tf } from "@prefkit/core";
+import { expect } from "vitest";
+
+/** The torch float64 reference values written by scripts/reference/losses_reference.py. */
+export const reference = JSON.parse(
+  readFileSync(fileURLToPath(new URL("./fixtures/losses_reference.json", import.meta.url)), "utf8"),
+);
+
+/** Largest |actual − expected| / max(1, |expected|) seen per test file, reported at the end. */
+export const worst = { error: 0, where: "" };
+
+type Nested = number | Nested[];
+
+function flatten(x: Nested): number[] {
+  return Array.isArray(x) ? x.flatMap(flatten) : [x];
+}
+
+/** Asserts |a − e| ≤ tol·max(1, |e|) elementwise; `actual` may be a tensor. */
+export function expectClose(actual: tf.Tensor | Nested, expected: Nested, where: string, tol = 1e-6): void {
+  const a = actual instanceof tf.Tensor ? Array.from(actual.dataSync()) : flatten(actual);
+  const e = flatten(expected);
+  expect(a.length, `${where}: length`).toBe(e.length);
+  for (let i = 0; i < e.length; i++) {
+    const err = Math.abs(a[i]! - e[i]!) / Math.max(1, Math.abs(e[i]!));
+    if (err > worst.error) {
+      worst.error = err;
+      worst.where = `${where}[${i}]`;
+    }
+    expect(err, `${where}[${i}]: got ${a[i]}, expected ${e[i]}`).toBeLessThanOrEqual(tol);
+  }
+}
