@@ -15,3 +15,4 @@ export * from "./data/index.js";
 export * from "./optim/index.js";
 export * from "./checkpoint/index.js";
 export * from "./trainer/index.js";
+export * from "./ops/index.js";

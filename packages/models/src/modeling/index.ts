@@ -18,4 +18,9 @@ export { MLP, type MLPModules } from "./decoder/mlp.js";
 export { RMSNorm } from "./decoder/rmsnorm.js";
 export { computeInverseFrequencies, RotaryEmbedding, type RotaryTables } from "./decoder/rope.js";
 export { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
-export * from "./logprobs.js";
+export {
+  type SequenceLogProbs,
+  type SequenceLogProbsOptions,
+  selectiveLogProbs,
+  sequenceLogProbs,
+} from "@prefkit/core";

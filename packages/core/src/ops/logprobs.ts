@@ -4,7 +4,8 @@
  * model's variables) and do no data syncs.
  * @module
  */
-import { type CausalLM, type IntMatrix, tf } from "@prefkit/core";
+import { tf } from "../engine/tf.js";
+import type { CausalLM, IntMatrix } from "../interfaces/index.js";
 
 function intTensor(m: IntMatrix): tf.Tensor2D {
   if (Array.isArray(m)) return tf.tensor2d(m.flat(), [m.length, m.length > 0 ? m[0]!.length : 0], "int32");
