@@ -46,3 +46,29 @@ export interface CausalLM {
   /** Free every tensor the model owns. */
   dispose(): void;
 }
+
+/**
+ * Optional capability: a model that carries adapters (e.g. LoRA) and can run with them switched
+ * off. When a DPO or PPO trainer gets such a model and no reference model, the reference is the
+ * same model inside {@link AdapterToggle.withAdaptersDisabled}: no second copy of the weights.
+ */
+export interface AdapterToggle {
+  /** Run `fn` with every adapter disabled (the base model), then restore the previous state. */
+  withAdaptersDisabled<T>(fn: () => T): T;
+}
+
+/** Optional capability: a model that can make a frozen, independent copy of its current weights. */
+export interface FrozenCopyable {
+  /** A new model with copies of the current weights, all with `trainable = false`. */
+  frozenCopy(): CausalLM;
+}
+
+/** True when `model` implements {@link AdapterToggle}. */
+export function hasAdapterToggle(model: CausalLM): model is CausalLM & AdapterToggle {
+  return typeof (model as Partial<AdapterToggle>).withAdaptersDisabled === "function";
+}
+
+/** True when `model` implements {@link FrozenCopyable}. */
+export function isFrozenCopyable(model: CausalLM): model is CausalLM & FrozenCopyable {
+  return typeof (model as Partial<FrozenCopyable>).frozenCopy === "function";
+}

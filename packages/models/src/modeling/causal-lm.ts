@@ -10,6 +10,7 @@ import {
   ConfigError,
   EngineError,
   type ForwardInputs,
+  type FrozenCopyable,
   Rng,
   tf,
 } from "@prefkit/core";
@@ -78,7 +79,7 @@ const TORCH_DTYPE: Record<string, string> = { F32: "float32", BF16: "bfloat16", 
  * A causal LM (Llama, Qwen2, Qwen3, Mistral, SmolLM, or any registered family) over one shared
  * decoder. Weights are `tf.Variable`s keyed by HF tensor names.
  */
-export class PreTrainedModelForCausalLM implements CausalLM {
+export class PreTrainedModelForCausalLM implements CausalLM, FrozenCopyable {
   /** The HF `config.json` (with family defaults filled in); written back by `savePretrained`. */
   readonly config: PretrainedConfig;
   /** The decoder flags the adapter derived from `config`. */
@@ -224,6 +225,26 @@ export class PreTrainedModelForCausalLM implements CausalLM {
       ...(this.generationConfig !== undefined ? { generationConfig: this.generationConfig } : {}),
       ...(tokenizerFilesFrom !== undefined ? { tokenizerFilesFrom } : {}),
     });
+  }
+
+  /**
+   * A new model with copies of the current base weights, every variable frozen
+   * (`trainable = false`): the default DPO/PPO reference model. Wrappers installed with
+   * {@link replaceLinear} (e.g. LoRA) are not copied; merge them first if they should count.
+   */
+  frozenCopy(): PreTrainedModelForCausalLM {
+    this.assertAlive();
+    const weights = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const name of expectedWeightShapes(this.decoderConfig).keys()) {
+      const v = this.ownVariables.get(name)!;
+      weights.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+    }
+    const copy = new PreTrainedModelForCausalLM(this.config, this.decoderConfig, weights, {
+      ...(this.generationConfig !== undefined ? { generationConfig: this.generationConfig } : {}),
+      ...(this.sourceDir !== undefined ? { sourceDir: this.sourceDir } : {}),
+    });
+    for (const v of copy.ownVariables.values()) v.trainable = false;
+    return copy;
   }
 
   /** Dispose every variable this model created and its constant tables. Idempotent. */
