@@ -15,3 +15,11 @@ import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 
 export { tf };
+
+// The cpu backend prints a one-time "install tfjs-node" banner on first use; prefkit picks
+// tfjs-node itself when it is installed, so the banner is noise. Initialising the backend
+// here and clearing its flag keeps it quiet whichever code touches cpu first.
+{
+  const cpu = tf.findBackend("cpu") as { firstUse?: boolean } | null;
+  if (cpu != null && "firstUse" in cpu) cpu.firstUse = false;
+}
