@@ -4,6 +4,7 @@
  * info string says `ts no-run` is only a fragment and is skipped. Blocks that read ../shared
  * assets are skipped locally when ../shared is absent and fail under CI=true, like other tests.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -46,19 +47,47 @@ function snippets(file: string): Snippet[] {
 }
 
 const all = markdownFiles(DOCS).flatMap(snippets);
+rmSync(OUT, { recursive: true, force: true });
 mkdirSync(OUT, { recursive: true });
+const snippetFile = (index: number) => join(OUT, `snippet-${index}.ts`);
+for (const [index, s] of all.entries()) writeFileSync(snippetFile(index), `${s.code}\nexport {};\n`);
 afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
 describe("docs snippets run", () => {
   it("finds snippets in the guides", () => {
     expect(all.length).toBeGreaterThan(0);
   });
+  it("type-checks every snippet against the sources", () => {
+    const tsconfig = {
+      extends: "../../tsconfig.base.json",
+      compilerOptions: {
+        composite: false,
+        declaration: false,
+        declarationMap: false,
+        noEmit: true,
+        rootDir: "../..",
+        paths: { "@prefkit/*": ["../../packages/*/src/index.ts"] },
+      },
+      include: ["*.ts"],
+    };
+    writeFileSync(join(OUT, "tsconfig.json"), JSON.stringify(tsconfig));
+    const tsc = join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc");
+    try {
+      execFileSync(process.execPath, [tsc, "-p", join(OUT, "tsconfig.json")], { encoding: "utf8" });
+    } catch (error) {
+      const out = (error as { stdout?: string }).stdout ?? String(error);
+      const where = out.replace(/snippet-(\d+)\.ts\((\d+)/g, (_m, i: string, l: string) => {
+        const s = all[Number(i)]!;
+        return `${relative(REPO_ROOT, s.file)}(${s.line + Number(l)}`;
+      });
+      expect.fail(`snippets do not type-check:\n${where}`);
+    }
+  });
   for (const [index, s] of all.entries()) {
     const name = `${relative(REPO_ROOT, s.file)}:${s.line}`;
     it(name, async (ctx) => {
       if (s.code.includes("../shared/") && sharedPath("") === undefined) ctx.skip();
-      const path = join(OUT, `snippet-${index}.ts`);
-      writeFileSync(path, `${s.code}\nexport {};\n`);
+      const path = snippetFile(index);
       expect(existsSync(path)).toBe(true);
       await import(pathToFileURL(path).href);
     });
