@@ -1,4 +1,4 @@
-import { ConfigError } from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, resolveTrainingArgs, type TrainingArgs } from "@prefkit/core";
 
 /** Every DPO loss type TRL offers (`DPOConfig.loss_type`). */
 export const DPO_LOSS_TYPES = [
@@ -22,6 +22,13 @@ export const DPO_LOSS_TYPES = [
 /** One DPO loss type, e.g. `"sigmoid"` (standard DPO) or `"ipo"`. */
 export type DPOLossType = (typeof DPO_LOSS_TYPES)[number];
 
+/**
+ * A loss name as `DPOConfig.lossType` accepts it: a built-in {@link DPOLossType} or the name of a loss a
+ * user registered in the loss registry (`registerLoss`, a `lossPlugin`), which the `DPOTrainer` resolves
+ * exactly like `"sigmoid"`.
+ */
+export type DPOLossName = DPOLossType | (string & {});
+
 /** The f-divergences of f-DPO (`DPOConfig.f_divergence_type`). */
 export const F_DIVERGENCE_TYPES = ["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] as const;
 
@@ -32,10 +39,12 @@ export type FDivergenceType = (typeof F_DIVERGENCE_TYPES)[number];
 export type TruncationMode = "keep_start" | "keep_end";
 
 /**
- * Configuration of DPO training: TRL's `DPOConfig` with camelCase names and TRL's defaults.
+ * Configuration of DPO training: TRL's `DPOConfig` with camelCase names and TRL's defaults, including
+ * the loop settings of transformers' `TrainingArguments` it extends (`outputDir`, `saveSteps`,
+ * `lrSchedulerType`, `warmupRatio`, `saveTotalLimit`, ...).
  * A plain object; build one with {@link defaultDPOConfig} and check it with {@link validateDPOConfig}.
  */
-export interface DPOConfig {
+export interface DPOConfig extends TrainingArgs {
   /** Peak learning rate (TRL default 1e-6). */
   learningRate: number;
   /** Log metrics every this many optimizer steps. */
@@ -61,7 +70,7 @@ export interface DPOConfig {
    * Loss type(s). With several, the loss is the weighted sum (see `lossWeights`), e.g.
    * `["sigmoid", "sft"]` is RPO (MPO uses `["sigmoid", "bco_pair", "sft"]`).
    */
-  lossType: DPOLossType[];
+  lossType: DPOLossName[];
   /** Weight per entry of `lossType`; `null` weights every loss 1. */
   lossWeights: number[] | null;
   /**
@@ -89,6 +98,18 @@ export interface DPOConfig {
   precomputeRefLogProbs: boolean;
   /** Switch dropout off in the policy (and the reference), as DPO assumes deterministic log-probs. */
   disableDropout: boolean;
+  /**
+   * Where precomputed reference log-probs are cached (one JSON file per dataset + reference-weights
+   * fingerprint). `null`: `<outputDir>/ref_logps`. prefkit-specific.
+   */
+  refLogProbsCacheDir: string | null;
+  /**
+   * α of RPO (Pang et al. 2024) as older TRL's `rpo_alpha`: adds α·NLL of the chosen completion to the
+   * loss. `null` (default) disables it; current TRL spells this `lossType: ["sigmoid", "sft"]`.
+   */
+  rpoAlpha: number | null;
+  /** Id written into padding positions (masks never depend on it). `null`: the tokenizer's pad, else eos, else 0. */
+  padTokenId: number | null;
   /** Weight pairs by policy likelihood (WPO, Zhou et al. 2024). */
   useWeighting: boolean;
   /**
@@ -107,6 +128,7 @@ export interface DPOConfig {
 /** A fresh {@link DPOConfig} with TRL's defaults. */
 export function defaultDPOConfig(): DPOConfig {
   return {
+    ...DEFAULT_TRAINING_ARGS,
     learningRate: 1e-6,
     loggingSteps: 10,
     seed: 42,
@@ -128,6 +150,9 @@ export function defaultDPOConfig(): DPOConfig {
     maxCompletionLength: null,
     truncationMode: "keep_start",
     precomputeRefLogProbs: false,
+    refLogProbsCacheDir: null,
+    rpoAlpha: null,
+    padTokenId: null,
     disableDropout: true,
     useWeighting: false,
     ldAlpha: null,
@@ -214,9 +239,31 @@ export function validateDPOLossFields(config: {
 /**
  * Checks a {@link DPOConfig}. Throws a {@link ConfigError} whose `field` names the offending field
  * and whose message lists the allowed values.
+ * @param isRegisteredLoss when given, `lossType` entries it accepts (user losses in a registry) pass
+ *   even though they are not built-in types.
  */
-export function validateDPOConfig(config: DPOConfig): void {
-  validateDPOLossFields(config);
+export function validateDPOConfig(config: DPOConfig, isRegisteredLoss?: (name: string) => boolean): void {
+  const isBuiltin = (t: string): t is DPOLossType => (DPO_LOSS_TYPES as readonly string[]).includes(t);
+  const custom = (t: string) => !isBuiltin(t) && isRegisteredLoss !== undefined && isRegisteredLoss(t);
+  const types = Array.isArray(config.lossType) ? config.lossType : [config.lossType as unknown as string];
+  if (types.length > 0 && types.every((t) => !custom(t))) {
+    validateDPOLossFields(config as Parameters<typeof validateDPOLossFields>[0]);
+  } else {
+    // Registered user losses are checked by the registry; validate the rest with the built-in subset.
+    const builtin = types.filter((t) => !custom(t)) as DPOLossType[];
+    validateDPOLossFields({ ...config, lossType: builtin.length > 0 ? builtin : ["sigmoid"], lossWeights: null });
+    if (
+      config.lossWeights !== null &&
+      (!Array.isArray(config.lossWeights) || config.lossWeights.length !== types.length)
+    ) {
+      throw new ConfigError(`must be null or a list of ${types.length} numbers, one per loss type`, {
+        field: "lossWeights",
+      });
+    }
+  }
+  resolveTrainingArgs<TrainingArgs>(config);
+  if (config.rpoAlpha !== null && config.rpoAlpha !== undefined)
+    checkNumber("rpoAlpha", config.rpoAlpha, (v) => v >= 0, "null or a number >= 0");
   checkNumber("learningRate", config.learningRate, (v) => v >= 0, "a number >= 0");
   checkNumber("loggingSteps", config.loggingSteps, (v) => Number.isInteger(v) && v >= 1, "an integer >= 1");
   checkNumber("seed", config.seed, Number.isInteger, "an integer");

@@ -1,6 +1,7 @@
 export {
   DPO_LOSS_TYPES,
   type DPOConfig,
+  type DPOLossName,
   type DPOLossType,
   defaultDPOConfig,
   F_DIVERGENCE_TYPES,

@@ -1,0 +1,75 @@
+// Tiny models and data for the trainer tests.
+import { type CausalLM, Rng, type TokenizedCompletion, type TokenizedPreference, tf } from "@prefkit/core";
+import { AutoModelForCausalLM, type PreTrainedModelForCausalLM } from "@prefkit/models";
+
+export const VOCAB = 16;
+
+/** A 1-layer Llama with a 16-token vocabulary (init std 0.2 so it is not uniform at step 0). */
+export const TINY_LLAMA = {
+  model_type: "llama",
+  vocab_size: VOCAB,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  tie_word_embeddings: false,
+  initializer_range: 0.2,
+};
+
+export function tinyModel(seed = 1): PreTrainedModelForCausalLM {
+  return AutoModelForCausalLM.fromConfig(TINY_LLAMA, { seed });
+}
+
+/** Pairs whose chosen completions use even ids and rejected ones odd ids (a learnable preference). */
+export function makePairs(n: number, seed = 7): TokenizedPreference[] {
+  const r = new Rng(seed);
+  // ids in [2, 15]: even for chosen, odd for rejected
+  const seq = (len: number, parity: number) => Array.from({ length: len }, () => 2 + 2 * r.int(VOCAB / 2 - 1) + parity);
+  return Array.from({ length: n }, () => ({
+    promptIds: [1, ...Array.from({ length: 1 + r.int(3) }, () => 2 + r.int(VOCAB - 2))],
+    chosenIds: seq(1 + r.int(3), 0),
+    rejectedIds: seq(1 + r.int(3), 1),
+  }));
+}
+
+/** Prompt-completion examples: the completion repeats the prompt's last token. */
+export function makeCompletions(n: number, seed = 3): TokenizedCompletion[] {
+  const r = new Rng(seed);
+  return Array.from({ length: n }, () => {
+    const prompt = [1, ...Array.from({ length: 1 + r.int(3) }, () => 2 + r.int(VOCAB - 2))];
+    const last = prompt.at(-1)!;
+    return { promptIds: prompt, completionIds: [last, last, 2] };
+  });
+}
+
+export function weightsOf(model: CausalLM): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const [k, v] of model.namedParameters()) out[k] = Array.from(v.dataSync());
+  return out;
+}
+
+export function maxWeightDiff(a: Record<string, number[]>, b: Record<string, number[]>): number {
+  let worst = 0;
+  for (const k of Object.keys(a))
+    for (let i = 0; i < a[k]!.length; i++) worst = Math.max(worst, Math.abs(a[k]![i]! - b[k]![i]!));
+  return worst;
+}
+
+export function trainLogs(history: Array<Record<string, number>>): Array<Record<string, number>> {
+  return history.filter((e) => "loss" in e);
+}
+
+/** Summed completion log-probs of a single sequence computed in JS from the model's logits (no fused op). */
+export function handLogp(model: CausalLM, prompt: number[], completion: number[]): number {
+  const ids = [...prompt, ...completion];
+  const logits = tf.tidy(() => model.forward({ inputIds: [ids] }).logits.arraySync()[0]!);
+  let sum = 0;
+  for (let t = Math.max(prompt.length, 1); t < ids.length; t++) {
+    const row = logits[t - 1]!;
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0));
+    sum += row[ids[t]!]! - lse;
+  }
+  return sum;
+}
