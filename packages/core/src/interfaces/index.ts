@@ -4,3 +4,4 @@ export * from "./tokenizer.js";
 export * from "./trainer.js";
 export * from "./callback.js";
 export * from "./plugin.js";
+export * from "./classifier.js";

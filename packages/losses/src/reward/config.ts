@@ -1,11 +1,12 @@
-import { ConfigError } from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, type TrainingArgs } from "@prefkit/core";
 import { checkNumber, checkOptionalInt } from "../dpo/config.js";
 
 /**
- * Configuration of reward-model training: TRL's `RewardConfig` with camelCase names and TRL's defaults.
+ * Configuration of reward-model training: TRL's `RewardConfig` with camelCase names and TRL's defaults,
+ * including the loop settings of transformers' `TrainingArguments` it extends (`outputDir`, `saveSteps`, ...).
  * The model is a causal LM body plus a bias-free `score` head read at the last real token.
  */
-export interface RewardConfig {
+export interface RewardConfig extends TrainingArgs {
   /** Peak learning rate (TRL default 1e-4). */
   learningRate: number;
   /** Log metrics every this many optimizer steps. */
@@ -31,11 +32,14 @@ export interface RewardConfig {
    * (Eisenstein et al. 2023); `null` disables it (0.01 is typical).
    */
   centerRewardsCoefficient: number | null;
+  /** Id written into padding positions (masks never depend on it). `null`: the tokenizer's pad, else eos, else 0. */
+  padTokenId: number | null;
 }
 
 /** A fresh {@link RewardConfig} with TRL's defaults. */
 export function defaultRewardConfig(): RewardConfig {
   return {
+    ...DEFAULT_TRAINING_ARGS,
     learningRate: 1e-4,
     loggingSteps: 10,
     seed: 42,
@@ -47,6 +51,7 @@ export function defaultRewardConfig(): RewardConfig {
     maxLength: 1024,
     disableDropout: true,
     centerRewardsCoefficient: null,
+    padTokenId: null,
   };
 }
 
@@ -64,6 +69,9 @@ export function validateRewardConfig(config: RewardConfig): void {
   checkOptionalInt("maxLength", config.maxLength, 1);
   if (typeof config.disableDropout !== "boolean") {
     throw new ConfigError("must be true or false", { field: "disableDropout" });
+  }
+  if (config.padTokenId !== null && config.padTokenId !== undefined) {
+    checkNumber("padTokenId", config.padTokenId, (v) => Number.isInteger(v) && v >= 0, "null or an integer >= 0");
   }
   if (config.centerRewardsCoefficient !== null) {
     checkNumber("centerRewardsCoefficient", config.centerRewardsCoefficient, (v) => v >= 0, "null or a number >= 0");

@@ -7,3 +7,10 @@ export {
   type RewardLossOutput,
   rewardLoss,
 } from "./loss.js";
+export {
+  RewardTrainer,
+  type RewardDroppedRows,
+  type RewardTrainerBatch,
+  type RewardTrainerOptions,
+  resolveRewardConfig,
+} from "./trainer.js";

@@ -24,3 +24,4 @@ export {
   selectiveLogProbs,
   sequenceLogProbs,
 } from "@prefkit/core";
+export * from "./sequence-classification.js";

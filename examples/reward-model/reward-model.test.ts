@@ -1,0 +1,35 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { initEngine } from "@prefkit/core";
+import { describe, expect, it } from "vitest";
+import { sharedPath } from "../../test/helpers/shared.js";
+// @ts-expect-error: a plain .mjs example without type declarations
+import { main } from "./train.mjs";
+
+const data = sharedPath("assets/human-like-dpo");
+const model = sharedPath("assets/stories260K");
+
+describe("examples/reward-model", () => {
+  it.skipIf(!data || !model)("a short run beats chance on the held-out 20% of Human-Like-DPO", async () => {
+    await initEngine({ backend: "wasm", threads: 1 }); // cpu is ~30x slower on these matmuls
+    const dir = await mkdtemp(join(tmpdir(), "prefkit-rm-example-"));
+    const lines: string[] = [];
+    try {
+      const out = await main({
+        steps: 12,
+        chars: 40,
+        maxLength: 80,
+        outputDir: dir,
+        log: (l: string) => lines.push(l),
+      });
+      expect(out.evalPairs).toBeGreaterThan(150); // ~195 held out, a few over maxLength dropped
+      expect(out.droppedRows.eval).toBe(195 - out.evalPairs);
+      expect(out.after.eval_accuracy).toBeGreaterThan(0.75);
+      expect(out.after.eval_loss).toBeLessThan(out.before.eval_loss);
+      expect(lines.join("\n")).toMatch(/after 12 steps: eval_accuracy=/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,445 @@
+/**
+ * `PreTrainedModelForSequenceClassification`: the shared decoder body plus a `score` head read at
+ * the last real token of each row (HF `*ForSequenceClassification`), the model behind reward and
+ * value models.
+ * @module
+ */
+import { join } from "node:path";
+import {
+  ConfigError,
+  EngineError,
+  type ForwardInputs,
+  type IntMatrix,
+  Rng,
+  type SequenceClassifier,
+  type SequenceClassifierOutput,
+  tf,
+} from "@prefkit/core";
+import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
+import { CONFIG_NAME, type PretrainedConfig, readModelConfig, validateModelConfig } from "../io/config.js";
+import { saveHfDirectory } from "../io/hfDirectory.js";
+import type { TensorInput, TensorRecord } from "../io/safetensors.js";
+import { adapterFor } from "./adapters/index.js";
+import type { PreTrainedModelForCausalLM, SavePretrainedOptions } from "./causal-lm.js";
+import type { DecoderConfig } from "./config.js";
+import { Decoder } from "./decoder/decoder.js";
+import { Linear, type LinearModule } from "./decoder/linear.js";
+import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
+
+/** HF tensor name of the classification head. */
+export const SCORE_WEIGHT_NAME = "score.weight";
+
+/** Options shared by the constructors of {@link PreTrainedModelForSequenceClassification}. */
+export interface SequenceClassificationOptions {
+  /**
+   * Outputs of the `score` head (1 for a reward or value model). Default: the config's `num_labels`
+   * or the size of its `id2label`, else 2 (transformers' default).
+   */
+  numLabels?: number;
+  /** Seed of the head initialisation (and of the body for `fromConfig`). Default 42. */
+  seed?: number;
+  /** Sets `config.pad_token_id` (transformers needs it to batch). Default: keep the config's. */
+  padTokenId?: number;
+}
+
+/** Options of {@link PreTrainedModelForSequenceClassification.fromPretrained}. */
+export interface SequenceClassificationFromPretrainedOptions extends SequenceClassificationOptions {
+  /** TensorFlow.js backend to activate first. Default: keep the current one. */
+  backend?: string;
+}
+
+const FAMILY_CLASS: Record<string, string> = { llama: "Llama", mistral: "Mistral", qwen2: "Qwen2", qwen3: "Qwen3" };
+const TORCH_DTYPE: Record<string, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
+
+/** The transformers class name for a config, e.g. `LlamaForSequenceClassification`. */
+function sequenceClassificationArchitecture(config: PretrainedConfig): string {
+  const arch = config.architectures?.[0];
+  if (typeof arch === "string" && /For[A-Za-z]+$/.test(arch))
+    return arch.replace(/For[A-Za-z]+$/, "ForSequenceClassification");
+  const family =
+    FAMILY_CLASS[config.model_type] ?? config.model_type.charAt(0).toUpperCase() + config.model_type.slice(1);
+  return `${family}ForSequenceClassification`;
+}
+
+function labelCount(config: PretrainedConfig, requested: number | undefined, file?: string): number {
+  const id2label = config["id2label"];
+  const fromConfig =
+    typeof config["num_labels"] === "number"
+      ? (config["num_labels"] as number)
+      : id2label !== null && typeof id2label === "object"
+        ? Object.keys(id2label).length
+        : undefined;
+  const n = requested ?? fromConfig ?? 2;
+  if (!Number.isInteger(n) || n < 1) {
+    throw new ConfigError(`expected a positive integer, got ${JSON.stringify(n)}`, { file, field: "numLabels" });
+  }
+  return n;
+}
+
+/** The config transformers' `save_pretrained` writes for a sequence classifier (`id2label`/`label2id` carry `num_labels`). */
+function classifierConfig(
+  config: PretrainedConfig,
+  numLabels: number,
+  padTokenId: number | undefined,
+): PretrainedConfig {
+  const { num_labels: _dropped, ...rest } = config;
+  const out: PretrainedConfig = {
+    ...(rest as PretrainedConfig),
+    architectures: [sequenceClassificationArchitecture(config)],
+  };
+  const id2label: Record<string, string> = {};
+  const label2id: Record<string, number> = {};
+  const old = config["id2label"] as Record<string, string> | undefined;
+  for (let i = 0; i < numLabels; i++) {
+    const name =
+      old !== undefined && Object.keys(old).length === numLabels ? (old[String(i)] ?? `LABEL_${i}`) : `LABEL_${i}`;
+    id2label[String(i)] = name;
+    label2id[name] = i;
+  }
+  out["id2label"] = id2label;
+  out["label2id"] = label2id;
+  if (padTokenId !== undefined) out.pad_token_id = padTokenId;
+  return out;
+}
+
+function headInit(numLabels: number, hidden: number, std: number, rng: Rng): TensorRecord {
+  const data = new Float32Array(numLabels * hidden);
+  for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
+  return { dtype: "F32", shape: [numLabels, hidden], data };
+}
+
+function toInt(m: IntMatrix): tf.Tensor2D {
+  if (Array.isArray(m)) return tf.tensor2d(m.flat(), [m.length, m.length > 0 ? m[0]!.length : 0], "int32");
+  return m.dtype === "int32" ? m : tf.cast(m, "int32");
+}
+
+/**
+ * A sequence classifier (Llama, Qwen2, Qwen3, Mistral, SmolLM, ...): the causal LM's decoder body
+ * without `lm_head`, plus `score` (Linear hidden → numLabels, no bias), read at the last real token of
+ * each row, found from the attention mask, so left padding, right padding and pad = eos all work.
+ *
+ * ```ts
+ * const rm = await AutoModelForSequenceClassification.fromPretrained("./stories260K", { numLabels: 1, seed: 0 });
+ * const { logits } = rm.forward({ inputIds, attentionMask }); // [B, 1]
+ * ```
+ */
+export class PreTrainedModelForSequenceClassification implements SequenceClassifier {
+  /** The HF config as `savePretrained` writes it (`architectures`, `id2label`, `label2id`, `pad_token_id`). */
+  readonly config: PretrainedConfig;
+  /** The decoder flags (with tied embeddings: the body never uses `lm_head`). */
+  readonly decoderConfig: DecoderConfig;
+  /** The decoder body (its `lm_head` slot is unused). */
+  readonly decoder: Decoder;
+  /** Outputs of the `score` head. */
+  readonly numLabels: number;
+  /** Directory the model was loaded from (tokenizer files are copied from there on save). */
+  readonly sourceDir: string | undefined;
+  /** The `score` head slot (a {@link LinearModule}; LoRA may wrap it). */
+  score: LinearModule;
+  private readonly ownVariables: Map<string, tf.Variable>;
+  private disposed = false;
+
+  /**
+   * Build from validated weights: every body tensor of `expectedWeightShapes` (without `lm_head`) plus
+   * `score.weight` `[numLabels, hidden]`. Prefer {@link fromPretrained}, {@link fromConfig} or {@link fromCausalLM}.
+   * @throws ConfigError naming a missing, unexpected or mis-shaped tensor.
+   */
+  constructor(
+    config: PretrainedConfig,
+    decoderConfig: DecoderConfig,
+    weights: ReadonlyMap<string, Pick<TensorRecord, "shape" | "data">>,
+    extras: { sourceDir?: string; file?: string; numLabels: number },
+  ) {
+    const body = new Map(weights);
+    const score = body.get(SCORE_WEIGHT_NAME);
+    body.delete(SCORE_WEIGHT_NAME);
+    const bodyConfig: DecoderConfig = { ...decoderConfig, tieWordEmbeddings: true };
+    validateWeights(bodyConfig, body, extras.file);
+    if (!score) throw new ConfigError("missing tensor", { file: extras.file, tensor: SCORE_WEIGHT_NAME });
+    const want = [extras.numLabels, decoderConfig.hiddenSize];
+    if (score.shape.length !== 2 || score.shape[0] !== want[0] || score.shape[1] !== want[1]) {
+      throw new ConfigError(
+        `wrong shape [${score.shape.join(", ")}], expected [${want.join(", ")}] (numLabels, hidden)`,
+        {
+          file: extras.file,
+          tensor: SCORE_WEIGHT_NAME,
+        },
+      );
+    }
+    this.config = config;
+    this.decoderConfig = bodyConfig;
+    this.numLabels = extras.numLabels;
+    this.sourceDir = extras.sourceDir;
+    this.ownVariables = new Map();
+    for (const [name, w] of [...body, [SCORE_WEIGHT_NAME, score] as const]) {
+      const initial = tf.tensor(w.data, w.shape, "float32");
+      this.ownVariables.set(name, tf.variable(initial, true));
+      initial.dispose();
+    }
+    this.decoder = new Decoder(bodyConfig, this.ownVariables);
+    this.score = new Linear("score", this.ownVariables.get(SCORE_WEIGHT_NAME)!);
+  }
+
+  /**
+   * Load a HF directory. A sequence-classification checkpoint (with `score.weight`) loads as is; a
+   * causal-LM checkpoint gets a fresh head, N(0, initializer_range²) from `seed` (HF's `_init_weights`),
+   * and its `lm_head.weight` is dropped.
+   * @throws ConfigError for an unsupported family, bad config, mismatched weights, or a `score.weight`
+   *   whose rows differ from `numLabels`.
+   * @throws CheckpointError for unreadable files.
+   */
+  static async fromPretrained(
+    dir: string,
+    options: SequenceClassificationFromPretrainedOptions = {},
+  ): Promise<PreTrainedModelForSequenceClassification> {
+    if (options.backend !== undefined && tf.getBackend() !== options.backend) {
+      const ok = await tf.setBackend(options.backend);
+      if (!ok) throw new EngineError(`could not activate the "${options.backend}" backend`, { field: "backend" });
+    }
+    const raw = await readModelConfig(dir);
+    const configFile = join(dir, CONFIG_NAME);
+    const adapter = adapterFor(raw, configFile);
+    const decoderConfig = adapter.decoderConfig(raw, configFile);
+    const numLabels = labelCount(raw, options.numLabels, configFile);
+    const checkpoint = await loadCheckpointWeights(dir);
+    const score = checkpoint.tensors.get(SCORE_WEIGHT_NAME);
+    const rest = new Map(checkpoint.tensors);
+    rest.delete(SCORE_WEIGHT_NAME);
+    rest.delete("lm_head.weight");
+    const weights: Map<string, Pick<TensorRecord, "shape" | "data">> = adapter.sanitize(rest, {
+      ...decoderConfig,
+      tieWordEmbeddings: true,
+    });
+    weights.set(
+      SCORE_WEIGHT_NAME,
+      score ??
+        headInit(numLabels, decoderConfig.hiddenSize, decoderConfig.initializerRange, new Rng(options.seed ?? 42)),
+    );
+    return new PreTrainedModelForSequenceClassification(
+      classifierConfig(raw, numLabels, options.padTokenId),
+      decoderConfig,
+      weights,
+      { sourceDir: dir, file: join(dir, SAFETENSORS_WEIGHTS_NAME), numLabels },
+    );
+  }
+
+  /**
+   * A randomly initialised classifier (body as `AutoModelForCausalLM.fromConfig` with the same seed,
+   * then the head from the same generator).
+   */
+  static fromConfig(
+    config: Record<string, unknown>,
+    options: SequenceClassificationOptions = {},
+  ): PreTrainedModelForSequenceClassification {
+    const validated = validateModelConfig(config);
+    const decoderConfig = adapterFor(validated).decoderConfig(validated);
+    const numLabels = labelCount(validated, options.numLabels);
+    const rng = new Rng(options.seed ?? 42);
+    const weights: Map<string, Pick<TensorRecord, "shape" | "data">> = initialWeights(
+      { ...decoderConfig, tieWordEmbeddings: true },
+      rng,
+    );
+    weights.set(SCORE_WEIGHT_NAME, headInit(numLabels, decoderConfig.hiddenSize, decoderConfig.initializerRange, rng));
+    return new PreTrainedModelForSequenceClassification(
+      classifierConfig(validated, numLabels, options.padTokenId),
+      decoderConfig,
+      weights,
+      { numLabels },
+    );
+  }
+
+  /**
+   * A classifier whose body is a copy of a causal LM's current base weights (e.g. a value model on
+   * the policy's body), with a fresh seeded head. LoRA wrappers are not copied: merge them first.
+   */
+  static fromCausalLM(
+    lm: PreTrainedModelForCausalLM,
+    options: SequenceClassificationOptions = {},
+  ): PreTrainedModelForSequenceClassification {
+    const numLabels = labelCount(lm.config, options.numLabels);
+    const params = lm.namedParameters();
+    const weights = new Map<string, Pick<TensorRecord, "shape" | "data">>();
+    for (const name of expectedWeightShapes({ ...lm.decoderConfig, tieWordEmbeddings: true }).keys()) {
+      const v = params.get(name);
+      if (!v) throw new ConfigError("the causal LM lacks this tensor", { tensor: name });
+      weights.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+    }
+    const c = lm.decoderConfig;
+    weights.set(SCORE_WEIGHT_NAME, headInit(numLabels, c.hiddenSize, c.initializerRange, new Rng(options.seed ?? 42)));
+    return new PreTrainedModelForSequenceClassification(
+      classifierConfig(lm.config, numLabels, options.padTokenId),
+      c,
+      weights,
+      { numLabels, ...(lm.sourceDir !== undefined ? { sourceDir: lm.sourceDir } : {}) },
+    );
+  }
+
+  /** `inputs` with `positionIds` derived from the mask when absent: cumsum(mask) − 1, clamped at 0. */
+  private withPositions(inputs: ForwardInputs): ForwardInputs {
+    if (inputs.positionIds !== undefined || inputs.attentionMask === undefined) return inputs;
+    const mask = toInt(inputs.attentionMask);
+    const positions = tf.cast(tf.relu(tf.sub(tf.cumsum(tf.cast(mask, "float32"), 1), 1)), "int32") as tf.Tensor2D;
+    return { ...inputs, attentionMask: mask, positionIds: positions };
+  }
+
+  /** Final-normed hidden states `[B, T, hidden]` (positions from the mask, see {@link forward}). Differentiable. */
+  forwardHidden(inputs: ForwardInputs): tf.Tensor3D {
+    this.assertAlive();
+    return tf.tidy(() => this.decoder.forwardHidden(this.withPositions(inputs)).hidden);
+  }
+
+  /**
+   * Scores `[B, numLabels]` at the last real token of each row: the largest index where
+   * `attentionMask` is 1 (the last column when there is no mask). Without `positionIds`, positions are
+   * cumsum(mask) − 1, as TRL's `get_reward`, so a row's score does not depend on padding. Differentiable
+   * and sync-free.
+   */
+  forward(inputs: ForwardInputs): SequenceClassifierOutput {
+    this.assertAlive();
+    return tf.tidy(() => {
+      const ids = toInt(inputs.inputIds);
+      const [b, t] = ids.shape;
+      const mask = inputs.attentionMask !== undefined ? toInt(inputs.attentionMask) : null;
+      const hidden = this.decoder.forwardHidden(
+        this.withPositions({ ...inputs, inputIds: ids, ...(mask ? { attentionMask: mask } : {}) }),
+      ).hidden;
+      let last: tf.Tensor1D;
+      if (mask) {
+        const ranks = tf.mul(tf.cast(mask, "float32"), tf.add(tf.range(0, t, 1, "float32"), 1));
+        last = tf.cast(tf.argMax(ranks, 1), "int32") as tf.Tensor1D;
+      } else {
+        last = tf.fill([b], t - 1, "int32") as tf.Tensor1D;
+      }
+      const select = tf.reshape(tf.cast(tf.oneHot(last, t), "float32"), [b, 1, t]) as tf.Tensor3D;
+      const pooled = tf.reshape(tf.matMul(select, hidden), [b, this.decoderConfig.hiddenSize]);
+      return { logits: this.score.apply(pooled) as tf.Tensor2D };
+    });
+  }
+
+  /** Per-token scores `[B, T, numLabels]` (`score` on every hidden state; a value model's V). Differentiable. */
+  forwardTokens(inputs: ForwardInputs): tf.Tensor3D {
+    this.assertAlive();
+    return tf.tidy(
+      () => this.score.apply(this.decoder.forwardHidden(this.withPositions(inputs)).hidden) as tf.Tensor3D,
+    );
+  }
+
+  /** Every variable by parameter name: `model.*`, `score.weight`, and wrappers' extras (e.g. LoRA). */
+  namedParameters(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const [k, v] of this.decoder.namedParameters()) if (!k.startsWith("lm_head.")) out.set(k, v);
+    for (const [k, v] of this.score.parameters()) out.set(k, v);
+    return out;
+  }
+
+  /** Variables with `trainable = true`. */
+  trainableVariables(): tf.Variable[] {
+    return [...new Set(this.namedParameters().values())].filter((v) => v.trainable);
+  }
+
+  /** Every projection by HF module name: the body's attention/MLP projections and `score` (no `lm_head`). */
+  linearModules(): Map<string, LinearModule> {
+    const out = this.decoder.linearModules();
+    out.delete("lm_head");
+    out.set("score", this.score);
+    return out;
+  }
+
+  /**
+   * Replace the projection `name` (a body projection or `score`) by `wrap(current)`.
+   * @throws ConfigError if there is no such projection (`lm_head` included: a classifier has none).
+   */
+  replaceLinear(name: string, wrap: (current: LinearModule) => LinearModule): LinearModule {
+    if (name === "score") {
+      this.score = wrap(this.score);
+      return this.score;
+    }
+    if (name === "lm_head") {
+      throw new ConfigError('a sequence classifier has no "lm_head" (see linearModules() for the names)', {
+        field: name,
+      });
+    }
+    return this.decoder.replaceLinear(name, wrap);
+  }
+
+  /**
+   * Write what transformers' `*ForSequenceClassification.save_pretrained` writes: `config.json`
+   * (`architectures`, `id2label`/`label2id`, `pad_token_id`), `model.safetensors` with `model.*` and
+   * `score.weight` (no `lm_head`), and the tokenizer files of the source directory. No generation config
+   * (a classifier does not generate). Wrapper variables (LoRA) are not written: merge them first.
+   */
+  async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
+    this.assertAlive();
+    const dtype = options.dtype ?? "F32";
+    const weights = new Map<string, TensorInput>();
+    for (const [name, v] of this.ownVariables) {
+      weights.set(name, { shape: v.shape, data: (await v.data()) as Float32Array, dtype });
+    }
+    const tokenizerFilesFrom = options.tokenizerFilesFrom ?? this.sourceDir;
+    await saveHfDirectory(dir, {
+      config: { ...this.config, torch_dtype: TORCH_DTYPE[dtype]! },
+      weights,
+      ...(tokenizerFilesFrom !== undefined ? { tokenizerFilesFrom } : {}),
+    });
+  }
+
+  /**
+   * An independent copy of the current base weights (e.g. TRL's default value model, initialised from
+   * the reward model). Wrappers (LoRA) are not copied.
+   * @param options `trainable` (default true) of every copied variable.
+   */
+  copy(options: { trainable?: boolean } = {}): PreTrainedModelForSequenceClassification {
+    this.assertAlive();
+    const weights = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, v] of this.ownVariables)
+      weights.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+    const copy = new PreTrainedModelForSequenceClassification(this.config, this.decoderConfig, weights, {
+      numLabels: this.numLabels,
+      ...(this.sourceDir !== undefined ? { sourceDir: this.sourceDir } : {}),
+    });
+    if (options.trainable === false) for (const v of copy.ownVariables.values()) v.trainable = false;
+    return copy;
+  }
+
+  /** A copy with every variable frozen (`trainable = false`). */
+  frozenCopy(): PreTrainedModelForSequenceClassification {
+    return this.copy({ trainable: false });
+  }
+
+  /** Dispose every variable this model created and its constant tables. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const v of this.ownVariables.values()) v.dispose();
+    this.decoder.disposeConstants();
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new ConfigError("the model has been disposed");
+  }
+}
+
+/**
+ * Entry point mirroring transformers' `AutoModelForSequenceClassification`: every supported family
+ * loads into a {@link PreTrainedModelForSequenceClassification}.
+ *
+ * ```ts
+ * const rm = await AutoModelForSequenceClassification.fromPretrained("./stories260K", { numLabels: 1, seed: 0 });
+ * ```
+ */
+export const AutoModelForSequenceClassification = {
+  /** Load a HF directory; see {@link PreTrainedModelForSequenceClassification.fromPretrained}. */
+  fromPretrained(
+    dir: string,
+    options: SequenceClassificationFromPretrainedOptions = {},
+  ): Promise<PreTrainedModelForSequenceClassification> {
+    return PreTrainedModelForSequenceClassification.fromPretrained(dir, options);
+  },
+  /** A randomly initialised classifier; see {@link PreTrainedModelForSequenceClassification.fromConfig}. */
+  fromConfig(
+    config: Record<string, unknown>,
+    options: SequenceClassificationOptions = {},
+  ): PreTrainedModelForSequenceClassification {
+    return PreTrainedModelForSequenceClassification.fromConfig(config, options);
+  },
+};
