@@ -5,6 +5,7 @@
  */
 import os from "node:os";
 import { EngineError } from "../errors/index.js";
+import { hostEnv, IS_NODE } from "./host.js";
 import { builtinKernelPlugins } from "./kernels/index.js";
 import type { KernelPlugin } from "./plugin.js";
 import { tf } from "./tf.js";
@@ -76,13 +77,20 @@ const builtins = builtinKernelPlugins();
 /** Plugins whose kernels are currently registered. */
 const registered = new Map<string, KernelPlugin>();
 
+function logicalCores(): number {
+  if (!IS_NODE) return globalThis.navigator?.hardwareConcurrency ?? 1;
+  return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+}
+
 function defaultThreads(): number {
-  const cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  // In a browser the stock single-thread build is used (threads there need cross-origin isolation).
+  if (!IS_NODE) return 1;
+  const cores = logicalCores();
   return Math.max(1, Math.min(4, cores));
 }
 
 function resolveThreads(option: number | undefined): number {
-  const env = process.env["PREFKIT_THREADS"];
+  const env = hostEnv("PREFKIT_THREADS");
   const threads = option ?? (env !== undefined && env !== "" ? Number(env) : defaultThreads());
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
     const field = option === undefined ? "PREFKIT_THREADS" : "threads";
@@ -228,7 +236,7 @@ async function initEngineNow(options: EngineOptions): Promise<EngineInfo> {
     }
     userPlugins.set(plugin.name, plugin);
   }
-  const envBackend = process.env["PREFKIT_BACKEND"];
+  const envBackend = hostEnv("PREFKIT_BACKEND");
   const fromEnv = options.backend === undefined && envBackend !== undefined && envBackend !== "";
   const requested = (options.backend ?? (fromEnv ? envBackend : "auto")).trim();
   const field = fromEnv ? "PREFKIT_BACKEND" : "backend";
@@ -264,12 +272,7 @@ export function engineInfo(): EngineInfo {
   if (state === undefined) throw new EngineError("engine not initialised: call initEngine() first");
   const backend = tf.getBackend();
   const wasm = wasmStatus();
-  const threads =
-    backend === "wasm"
-      ? wasm.threads
-      : backend === NATIVE_BACKEND
-        ? (os.availableParallelism?.() ?? os.cpus().length)
-        : 1;
+  const threads = backend === "wasm" ? wasm.threads : backend === NATIVE_BACKEND ? logicalCores() : 1;
   const kernelPlugins = [...registered.values()]
     .filter((p) => p.backend === backend)
     .map((p) => ({ name: p.name, backend: p.backend, kernels: [...p.kernels] }));

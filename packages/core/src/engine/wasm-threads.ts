@@ -21,9 +21,11 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { BackendWasm, getThreadsCount, setThreadsCount } from "@tensorflow/tfjs-backend-wasm";
+import { IS_NODE } from "./host.js";
 import { tf } from "./tf.js";
 
-const require = createRequire(import.meta.url);
+// Only the Node loader needs `require`; a browser bundle gets the stock (single-thread) build.
+const require = (IS_NODE ? createRequire(import.meta.url) : undefined) as NodeJS.Require;
 
 /** XNNPACK's thread pool in tfjs-backend-wasm is capped at 8 threads. */
 export const MAX_WASM_THREADS = 8;
@@ -110,6 +112,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void):
 }
 
 async function createThreadedBackend(threads: number): Promise<BackendWasm> {
+  if (!IS_NODE) throw new Error("the threaded loader is for Node; browsers use the stock build");
   if (typeof SharedArrayBuffer === "undefined") throw new Error("SharedArrayBuffer is not available");
   if (!(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"))) throw new Error("WebAssembly SIMD is not supported");
   const factoryPath = packageFile("wasm-out/tfjs-backend-wasm-threaded-simd.js");

@@ -25,3 +25,4 @@ export {
   sequenceLogProbs,
 } from "@prefkit/core";
 export * from "./sequence-classification.js";
+export { causalLMFromBytes, type FromBytesOptions } from "./from-bytes.js";
