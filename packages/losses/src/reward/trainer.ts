@@ -3,7 +3,6 @@
  * @module
  */
 import {
-  BaseTrainer,
   type Callback,
   type CausalLM,
   type ComputeLossContext,
@@ -17,12 +16,12 @@ import {
   type StepOutput,
   type TokenizedPreference,
   type TokenizerLike,
-  type TrainOutput,
   tf,
 } from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
 import { type PreferenceDatasetInput, resolvePreferenceDataset } from "../trainers/datasets.js";
-import { applyPlugins, DeferredBatchSource, definedFields, trainerContainer } from "../trainers/setup.js";
+import { PreparingTrainer } from "../trainers/preparing-trainer.js";
+import { DeferredBatchSource, definedFields, trainerContainer } from "../trainers/setup.js";
 import { defaultRewardConfig, type RewardConfig, validateRewardConfig } from "./config.js";
 import { rewardLoss } from "./loss.js";
 
@@ -99,7 +98,7 @@ type Split = "train" | "eval";
  * await trainer.train();
  * ```
  */
-export class RewardTrainer extends BaseTrainer<RewardTrainerBatch, RewardConfig> {
+export class RewardTrainer extends PreparingTrainer<RewardTrainerBatch, RewardConfig> {
   /** The reward model being trained. */
   classifier: SequenceClassifier;
   /** Tokenised training pairs (available after training started). */
@@ -114,7 +113,6 @@ export class RewardTrainer extends BaseTrainer<RewardTrainerBatch, RewardConfig>
   private readonly trainSource: DeferredBatchSource<TokenizedPreference, RewardTrainerBatch>;
   private readonly evalSource: DeferredBatchSource<TokenizedPreference, RewardTrainerBatch> | undefined;
   private readonly warnFn: (message: string) => void;
-  private prepared: Promise<void> | undefined;
   private padTokenId = 0;
 
   /**
@@ -157,34 +155,16 @@ export class RewardTrainer extends BaseTrainer<RewardTrainerBatch, RewardConfig>
     this.warnFn = options.warn ?? ((m) => console.warn(m));
   }
 
-  /** Run training (see `BaseTrainer.train`), after tokenising the data. */
-  override async train(options: { resumeFromCheckpoint?: string | boolean } = {}): Promise<TrainOutput> {
-    await this.prepare();
-    return super.train(options);
-  }
-
-  /** Evaluate on `evalDataset` (metrics prefixed `eval_`), preparing the data first if needed. */
-  override async evaluate(options: { metricKeyPrefix?: string } = {}): Promise<Record<string, number>> {
-    await this.prepare();
-    return super.evaluate(options);
-  }
-
   /** Free the optimizer state (not the model). */
   dispose(): void {
     this.optimizer.dispose();
   }
 
-  private prepare(): Promise<void> {
-    this.prepared ??= this.doPrepare();
-    return this.prepared;
-  }
-
-  private async doPrepare(): Promise<void> {
+  /** Tokenise the data and install the plugins (once, before the first step). */
+  protected async doPrepare(): Promise<void> {
     const o = this.options;
-    const { model, callbacks } = await applyPlugins(this.container, o.plugins ?? [], this.model);
-    (this as unknown as { model: CausalLM }).model = model;
+    const model = await this.installRunPlugins(this.container, o.plugins ?? []);
     this.classifier = model as unknown as SequenceClassifier;
-    for (const cb of callbacks) this.addCallback(cb);
     const tokenizer = o.processingClass ?? o.tokenizer;
     const configPad = this.classifier.config["pad_token_id"];
     this.padTokenId =

@@ -4,7 +4,6 @@
  */
 import { join } from "node:path";
 import {
-  BaseTrainer,
   type Callback,
   type CausalLM,
   type ComputeLossContext,
@@ -19,7 +18,6 @@ import {
   sequenceLogProbs,
   type TokenizedPreference,
   type TokenizerLike,
-  type TrainOutput,
   tf,
 } from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
@@ -36,14 +34,8 @@ import {
   weightsFingerprint,
   writeRefLogProbs,
 } from "./reference.js";
-import {
-  applyPlugins,
-  DeferredBatchSource,
-  definedFields,
-  lossFactory,
-  registryOf,
-  trainerContainer,
-} from "./setup.js";
+import { PreparingTrainer } from "./preparing-trainer.js";
+import { DeferredBatchSource, definedFields, lossFactory, registryOf, trainerContainer } from "./setup.js";
 import { tokenMetrics } from "./token-metrics.js";
 
 /** A DPO micro-batch: core's {@link DpoBatch} plus dataset row indices and, when known, the reference log-probs. */
@@ -171,7 +163,7 @@ const LN2 = Math.LN2;
  * await trainer.train();
  * ```
  */
-export class DPOTrainer extends BaseTrainer<DPOTrainerBatch, ResolvedDPOConfig> {
+export class DPOTrainer extends PreparingTrainer<DPOTrainerBatch, ResolvedDPOConfig> {
   /** The reference (resolved in the constructor, or when training starts if plugins were given). */
   reference: ReferenceSource | undefined;
   /** The losses built from `lossType`, in order (available after training started). */
@@ -186,7 +178,6 @@ export class DPOTrainer extends BaseTrainer<DPOTrainerBatch, ResolvedDPOConfig> 
   private readonly trainSource: DeferredBatchSource<TokenizedPreference, DPOTrainerBatch>;
   private readonly evalSource: DeferredBatchSource<TokenizedPreference, DPOTrainerBatch> | undefined;
   private readonly warnFn: (message: string) => void;
-  private prepared: Promise<void> | undefined;
   private padTokenId = 0;
   private lossWeights: number[] = [];
   private refFingerprint = "";
@@ -236,12 +227,6 @@ export class DPOTrainer extends BaseTrainer<DPOTrainerBatch, ResolvedDPOConfig> 
     }
   }
 
-  /** Run training (see `BaseTrainer.train`), after preparing data, losses and the reference. */
-  override async train(options: { resumeFromCheckpoint?: string | boolean } = {}): Promise<TrainOutput> {
-    await this.prepare();
-    return super.train(options);
-  }
-
   /** Evaluate on `evalDataset` (metrics prefixed `eval_`), preparing first if needed. */
   override async evaluate(options: { metricKeyPrefix?: string } = {}): Promise<Record<string, number>> {
     await this.prepare();
@@ -280,17 +265,11 @@ export class DPOTrainer extends BaseTrainer<DPOTrainerBatch, ResolvedDPOConfig> 
     this.reference?.owned?.dispose();
   }
 
-  private prepare(): Promise<void> {
-    this.prepared ??= this.doPrepare();
-    return this.prepared;
-  }
-
-  private async doPrepare(): Promise<void> {
+  /** Tokenise the data and install the plugins (once, before the first step). */
+  protected async doPrepare(): Promise<void> {
     const o = this.options;
     const args = this.args;
-    const { model, callbacks } = await applyPlugins(this.container, o.plugins ?? [], this.model);
-    (this as unknown as { model: CausalLM }).model = model;
-    for (const cb of callbacks) this.addCallback(cb);
+    await this.installRunPlugins(this.container, o.plugins ?? []);
 
     const registry = registryOf(this.container);
     const names = args.lossType;

@@ -3,7 +3,6 @@
  * @module
  */
 import {
-  BaseTrainer,
   type Callback,
   type CausalLM,
   type ComputeLossContext,
@@ -15,13 +14,13 @@ import {
   sequenceLogProbs,
   type TokenizedCompletion,
   type TokenizerLike,
-  type TrainOutput,
   tf,
 } from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
 import { type CompletionDatasetInput, resolveCompletionDataset } from "./datasets.js";
 import { defaultSFTConfig, type SFTConfig, validateSFTConfig } from "./sft-config.js";
-import { applyPlugins, DeferredBatchSource, definedFields, trainerContainer } from "./setup.js";
+import { PreparingTrainer } from "./preparing-trainer.js";
+import { DeferredBatchSource, definedFields, trainerContainer } from "./setup.js";
 import { tokenMetrics } from "./token-metrics.js";
 
 /** An SFT micro-batch: core's {@link SftBatch} plus the mask of the positions the loss scores. */
@@ -69,7 +68,7 @@ type Row = { row: TokenizedCompletion; index: number };
  * Logged metrics (TRL names): `loss`, `grad_norm`, `learning_rate`, `epoch`, `num_tokens`,
  * `mean_token_accuracy`, `entropy`; evaluation prefixes them with `eval_`.
  */
-export class SFTTrainer extends BaseTrainer<SFTTrainerBatch, SFTConfig> {
+export class SFTTrainer extends PreparingTrainer<SFTTrainerBatch, SFTConfig> {
   /** Tokenised training examples (available after training started). */
   trainRows: TokenizedCompletion[] = [];
   /** Whether completion-only loss is in effect (resolved when training starts). */
@@ -79,7 +78,6 @@ export class SFTTrainer extends BaseTrainer<SFTTrainerBatch, SFTConfig> {
   private readonly container: DependencyContainer;
   private readonly trainSource: DeferredBatchSource<TokenizedCompletion, SFTTrainerBatch>;
   private readonly evalSource: DeferredBatchSource<TokenizedCompletion, SFTTrainerBatch> | undefined;
-  private prepared: Promise<void> | undefined;
   private padTokenId = 0;
 
   /** Build a trainer; data is tokenised when {@link SFTTrainer.train} or {@link SFTTrainer.evaluate} first runs. */
@@ -107,33 +105,15 @@ export class SFTTrainer extends BaseTrainer<SFTTrainerBatch, SFTConfig> {
     this.container = trainerContainer(options.lossRegistry);
   }
 
-  /** Run training (see `BaseTrainer.train`), after tokenising the data. */
-  override async train(options: { resumeFromCheckpoint?: string | boolean } = {}): Promise<TrainOutput> {
-    await this.prepare();
-    return super.train(options);
-  }
-
-  /** Evaluate on `evalDataset` (metrics prefixed `eval_`). */
-  override async evaluate(options: { metricKeyPrefix?: string } = {}): Promise<Record<string, number>> {
-    await this.prepare();
-    return super.evaluate(options);
-  }
-
   /** Free the optimizer state (the model stays the caller's). */
   dispose(): void {
     this.optimizer.dispose();
   }
 
-  private prepare(): Promise<void> {
-    this.prepared ??= this.doPrepare();
-    return this.prepared;
-  }
-
-  private async doPrepare(): Promise<void> {
+  /** Tokenise the data and install the plugins (once, before the first step). */
+  protected async doPrepare(): Promise<void> {
     const o = this.options;
-    const { model, callbacks } = await applyPlugins(this.container, o.plugins ?? [], this.model);
-    (this as unknown as { model: CausalLM }).model = model;
-    for (const cb of callbacks) this.addCallback(cb);
+    await this.installRunPlugins(this.container, o.plugins ?? []);
     const tokenizer = o.processingClass ?? o.tokenizer;
     this.padTokenId = this.args.padTokenId ?? tokenizer?.padTokenId ?? tokenizer?.eosTokenId ?? 0;
     const tokenize = { maxLength: this.args.maxLength, ...(o.warn ? { warn: o.warn } : {}) };

@@ -1,0 +1,44 @@
+import { BaseTrainer, type CausalLM, type Plugin, type TrainingArgs, type TrainOutput } from "@prefkit/core";
+import type { DependencyContainer } from "tsyringe";
+import { applyPlugins } from "./setup.js";
+
+/**
+ * A {@link BaseTrainer} whose data, losses and plugins are set up once, on the first `train()` or
+ * `evaluate()` (tokenising can be slow, and plugins may wrap the model). The trainers of this package
+ * extend it and implement {@link PreparingTrainer.doPrepare}.
+ */
+export abstract class PreparingTrainer<TBatch, TArgs extends TrainingArgs> extends BaseTrainer<TBatch, TArgs> {
+  private prepared: Promise<void> | undefined;
+
+  /** Run training (see `BaseTrainer.train`), after the one-time preparation. */
+  override async train(options: { resumeFromCheckpoint?: string | boolean } = {}): Promise<TrainOutput> {
+    await this.prepare();
+    return super.train(options);
+  }
+
+  /** Evaluate on the evaluation set (metrics prefixed `eval_`), after the one-time preparation. */
+  override async evaluate(options: { metricKeyPrefix?: string } = {}): Promise<Record<string, number>> {
+    await this.prepare();
+    return super.evaluate(options);
+  }
+
+  /** Run {@link PreparingTrainer.doPrepare} once; later calls share its promise. */
+  protected prepare(): Promise<void> {
+    this.prepared ??= this.doPrepare();
+    return this.prepared;
+  }
+
+  /** Tokenise the data, build losses, resolve references: whatever must happen before the first step. */
+  protected abstract doPrepare(): Promise<void>;
+
+  /**
+   * Install `plugins` in the run's `container`: the model they wrap (e.g. LoRA) replaces the trainer's,
+   * and the callbacks they register join the run. Returns the model to train.
+   */
+  protected async installRunPlugins(container: DependencyContainer, plugins: readonly Plugin[]): Promise<CausalLM> {
+    const { model, callbacks } = await applyPlugins(container, plugins, this.model);
+    (this as unknown as { model: CausalLM }).model = model;
+    for (const cb of callbacks) this.addCallback(cb);
+    return model;
+  }
+}
