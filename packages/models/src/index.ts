@@ -7,3 +7,5 @@
 export * from "./io/index.js";
 export * from "./tokenizer/index.js";
 export * from "./modeling/index.js";
+export * from "./lora/index.js";
+export * from "./amp/index.js";

@@ -1,0 +1,61 @@
+/**
+ * `AmpPlugin`: "mixed precision" as TensorFlow.js allows it (16-bit storage of frozen weights, and a
+ * dynamic loss scaler), as a core `Plugin`.
+ * @module
+ */
+import type { CausalLM, Plugin } from "@prefkit/core";
+import type { DependencyContainer } from "tsyringe";
+import { DynamicLossScaler, type DynamicLossScalerOptions } from "./loss-scaler.js";
+import {
+  enableHalfPrecisionStorage,
+  type HalfPrecisionDtype,
+  type HalfPrecisionStorageReport,
+  type HalfPrecisionTarget,
+} from "./storage.js";
+
+/** Injection token of the run's {@link DynamicLossScaler} (registered by {@link AmpPlugin}). */
+export const LOSS_SCALER: unique symbol = Symbol("prefkit.LOSS_SCALER");
+
+/** Options of {@link AmpPlugin}. */
+export interface AmpPluginOptions {
+  /** Storage format of frozen weights. Default `"bfloat16"`. */
+  dtype?: HalfPrecisionDtype;
+  /** Loss-scaler options (default `enabled: "auto"`: on only on a 16-bit-compute backend). */
+  lossScaler?: DynamicLossScalerOptions;
+}
+
+/**
+ * Stores the final model's frozen projections in 16 bits once every plugin has wrapped it
+ * (`onModelLoaded`, so it composes with `LoraPlugin` in any order), and registers a
+ * {@link DynamicLossScaler} under {@link LOSS_SCALER}. Master (trainable) weights stay float32.
+ *
+ * ```ts no-run
+ * plugins: [new LoraPlugin({ targetModules: "all-linear" }), new AmpPlugin({ dtype: "bfloat16" })]
+ * ```
+ */
+export class AmpPlugin implements Plugin {
+  /** Plugin name: `"amp"`. */
+  readonly name = "amp";
+  /** Storage format. */
+  readonly dtype: HalfPrecisionDtype;
+  /** The run's loss scaler. */
+  readonly lossScaler: DynamicLossScaler;
+  /** What the last `onModelLoaded` converted. */
+  report: HalfPrecisionStorageReport | undefined;
+
+  /** @param options storage format and loss-scaler options. */
+  constructor(options: AmpPluginOptions = {}) {
+    this.dtype = options.dtype ?? "bfloat16";
+    this.lossScaler = new DynamicLossScaler(options.lossScaler);
+  }
+
+  /** Register the loss scaler under {@link LOSS_SCALER}. */
+  register(container: DependencyContainer): void {
+    container.register(LOSS_SCALER, { useValue: this.lossScaler });
+  }
+
+  /** Store the final model's frozen projections in 16 bits (nothing when every weight is trainable). */
+  onModelLoaded(model: CausalLM): void {
+    this.report = enableHalfPrecisionStorage(model as unknown as HalfPrecisionTarget, { dtype: this.dtype });
+  }
+}

@@ -1,0 +1,580 @@
+/**
+ * `getPeftModel` and `PeftModel`: PEFT's LoRA on prefkit models, through the `replaceLinear` seam. The
+ * adapted model implements core's `CausalLM` (or `SequenceClassifier`) and `AdapterToggle`, so a DPO/PPO
+ * trainer uses "the same model with adapters off" as its reference, and its `savePretrained` writes a PEFT
+ * adapter directory (`adapter_config.json` + `adapter_model.safetensors`), which is also what a training
+ * checkpoint of a LoRA run holds.
+ * @module
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  type AdapterToggle,
+  type CausalLM,
+  CheckpointError,
+  ConfigError,
+  type ForwardInputs,
+  isSequenceClassifier,
+  Rng,
+  type SequenceClassifier,
+  type SequenceClassifierOutput,
+  tf,
+} from "@prefkit/core";
+import type { PretrainedConfig } from "../io/config.js";
+import { readJsonFile, writeJsonAtomic } from "../io/json.js";
+import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.js";
+import type {
+  CausalLMForwardOutput,
+  ForwardOptions,
+  PreTrainedModelForCausalLM,
+  SavePretrainedOptions,
+} from "../modeling/causal-lm.js";
+import { Linear, type LinearModule } from "../modeling/decoder/linear.js";
+import type { PreTrainedModelForSequenceClassification } from "../modeling/sequence-classification.js";
+import {
+  ADAPTER_CONFIG_NAME,
+  ADAPTER_SAFETENSORS_NAME,
+  fromPeftConfigJson,
+  type LoraConfig,
+  type LoraTaskType,
+  leafNames,
+  loraScaling,
+  moduleNameMatches,
+  PEFT_KEY_PREFIX,
+  type ResolvedLoraConfig,
+  resolveLoraConfig,
+  selectTargetModules,
+  toPeftConfigJson,
+} from "./config.js";
+import { type AdapterState, type LoraDropoutMode, LoraLinear, ModulesToSaveLinear } from "./layer.js";
+
+/**
+ * What LoRA needs from a model: the projections by HF module name and the seam to replace them
+ * (`PreTrainedModelForCausalLM` and `PreTrainedModelForSequenceClassification` both qualify).
+ */
+export interface LoraBaseModel {
+  /** The HF `config.json` content. */
+  readonly config: PretrainedConfig;
+  /** Directory the model was loaded from, if any (becomes `base_model_name_or_path`). */
+  readonly sourceDir?: string | undefined;
+  /** Every projection by HF module name. */
+  linearModules(): Map<string, LinearModule>;
+  /** Replace the projection `name` by `wrap(current)`. */
+  replaceLinear(name: string, wrap: (current: LinearModule) => LinearModule): LinearModule;
+  /** Every variable by HF parameter name. */
+  namedParameters(): Map<string, tf.Variable>;
+  /** Write the model in HF layout. */
+  savePretrained(dir: string, options?: SavePretrainedOptions): Promise<void>;
+  /** Free every tensor the model owns. */
+  dispose(): void;
+}
+
+/** Options of {@link getPeftModel}. */
+export interface GetPeftModelOptions {
+  /** Seed of `lora_A`'s Kaiming-uniform init and of the dropout masks. Default 42. */
+  seed?: number;
+  /** When LoRA dropout applies (see {@link LoraDropoutMode}). Default `"auto"`. */
+  dropoutMode?: LoraDropoutMode;
+}
+
+/** Options of {@link PeftModel.fromPretrained}. */
+export interface PeftFromPretrainedOptions extends GetPeftModelOptions {
+  /** PEFT's `is_trainable`: load the adapter trainable (to continue training). Default false (inference). */
+  isTrainable?: boolean;
+}
+
+/** Options of {@link PeftModel.savePretrained}. */
+export interface PeftSaveOptions {
+  /** Overrides `base_model_name_or_path` in `adapter_config.json`. */
+  baseModelNameOrPath?: string | null;
+}
+
+/** Parameter counts, as PEFT's `get_nb_trainable_parameters`. */
+export interface TrainableParameterCounts {
+  /** Elements of trainable variables (adapters and `modulesToSave` copies). */
+  trainable: number;
+  /** Elements of every variable (base, adapters, copies; a tied weight counted once). */
+  all: number;
+}
+
+/**
+ * A model with LoRA adapters (PEFT's `PeftModel`). Build one with {@link getPeftModel} or
+ * {@link PeftModel.fromPretrained}. The base weights are frozen (`trainable = false`); only `lora_A`,
+ * `lora_B` and the `modulesToSave` copies are trainable, so optimizers keep no slots for the base.
+ *
+ * Parameter names are PEFT's: `namedParameters()` prefixes the HF names with `base_model.model.`, so the
+ * adapter tensors are named exactly as in `adapter_model.safetensors`
+ * (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`, `base_model.model.score.weight`).
+ */
+export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements AdapterToggle {
+  /** The wrapped model (its projections are now LoRA layers). */
+  readonly baseModel: M;
+  /** The resolved config (task type and base path filled in). */
+  readonly peftConfig: ResolvedLoraConfig;
+  /** HF module names that carry a LoRA layer, in model order. */
+  readonly targetNames: readonly string[];
+  /** HF module names trained in full and saved with the adapter. */
+  readonly modulesToSaveNames: readonly string[];
+  private readonly state: AdapterState;
+  private readonly loraLayers = new Map<string, LoraLinear>();
+  private readonly savedModules = new Map<string, ModulesToSaveLinear>();
+  private readonly previousTrainable = new Map<tf.Variable, boolean>();
+  private released = false;
+
+  /**
+   * Wrap `model` (use {@link getPeftModel}; this constructor is shared by the task-specific subclasses).
+   * @throws ConfigError for a bad config, or target/`modulesToSave` names that match no projection.
+   */
+  constructor(model: M, config: LoraConfig, options: GetPeftModelOptions & { trainable?: boolean } = {}) {
+    if (model instanceof PeftModel) throw new ConfigError("the model already has LoRA adapters", { field: "model" });
+    if (typeof model?.linearModules !== "function" || typeof model.replaceLinear !== "function") {
+      throw new ConfigError("LoRA needs a model with linearModules() and replaceLinear() (a prefkit model)", {
+        field: "model",
+      });
+    }
+    const isClassifier = isSequenceClassifier(model);
+    const resolved = resolveLoraConfig(config);
+    const defaultTask: LoraTaskType = isClassifier ? "SEQ_CLS" : "CAUSAL_LM";
+    if (resolved.taskType !== undefined && resolved.taskType !== defaultTask) {
+      throw new ConfigError(`${resolved.taskType} does not fit this model (a ${defaultTask} model)`, {
+        field: "taskType",
+      });
+    }
+    resolved.taskType = defaultTask;
+    resolved.baseModelNameOrPath ??= model.sourceDir ?? (model.config["_name_or_path"] as string | undefined) ?? null;
+    const modules = model.linearModules();
+    const available = [...modules.keys()];
+    // PEFT's PeftModelForSequenceClassification always trains and saves the head.
+    const auto = defaultTask === "SEQ_CLS" ? ["classifier", "score"] : [];
+    const userSaved = resolved.modulesToSave ?? [];
+    for (const name of userSaved) {
+      if (!auto.includes(name) && !available.some((n) => moduleNameMatches(n, [name]))) {
+        throw new ConfigError(`"${name}" matches no projection (see linearModules() for the names)`, {
+          field: "modulesToSave",
+        });
+      }
+    }
+    const saveKeys = [...new Set([...userSaved, ...auto])];
+    if (auto.length > 0) resolved.modulesToSave = saveKeys;
+    const toSave = available.filter((n) => moduleNameMatches(n, saveKeys));
+    const targets = selectTargetModules(resolved.targetModules, available, saveKeys);
+    if (resolved.targetModules === "all-linear") resolved.targetModules = leafNames(targets);
+
+    this.baseModel = model;
+    this.peftConfig = resolved;
+    this.targetNames = targets;
+    this.modulesToSaveNames = toSave;
+    this.state = { enabled: true, dropoutMode: options.dropoutMode ?? "auto", rng: new Rng(options.seed ?? 42) };
+    const trainable = options.trainable ?? true;
+
+    for (const v of new Set(model.namedParameters().values())) {
+      this.previousTrainable.set(v, v.trainable);
+      v.trainable = false;
+    }
+    const scaling = loraScaling(resolved);
+    const initRng = new Rng(options.seed ?? 42);
+    for (const name of targets) {
+      model.replaceLinear(name, (base) => {
+        const r = resolved.r;
+        // kaiming_uniform_(a=√5) on [r, in]: bound = √(6 / ((1 + a²)·fan_in)) = 1/√fan_in.
+        const bound = 1 / Math.sqrt(base.inFeatures);
+        const a = new Float32Array(r * base.inFeatures);
+        for (let i = 0; i < a.length; i++) a[i] = (2 * initRng.next() - 1) * bound;
+        const loraA = tf.tensor2d(a, [r, base.inFeatures]);
+        const loraB = tf.zeros([base.outFeatures, r]) as tf.Tensor2D;
+        const layer = new LoraLinear(
+          base,
+          { loraA, loraB, scaling, dropout: resolved.loraDropout, trainable },
+          this.state,
+        );
+        loraA.dispose();
+        loraB.dispose();
+        this.loraLayers.set(name, layer);
+        return layer;
+      });
+    }
+    for (const name of toSave) {
+      model.replaceLinear(name, (original) => {
+        if (!(original instanceof Linear)) {
+          throw new ConfigError(`"${name}" is not a plain projection; it cannot be copied for modulesToSave`, {
+            field: "modulesToSave",
+          });
+        }
+        const wrapper = new ModulesToSaveLinear(original, this.state, trainable);
+        this.savedModules.set(name, wrapper);
+        return wrapper;
+      });
+    }
+  }
+
+  /** The base model's `config.json` content. */
+  get config(): PretrainedConfig {
+    return this.baseModel.config;
+  }
+
+  /** True while adapters are enabled. */
+  get adaptersEnabled(): boolean {
+    return this.state.enabled;
+  }
+
+  /** When LoRA dropout applies; see {@link LoraDropoutMode}. */
+  get dropoutMode(): LoraDropoutMode {
+    return this.state.dropoutMode;
+  }
+
+  set dropoutMode(mode: LoraDropoutMode) {
+    this.state.dropoutMode = mode;
+  }
+
+  /** The LoRA layers by HF module name. */
+  loraModules(): Map<string, LoraLinear> {
+    return new Map(this.loraLayers);
+  }
+
+  /** Switch the adapters (and `modulesToSave` copies) on. */
+  enableAdapters(): void {
+    this.state.enabled = true;
+  }
+
+  /** Switch the adapters off: the model computes exactly the base model. */
+  disableAdapters(): void {
+    this.state.enabled = false;
+  }
+
+  /**
+   * Run `fn` with adapters disabled, then restore the previous state (also when `fn` throws, and, for a
+   * promise, when it settles). This is core's `AdapterToggle`: the DPO/PPO reference without a copy.
+   */
+  withAdaptersDisabled<T>(fn: () => T): T {
+    const previous = this.state.enabled;
+    this.state.enabled = false;
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.state.enabled = previous;
+      throw e;
+    }
+    if (result instanceof Promise) {
+      return result.finally(() => {
+        this.state.enabled = previous;
+      }) as T;
+    }
+    this.state.enabled = previous;
+    return result;
+  }
+
+  /** Every variable by PEFT name (`base_model.model.` + HF name; see the class notes). */
+  namedParameters(): Map<string, tf.Variable> {
+    this.assertAlive();
+    const out = new Map<string, tf.Variable>();
+    for (const [k, v] of this.baseModel.namedParameters()) out.set(PEFT_KEY_PREFIX + k, v);
+    return out;
+  }
+
+  /** The adapter variables and `modulesToSave` copies (empty after loading with `isTrainable: false`). */
+  trainableVariables(): tf.Variable[] {
+    return [...new Set(this.namedParameters().values())].filter((v) => v.trainable);
+  }
+
+  /** The projections (LoRA layers where installed), for plugins such as AMP's 16-bit storage. */
+  linearModules(): Map<string, LinearModule> {
+    return this.baseModel.linearModules();
+  }
+
+  /** Replace a projection of the base model (the LoRA layer itself when `name` is adapted). */
+  replaceLinear(name: string, wrap: (current: LinearModule) => LinearModule): LinearModule {
+    const next = this.baseModel.replaceLinear(name, wrap);
+    if (this.loraLayers.has(name) && !(next instanceof LoraLinear)) {
+      throw new ConfigError(`"${name}" carries a LoRA layer; replace its .base instead`, { field: name });
+    }
+    return next;
+  }
+
+  /** Parameter counts (PEFT's `get_nb_trainable_parameters`). */
+  trainableParameterCounts(): TrainableParameterCounts {
+    let trainable = 0;
+    let all = 0;
+    for (const v of new Set(this.namedParameters().values())) {
+      all += v.size;
+      if (v.trainable) trainable += v.size;
+    }
+    return { trainable, all };
+  }
+
+  /**
+   * Print PEFT's line, e.g. `trainable params: 4,096 || all params: 296,128 || trainable%: 1.3832`, and
+   * return it.
+   * @param log where to print (default `console.log`).
+   */
+  printTrainableParameters(log: (line: string) => void = console.log): string {
+    const { trainable, all } = this.trainableParameterCounts();
+    const fmt = (n: number) => n.toLocaleString("en-US");
+    const line = `trainable params: ${fmt(trainable)} || all params: ${fmt(all)} || trainable%: ${((100 * trainable) / all).toFixed(4)}`;
+    log(line);
+    return line;
+  }
+
+  /**
+   * The tensors PEFT's `get_peft_model_state_dict` returns: every `lora_A`/`lora_B` and `modulesToSave`
+   * copy, keyed as in `adapter_model.safetensors`.
+   */
+  adapterStateDict(): Map<string, tf.Variable> {
+    this.assertAlive();
+    const out = new Map<string, tf.Variable>();
+    for (const [name, layer] of this.loraLayers) {
+      out.set(`${PEFT_KEY_PREFIX}${name}.lora_A.weight`, layer.loraA);
+      out.set(`${PEFT_KEY_PREFIX}${name}.lora_B.weight`, layer.loraB);
+    }
+    for (const wrapper of this.savedModules.values()) {
+      for (const [k, v] of wrapper.copy.parameters()) out.set(PEFT_KEY_PREFIX + k, v);
+    }
+    return out;
+  }
+
+  /** The `adapter_config.json` content {@link savePretrained} writes. */
+  adapterConfigJson(options: PeftSaveOptions = {}): Record<string, unknown> {
+    const config = { ...this.peftConfig };
+    if (options.baseModelNameOrPath !== undefined) config.baseModelNameOrPath = options.baseModelNameOrPath;
+    return toPeftConfigJson(config, this.peftConfig.targetModules);
+  }
+
+  /**
+   * Write a PEFT adapter directory, as PEFT's `save_pretrained`: `adapter_config.json` and
+   * `adapter_model.safetensors` (float32, metadata `format: pt`) with only the adapter and `modulesToSave`
+   * tensors. Each file is written atomically. This is also what the trainer's checkpoints hold for a LoRA
+   * run. Use {@link mergeAndUnload} and the base model's `savePretrained` for a full HF model.
+   */
+  async savePretrained(dir: string, options: PeftSaveOptions = {}): Promise<void> {
+    this.assertAlive();
+    await mkdir(dir, { recursive: true });
+    const tensors = new Map<string, TensorInput>();
+    for (const [k, v] of this.adapterStateDict()) {
+      tensors.set(k, { shape: v.shape, data: (await v.data()) as Float32Array, dtype: "F32" });
+    }
+    await writeSafetensors(join(dir, ADAPTER_SAFETENSORS_NAME), tensors, { format: "pt" });
+    await writeJsonAtomic(join(dir, ADAPTER_CONFIG_NAME), this.adapterConfigJson(options));
+  }
+
+  /**
+   * Fold every LoRA update into its base weight (`W += scaling·B·A`), put the `modulesToSave` copies in
+   * place of the originals, remove the wrappers and return the base model (PEFT's `merge_and_unload`).
+   * The base variables get back the `trainable` flags they had before {@link getPeftModel}. This PeftModel
+   * is unusable afterwards.
+   * @throws ConfigError when a base projection is not a float32 {@link Linear} (e.g. under 16-bit
+   *   storage, which has no float32 master weight to merge into), or is tied to the embeddings.
+   */
+  mergeAndUnload(): M {
+    this.assertAlive();
+    for (const [name, layer] of this.loraLayers) {
+      const base = layer.base;
+      if (!(base instanceof Linear) || base.sharedWeight) {
+        throw new ConfigError(
+          base instanceof Linear
+            ? `"${name}" shares its weight with the embeddings; merging would change them too`
+            : `"${name}" has no float32 weight to merge into (16-bit storage?): load the base in float32 and use PeftModel.fromPretrained`,
+          { field: name },
+        );
+      }
+    }
+    for (const [name, layer] of this.loraLayers) {
+      const base = layer.base as Linear;
+      tf.tidy(() => base.weight.assign(tf.add(base.weight, layer.deltaWeight())));
+      this.baseModel.replaceLinear(name, () => base);
+      layer.dispose();
+    }
+    for (const [name, wrapper] of this.savedModules) {
+      const original = wrapper.original as Linear;
+      tf.tidy(() => original.weight.assign(wrapper.copy.weight));
+      if (original.bias && wrapper.copy.bias) tf.tidy(() => original.bias!.assign(wrapper.copy.bias!));
+      this.baseModel.replaceLinear(name, () => original);
+      wrapper.dispose();
+    }
+    return this.release();
+  }
+
+  /** Remove every wrapper without merging and return the untouched base model (PEFT's `unload`). */
+  unload(): M {
+    this.assertAlive();
+    for (const [name, layer] of this.loraLayers) {
+      this.baseModel.replaceLinear(name, () => layer.base);
+      layer.dispose();
+    }
+    for (const [name, wrapper] of this.savedModules) {
+      this.baseModel.replaceLinear(name, () => wrapper.original);
+      wrapper.dispose();
+    }
+    return this.release();
+  }
+
+  /** Free the adapters AND the base model (the PeftModel owns it, as in PEFT). Idempotent. */
+  dispose(): void {
+    if (this.released) return;
+    for (const layer of this.loraLayers.values()) layer.dispose();
+    for (const wrapper of this.savedModules.values()) wrapper.dispose();
+    this.released = true;
+    this.baseModel.dispose();
+  }
+
+  private release(): M {
+    for (const [v, t] of this.previousTrainable) if (!v.isDisposed) v.trainable = t;
+    this.loraLayers.clear();
+    this.savedModules.clear();
+    this.released = true;
+    return this.baseModel;
+  }
+
+  protected assertAlive(): void {
+    if (this.released) throw new ConfigError("this PeftModel was unloaded or disposed");
+  }
+
+  /**
+   * Load a PEFT adapter directory (written by PEFT or by prefkit) onto `baseModel`, as PEFT's
+   * `PeftModel.from_pretrained(base_model, adapter_dir)`.
+   * @throws ConfigError for an `adapter_config.json` prefkit cannot honour (naming the field).
+   * @throws CheckpointError for unreadable files, or a tensor that is missing, unexpected or mis-shaped
+   *   (naming the file and tensor).
+   */
+  static async fromPretrained(
+    baseModel: PreTrainedModelForSequenceClassification,
+    adapterDir: string,
+    options?: PeftFromPretrainedOptions,
+  ): Promise<PeftModelForSequenceClassification>;
+  static async fromPretrained(
+    baseModel: PreTrainedModelForCausalLM,
+    adapterDir: string,
+    options?: PeftFromPretrainedOptions,
+  ): Promise<PeftModelForCausalLM>;
+  static async fromPretrained(
+    baseModel: LoraBaseModel,
+    adapterDir: string,
+    options: PeftFromPretrainedOptions = {},
+  ): Promise<PeftModel> {
+    const configFile = join(adapterDir, ADAPTER_CONFIG_NAME);
+    const config = fromPeftConfigJson(await readJsonFile(configFile, "config"), configFile);
+    const weightsFile = join(adapterDir, ADAPTER_SAFETENSORS_NAME);
+    const { tensors } = await readSafetensors(weightsFile);
+    const model = wrap(baseModel, config, { ...options, trainable: options.isTrainable ?? false });
+    try {
+      await model.loadAdapterWeights(tensors, weightsFile);
+    } catch (e) {
+      model.unload();
+      throw e;
+    }
+    return model;
+  }
+
+  /**
+   * Assign adapter tensors by PEFT key (as read from `adapter_model.safetensors`).
+   * @throws CheckpointError naming `file` and the tensor for a missing, unexpected or mis-shaped tensor.
+   */
+  async loadAdapterWeights(
+    tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array }>,
+    file: string,
+  ): Promise<void> {
+    const expected = this.adapterStateDict();
+    for (const key of tensors.keys()) {
+      if (!expected.has(key)) {
+        throw new CheckpointError(
+          "unexpected tensor: no LoRA layer or modulesToSave module of this model has that name",
+          { file, tensor: key },
+        );
+      }
+    }
+    for (const [key, v] of expected) {
+      const t = tensors.get(key);
+      if (!t) throw new CheckpointError("missing tensor", { file, tensor: key });
+      if (t.shape.join(",") !== v.shape.join(",")) {
+        throw new CheckpointError(`shape [${t.shape}] does not match the model's [${v.shape}]`, { file, tensor: key });
+      }
+    }
+    for (const [key, v] of expected) {
+      const t = tensors.get(key)!;
+      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape, "float32")));
+    }
+  }
+}
+
+/** A causal LM with LoRA adapters (PEFT's `PeftModelForCausalLM`): core's `CausalLM` and `AdapterToggle`. */
+export class PeftModelForCausalLM extends PeftModel<PreTrainedModelForCausalLM> implements CausalLM, AdapterToggle {
+  /** Logits `[B, T, vocab]` through the adapted projections. Differentiable. */
+  forward(inputs: ForwardInputs, options: ForwardOptions = {}): CausalLMForwardOutput {
+    this.assertAlive();
+    return this.baseModel.forward(inputs, options);
+  }
+
+  /** Final-normed hidden states `[B, T, hidden]`. Differentiable. */
+  forwardHidden(inputs: ForwardInputs): tf.Tensor3D {
+    this.assertAlive();
+    return this.baseModel.forwardHidden(inputs);
+  }
+}
+
+/**
+ * A sequence classifier (reward / value model) with LoRA adapters (PEFT's
+ * `PeftModelForSequenceClassification`): core's `SequenceClassifier` and `AdapterToggle`. `score` is
+ * always in `modulesToSave`.
+ */
+export class PeftModelForSequenceClassification
+  extends PeftModel<PreTrainedModelForSequenceClassification>
+  implements SequenceClassifier, AdapterToggle
+{
+  /** Outputs of the `score` head. */
+  get numLabels(): number {
+    return this.baseModel.numLabels;
+  }
+
+  /** Scores `[B, numLabels]` at the last real token of each row. Differentiable. */
+  forward(inputs: ForwardInputs): SequenceClassifierOutput {
+    this.assertAlive();
+    return this.baseModel.forward(inputs);
+  }
+
+  /** Per-token scores `[B, T, numLabels]`. Differentiable. */
+  forwardTokens(inputs: ForwardInputs): tf.Tensor3D {
+    this.assertAlive();
+    return this.baseModel.forwardTokens(inputs);
+  }
+
+  /** Final-normed hidden states `[B, T, hidden]`. Differentiable. */
+  forwardHidden(inputs: ForwardInputs): tf.Tensor3D {
+    this.assertAlive();
+    return this.baseModel.forwardHidden(inputs);
+  }
+}
+
+function wrap(
+  model: LoraBaseModel,
+  config: LoraConfig,
+  options: GetPeftModelOptions & { trainable?: boolean },
+): PeftModel {
+  return isSequenceClassifier(model)
+    ? new PeftModelForSequenceClassification(model as PreTrainedModelForSequenceClassification, config, options)
+    : new PeftModelForCausalLM(model as PreTrainedModelForCausalLM, config, options);
+}
+
+/**
+ * PEFT's `get_peft_model`: freeze `model`, add LoRA layers to the projections `config.targetModules`
+ * selects (A Kaiming-uniform from `seed`, B zero, so the result starts equal to the base), and trainable
+ * copies of `modulesToSave`.
+ *
+ * ```ts no-run
+ * const peft = getPeftModel(model, { r: 16, loraAlpha: 32, loraDropout: 0.05, targetModules: ["q_proj", "v_proj"] }, { seed: 0 });
+ * peft.printTrainableParameters();
+ * ```
+ * @throws ConfigError for a bad config (naming the field) or a model without the `replaceLinear` seam.
+ */
+export function getPeftModel(
+  model: PreTrainedModelForSequenceClassification,
+  config: LoraConfig,
+  options?: GetPeftModelOptions,
+): PeftModelForSequenceClassification;
+export function getPeftModel(
+  model: PreTrainedModelForCausalLM,
+  config: LoraConfig,
+  options?: GetPeftModelOptions,
+): PeftModelForCausalLM;
+export function getPeftModel(model: LoraBaseModel, config: LoraConfig, options?: GetPeftModelOptions): PeftModel;
+export function getPeftModel(model: LoraBaseModel, config: LoraConfig, options: GetPeftModelOptions = {}): PeftModel {
+  return wrap(model, config, options);
+}
