@@ -1,0 +1,8 @@
+/**
+ * The `prefkit` CLI: config handling, exit codes and the program.
+ * @module
+ */
+export * from "./config.js";
+export * from "./config-docs.js";
+export * from "./exit-codes.js";
+export { buildProgram, type CliIo, runCli } from "./main.js";

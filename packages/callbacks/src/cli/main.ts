@@ -1,0 +1,545 @@
+/**
+ * The `prefkit` command line: `sft`, `dpo`, `reward`, `ppo`, `generate`, `eval`, `report`, `env`.
+ * @module
+ */
+import { readdir, readFile, rename, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import {
+  CheckpointError,
+  ConfigError,
+  type Callback,
+  type TrainOutput,
+  DatasetError,
+  engineInfo,
+  initEngine,
+  loadDataset,
+  PrefkitError,
+  shutdownEngine,
+} from "@prefkit/core";
+import * as losses from "@prefkit/losses";
+import { AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer } from "@prefkit/models";
+import { Command, CommanderError, Option } from "commander";
+import { CsvLogger } from "../csv-logger.js";
+import { EarlyStoppingCallback } from "../early-stopping.js";
+import { evaluatePreferences } from "../eval/preferences.js";
+import { generate } from "../eval/generate.js";
+import { logProbHistogram } from "../eval/logprob-histogram.js";
+import { JsonlLogger } from "../jsonl-logger.js";
+import { writeFileAtomic } from "../metrics-file.js";
+import { frameworkVersions, ModelCardCallback, type TrainingMethod, writeModelCard } from "../model-card.js";
+import { NanGuardCallback } from "../nan-guard.js";
+import { ProgressCallback } from "../progress.js";
+import { SAMPLES_FILE, type SampleGeneration, writeReport } from "../report/write-report.js";
+import {
+  type ConfigField,
+  type ConfigKind,
+  coerceField,
+  configFields,
+  formatDefault,
+  readConfigFile,
+} from "./config.js";
+import { EXIT_CODES, EXIT_CODES_HELP } from "./exit-codes.js";
+
+/** Where the CLI writes. */
+export interface CliIo {
+  /** Normal output (progress, results). */
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Errors and warnings. */
+  stderr: NodeJS.WritableStream;
+}
+
+/** A failure with a chosen exit code and a one-line message. */
+class CliExit extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const TRAIN_COMMANDS: Record<ConfigKind, { method: TrainingMethod; summary: string }> = {
+  sft: {
+    method: "sft",
+    summary: "supervised fine-tuning (TRL SFTTrainer) on text, messages or prompt-completion data",
+  },
+  dpo: { method: "dpo", summary: "Direct Preference Optimization (TRL DPOTrainer) on preference pairs" },
+  reward: { method: "reward", summary: "train a reward model (TRL RewardTrainer) on preference pairs" },
+  ppo: { method: "ppo", summary: "PPO with a KL penalty (TRL PPOTrainer)" },
+};
+
+function fieldHelp(f: ConfigField): string {
+  const allowed = f.allowed ? ` One of: ${f.allowed.join(", ")}.` : "";
+  return `${f.doc}${allowed} [${f.type}] (default: ${formatDefault(f.default)})`;
+}
+
+function addEngineOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      "--backend <name>",
+      "TensorFlow.js backend: wasm, cpu, tensorflow or auto (default: $PREFKIT_BACKEND, else auto)",
+    )
+    .option("--threads <n>", "XNNPACK threads for wasm, 1-8 (default: $PREFKIT_THREADS, else min(4, cores))");
+}
+
+async function startEngine(opts: Record<string, unknown>): Promise<void> {
+  const threads = opts["threads"] === undefined ? undefined : Number(opts["threads"]);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 8)) {
+    throw new ConfigError(`must be an integer in 1..8, got ${JSON.stringify(opts["threads"])}`, { field: "threads" });
+  }
+  await initEngine({
+    ...(opts["backend"] !== undefined ? { backend: String(opts["backend"]) } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+  });
+}
+
+/** Up to `n` string prompts from the first rows of a dataset file (rows with a string `prompt`). */
+async function datasetPrompts(file: string, n: number): Promise<string[]> {
+  const loaded = await loadDataset(file, { limit: Math.max(n * 4, 8) });
+  return loaded.rows
+    .map((r) => r.data["prompt"])
+    .filter((p): p is string => typeof p === "string")
+    .slice(0, n);
+}
+
+function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }): Command {
+  const info = TRAIN_COMMANDS[kind];
+  const fields = configFields(kind);
+  const cmd = new Command(kind).description(info.summary);
+  cmd
+    .option("--model <dir>", "Hugging Face model directory (config.json, model.safetensors, tokenizer.json)")
+    .option("--dataset <file>", "training data: JSON or JSONL(.gz) in TRL's formats")
+    .option("--eval-dataset <file>", "evaluation data, same formats")
+    .option("--config <file>", "config file (JSON or YAML); flags override it")
+    .option("--output <dir>", "alias of --output-dir");
+  addEngineOptions(cmd)
+    .option("--no-progress", "no progress bar / progress lines")
+    .option("--samples <n>", "prompts to generate from before and after training (sft, dpo), from the dataset", "2")
+    .option("--sample-max-new-tokens <n>", "new tokens per sample generation", "24")
+    .option("--early-stopping-patience <n>", "stop after this many evaluations without improvement")
+    .option("--nan-action <action>", "when loss/grad_norm is not finite: stop or warn", "stop");
+  if (kind === "ppo") {
+    cmd.option(
+      "--reward-model <dir>",
+      "reward model directory (a sequence classifier with one label, e.g. from `prefkit reward`)",
+    );
+  }
+  const fieldOptions: Array<[ConfigField, Option]> = [];
+  for (const f of fields) {
+    const isBool = /\bboolean\b/.test(f.type) && !/string/.test(f.type);
+    const opt = new Option(`${f.flag} ${isBool ? "[value]" : "<value>"}`, fieldHelp(f));
+    cmd.addOption(opt);
+    fieldOptions.push([f, opt]);
+  }
+  cmd.addHelpText(
+    "after",
+    `\nEvery field can also be set in --config (camelCase or TRL's snake_case keys, plus model/dataset).\n\n${EXIT_CODES_HELP}`,
+  );
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const fromFile = opts["config"] ? await readConfigFile(String(opts["config"]), kind) : { fields: {}, run: {} };
+    const overrides: Record<string, unknown> = { ...fromFile.fields };
+    for (const [f, opt] of fieldOptions) {
+      const v = opts[opt.attributeName()];
+      if (v !== undefined) overrides[f.name] = coerceField(f, v === true ? "true" : v);
+    }
+    if (opts["output"] !== undefined) overrides["outputDir"] = String(opts["output"]);
+    const model = (opts["model"] as string | undefined) ?? fromFile.run["model"];
+    const dataset = (opts["dataset"] as string | undefined) ?? fromFile.run["dataset"];
+    const evalDataset = (opts["evalDataset"] as string | undefined) ?? fromFile.run["evalDataset"];
+    const rewardModel = (opts["rewardModel"] as string | undefined) ?? fromFile.run["rewardModel"];
+    if (kind === "ppo" && !("PPOTrainer" in losses)) {
+      throw new CliExit(
+        EXIT_CODES.notAvailable,
+        "prefkit ppo: not available yet: this build of @prefkit/losses has no PPOTrainer",
+      );
+    }
+    if (!model)
+      throw new ConfigError("required: the model directory (--model or `model` in --config)", { field: "model" });
+    if (kind === "ppo" && !rewardModel) {
+      throw new ConfigError("required: the reward model directory (--reward-model)", { field: "rewardModel" });
+    }
+    if (!dataset)
+      throw new ConfigError("required: the training data (--dataset or `dataset` in --config)", { field: "dataset" });
+    const nanAction = String(opts["nanAction"]);
+    if (nanAction !== "stop" && nanAction !== "warn") {
+      throw new ConfigError(`must be "stop" or "warn", got ${JSON.stringify(nanAction)}`, { field: "nanAction" });
+    }
+    // Validate the whole config before loading anything heavy.
+    const config = resolveConfig(kind, overrides);
+    await startEngine(opts);
+    result.code = await runTraining(kind, {
+      modelDir: model,
+      rewardModelDir: rewardModel,
+      dataset,
+      evalDataset,
+      config,
+      overrides,
+      io,
+      progress: opts["progress"] !== false,
+      samples: Number(opts["samples"]),
+      sampleMaxNewTokens: Number(opts["sampleMaxNewTokens"]),
+      patience: opts["earlyStoppingPatience"] === undefined ? undefined : Number(opts["earlyStoppingPatience"]),
+      nanAction,
+    });
+  });
+  return cmd;
+}
+
+/** Fill defaults and validate with the trainer's own resolver (which names the bad field). */
+function resolveConfig(kind: ConfigKind, overrides: Record<string, unknown>): Record<string, unknown> {
+  switch (kind) {
+    case "dpo": {
+      const c = losses.resolveDPOConfig(overrides as losses.DPOTrainingArguments);
+      losses.validateDPOConfig(c); // the CLI registers no user losses: only TRL's loss types are allowed
+      return c as unknown as Record<string, unknown>;
+    }
+    case "reward":
+      return losses.resolveRewardConfig(overrides as Partial<losses.RewardConfig>) as unknown as Record<
+        string,
+        unknown
+      >;
+    case "sft": {
+      const c = { ...losses.defaultSFTConfig(), ...overrides } as losses.SFTConfig;
+      losses.validateSFTConfig(c);
+      return c as unknown as Record<string, unknown>;
+    }
+    case "ppo": {
+      const c = { ...losses.defaultPPOConfig(), ...overrides } as losses.PPOConfig;
+      losses.validatePPOConfig(c);
+      return c as unknown as Record<string, unknown>;
+    }
+  }
+}
+
+/**
+ * `savePretrained` replaces its whole directory, which would delete the run's checkpoints and logs:
+ * save into a staging folder inside `outputDir`, then move each file up (each rename is atomic),
+ * as transformers' `trainer.save_model(output_dir)` leaves `checkpoint-N/` in place.
+ */
+async function saveModelInto(outputDir: string, save: (dir: string) => Promise<void>): Promise<void> {
+  const staging = join(outputDir, `.final-model-tmp-${process.pid}`);
+  await rm(staging, { recursive: true, force: true });
+  await save(staging);
+  for (const name of await readdir(staging)) await rename(join(staging, name), join(outputDir, name));
+  await rm(staging, { recursive: true, force: true });
+}
+
+interface TrainingRun {
+  modelDir: string;
+  rewardModelDir: string | undefined;
+  dataset: string;
+  evalDataset: string | undefined;
+  config: Record<string, unknown>;
+  overrides: Record<string, unknown>;
+  io: CliIo;
+  progress: boolean;
+  samples: number;
+  sampleMaxNewTokens: number;
+  patience: number | undefined;
+  nanAction: "stop" | "warn";
+}
+
+async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> {
+  const { io } = run;
+  const outputDir = String(run.config["outputDir"]);
+  const say = (line: string) => io.stdout.write(`${line}\n`);
+  const warn = (line: string) => io.stderr.write(`${line}\n`);
+  const tokenizer = await AutoTokenizer.fromPretrained(run.modelDir);
+  const nanGuard = new NanGuardCallback({ action: run.nanAction, report: warn });
+  const callbacks: Callback<any>[] = [
+    new JsonlLogger(),
+    new CsvLogger(),
+    nanGuard,
+    new ModelCardCallback({ baseModel: run.modelDir, method: TRAIN_COMMANDS[kind].method, dataset: run.dataset }),
+  ];
+  if (run.progress) callbacks.unshift(new ProgressCallback({ stream: io.stdout, label: kind }));
+  if (run.patience !== undefined) callbacks.push(new EarlyStoppingCallback({ patience: run.patience }));
+  const common = {
+    args: run.overrides,
+    trainDataset: run.dataset,
+    ...(run.evalDataset !== undefined ? { evalDataset: run.evalDataset } : {}),
+    processingClass: tokenizer,
+    callbacks,
+    warn,
+  };
+
+  let samples: SampleGeneration[] = [];
+  let saveModel: (dir: string) => Promise<void>;
+  let trainer: { train(): Promise<TrainOutput>; state: { logHistory: Array<Record<string, number>> } };
+  let dispose: () => void;
+  if (kind === "reward") {
+    const model = await AutoModelForSequenceClassification.fromPretrained(run.modelDir, {
+      numLabels: 1,
+      seed: Number(run.config["seed"]),
+    });
+    const t = new losses.RewardTrainer({ ...common, model, args: run.overrides as Partial<losses.RewardConfig> });
+    trainer = t;
+    saveModel = (dir) => model.savePretrained(dir);
+    dispose = () => model.dispose();
+  } else {
+    const model = await AutoModelForCausalLM.fromPretrained(run.modelDir);
+    const prompts = run.samples > 0 ? await datasetPrompts(run.dataset, run.samples) : [];
+    const sample = () => generate(model, tokenizer, prompts, { maxNewTokens: run.sampleMaxNewTokens });
+    if (prompts.length > 0) samples = sample().map((g) => ({ prompt: g.prompt, before: g.completion }));
+    if (kind === "dpo") {
+      const t = new losses.DPOTrainer({ ...common, model, args: run.overrides as losses.DPOTrainingArguments });
+      trainer = t;
+      dispose = () => {
+        t.dispose();
+        model.dispose();
+      };
+    } else if (kind === "ppo") {
+      const rewardModel = await AutoModelForSequenceClassification.fromPretrained(run.rewardModelDir!, {
+        numLabels: 1,
+      });
+      const t = new losses.PPOTrainer({
+        ...common,
+        model,
+        rewardModel,
+        args: run.overrides as Partial<losses.PPOConfig>,
+      });
+      trainer = t;
+      dispose = () => {
+        t.dispose();
+        rewardModel.dispose();
+        model.dispose();
+      };
+    } else {
+      const t = new losses.SFTTrainer({ ...common, model, args: run.overrides as Partial<losses.SFTConfig> });
+      trainer = t;
+      dispose = () => model.dispose();
+    }
+    saveModel = async (dir) => {
+      await model.savePretrained(dir);
+      if (prompts.length > 0) {
+        const after = sample();
+        samples = samples.map((s, i) => ({ ...s, after: after[i]!.completion }));
+      }
+    };
+  }
+  try {
+    const out = await trainer.train();
+    await saveModelInto(outputDir, saveModel);
+    const finalMetrics: Record<string, number> = {};
+    for (const entry of trainer.state.logHistory) Object.assign(finalMetrics, entry);
+    await writeModelCard(outputDir, {
+      baseModel: run.modelDir,
+      method: TRAIN_COMMANDS[kind].method,
+      dataset: run.dataset,
+      config: run.config,
+      metrics: finalMetrics,
+      frameworkVersions: frameworkVersions(),
+    });
+    if (samples.length > 0)
+      await writeFileAtomic(join(outputDir, SAMPLES_FILE), `${JSON.stringify(samples, null, 2)}\n`);
+    const report = await writeReport(outputDir);
+    say(`${kind}: ${out.globalStep} steps, train_loss=${out.trainingLoss}`);
+    say(`saved model and model card to ${resolve(outputDir)}`);
+    say(`report: ${report.html} (${report.charts.length} charts)`);
+  } finally {
+    dispose();
+  }
+  return nanGuard.triggered && run.nanAction === "stop" ? EXIT_CODES.diverged : EXIT_CODES.ok;
+}
+
+function generateCommand(io: CliIo): Command {
+  const cmd = new Command("generate").description("complete prompts with a model (greedy unless --temperature > 0)");
+  cmd
+    .requiredOption("--model <dir>", "Hugging Face model directory")
+    .requiredOption("--prompt <text...>", "prompt(s) to complete")
+    .option("--max-new-tokens <n>", "new tokens per prompt", "40")
+    .option("--temperature <t>", "0 is greedy; > 0 samples", "0")
+    .option("--seed <n>", "sampler seed", "42")
+    .option("--json", "print JSON instead of text");
+  addEngineOptions(cmd);
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const maxNewTokens = Number(opts["maxNewTokens"]);
+    const temperature = Number(opts["temperature"]);
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
+      throw new ConfigError(`must be an integer >= 1, got ${JSON.stringify(opts["maxNewTokens"])}`, {
+        field: "maxNewTokens",
+      });
+    }
+    if (!(temperature >= 0)) {
+      throw new ConfigError(`must be a number >= 0, got ${JSON.stringify(opts["temperature"])}`, {
+        field: "temperature",
+      });
+    }
+    await startEngine(opts);
+    const model = await AutoModelForCausalLM.fromPretrained(String(opts["model"]));
+    const tokenizer = await AutoTokenizer.fromPretrained(String(opts["model"]));
+    try {
+      const gens = generate(model, tokenizer, opts["prompt"] as string[], {
+        maxNewTokens,
+        temperature,
+        seed: Number(opts["seed"]),
+      });
+      if (opts["json"]) io.stdout.write(`${JSON.stringify(gens, null, 2)}\n`);
+      else for (const g of gens) io.stdout.write(`${g.prompt}${g.completion}\n`);
+    } finally {
+      model.dispose();
+    }
+  });
+  return cmd;
+}
+
+function evalCommand(io: CliIo): Command {
+  const cmd = new Command("eval").description(
+    "reward accuracy and margins of a policy against a reference (DPO implicit rewards), and/or a log-prob histogram",
+  );
+  cmd
+    .requiredOption("--model <dir>", "the policy (Hugging Face model directory)")
+    .option("--ref-model <dir>", "the reference model (for --dataset)")
+    .option("--dataset <file>", "preference pairs (JSON/JSONL) to score")
+    .option("--beta <b>", "β of the implicit reward", "0.1")
+    .option("--max-length <n>", "truncate prompt + completion to this many tokens", "1024")
+    .option("--texts <name=file...>", "text files (one text per non-empty line) for the log-prob histogram")
+    .option("--out-dir <dir>", "where the histogram PNG/SVG go", ".");
+  addEngineOptions(cmd);
+  cmd.action(async (opts: Record<string, unknown>) => {
+    if (!opts["dataset"] && !opts["texts"]) {
+      throw new ConfigError("give --dataset (with --ref-model) and/or --texts", { field: "dataset" });
+    }
+    if (opts["dataset"] && !opts["refModel"]) {
+      throw new ConfigError("required with --dataset: the reference model", { field: "refModel" });
+    }
+    const beta = Number(opts["beta"]);
+    if (!(beta > 0))
+      throw new ConfigError(`must be a number > 0, got ${JSON.stringify(opts["beta"])}`, { field: "beta" });
+    await startEngine(opts);
+    const model = await AutoModelForCausalLM.fromPretrained(String(opts["model"]));
+    const tokenizer = await AutoTokenizer.fromPretrained(String(opts["model"]));
+    const out: Record<string, unknown> = {};
+    try {
+      if (opts["dataset"]) {
+        const ref = await AutoModelForCausalLM.fromPretrained(String(opts["refModel"]));
+        try {
+          const r = await evaluatePreferences(model, ref, String(opts["dataset"]), {
+            tokenizer,
+            beta,
+            maxLength: Number(opts["maxLength"]),
+          });
+          out["preferences"] = {
+            accuracy: r.accuracy,
+            meanMargin: r.meanMargin,
+            numPairs: r.numPairs,
+            metrics: r.metrics,
+          };
+        } finally {
+          ref.dispose();
+        }
+      }
+      if (opts["texts"]) {
+        const datasets = [];
+        for (const spec of opts["texts"] as string[]) {
+          const eq = spec.indexOf("=");
+          if (eq <= 0) throw new ConfigError(`expected name=file, got ${JSON.stringify(spec)}`, { field: "texts" });
+          const text = await readFile(spec.slice(eq + 1), "utf8");
+          datasets.push({ name: spec.slice(0, eq), texts: text.split("\n").filter((l) => l.trim() !== "") });
+        }
+        const h = await logProbHistogram(model, tokenizer, datasets, { outDir: String(opts["outDir"]) });
+        out["logProbs"] = { means: h.means, png: h.png, svg: h.svg };
+      }
+    } finally {
+      model.dispose();
+    }
+    io.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  });
+  return cmd;
+}
+
+function reportCommand(io: CliIo): Command {
+  return new Command("report")
+    .description("write report.html and PNG/SVG charts for a run directory (from metrics.jsonl)")
+    .argument("<runDir>", "the run's output directory")
+    .action(async (runDir: string) => {
+      const r = await writeReport(runDir);
+      io.stdout.write(`${r.html}\n${r.charts.map((c) => `${c.png}\n`).join("")}`);
+    });
+}
+
+function envCommand(io: CliIo): Command {
+  const cmd = new Command("env").description("print the engine (backend, threads, kernels) and versions as JSON");
+  addEngineOptions(cmd);
+  return cmd.action(async (opts: Record<string, unknown>) => {
+    await startEngine(opts);
+    io.stdout.write(`${JSON.stringify({ ...engineInfo(), versions: frameworkVersions() }, null, 2)}\n`);
+  });
+}
+
+/** Build the commander program (exported so the help text can be inspected without running it). */
+export function buildProgram(io: CliIo, result: { code: number } = { code: 0 }): Command {
+  const program = new Command("prefkit")
+    .description("prefkit: TRL-style SFT, DPO, reward modelling and PPO in TypeScript")
+    .version("0.1.0")
+    .showHelpAfterError(false)
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      getOutHelpWidth: () => 120,
+      getErrHelpWidth: () => 120,
+    })
+    .exitOverride();
+  for (const kind of Object.keys(TRAIN_COMMANDS) as ConfigKind[]) program.addCommand(trainingCommand(kind, io, result));
+  program.addCommand(generateCommand(io));
+  program.addCommand(evalCommand(io));
+  program.addCommand(reportCommand(io));
+  program.addCommand(envCommand(io));
+  program.addHelpText("after", `\n${EXIT_CODES_HELP}`);
+  // Subcommands added with addCommand do not inherit these settings.
+  for (const sub of program.commands) {
+    sub.exitOverride().configureOutput(program.configureOutput()).showHelpAfterError(false);
+  }
+  return program;
+}
+
+const oneLine = (s: string) => s.replace(/\s*\n\s*/g, " ").trim();
+
+/**
+ * Run the CLI on `argv` (without `node` and the script) and return the exit code (see
+ * {@link EXIT_CODES}); never calls `process.exit`. Config errors print one line naming the field.
+ */
+export async function runCli(
+  argv: readonly string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  const result = { code: EXIT_CODES.ok as number };
+  const program = buildProgram(io, result);
+  const command = argv[0] ?? "";
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return result.code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") {
+        return EXIT_CODES.ok;
+      }
+      return EXIT_CODES.usage; // commander already printed its one-line message
+    }
+    if (e instanceof CliExit) {
+      io.stderr.write(`${e.message}\n`);
+      return e.code;
+    }
+    const prefix = `prefkit ${command}`.trim();
+    if (e instanceof ConfigError) {
+      io.stderr.write(`${prefix}: config error: ${oneLine(e.message)}\n`);
+      return EXIT_CODES.usage;
+    }
+    if (e instanceof DatasetError) {
+      io.stderr.write(`${prefix}: data error: ${oneLine(e.message)}\n`);
+      return EXIT_CODES.data;
+    }
+    if (e instanceof CheckpointError) {
+      io.stderr.write(`${prefix}: checkpoint error: ${oneLine(e.message)}\n`);
+      return EXIT_CODES.checkpoint;
+    }
+    if (e instanceof PrefkitError) {
+      io.stderr.write(`${prefix}: ${e.name}: ${oneLine(e.message)}\n`);
+      return EXIT_CODES.internal;
+    }
+    io.stderr.write(`${prefix}: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return EXIT_CODES.internal;
+  } finally {
+    shutdownEngine();
+  }
+}
