@@ -7,5 +7,6 @@
 export * from "./io/index.js";
 export * from "./tokenizer/index.js";
 export * from "./modeling/index.js";
+export * from "./generation/index.js";
 export * from "./lora/index.js";
 export * from "./amp/index.js";

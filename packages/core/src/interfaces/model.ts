@@ -1,4 +1,5 @@
 import type * as tf from "@tensorflow/tfjs-core";
+import type { Rng } from "../rng/index.js";
 
 /** Integer matrix given either as nested arrays or as an int32 tensor of shape [B, T]. */
 export type IntMatrix = number[][] | tf.Tensor2D;
@@ -71,4 +72,69 @@ export function hasAdapterToggle(model: CausalLM): model is CausalLM & AdapterTo
 /** True when `model` implements {@link FrozenCopyable}. */
 export function isFrozenCopyable(model: CausalLM): model is CausalLM & FrozenCopyable {
   return typeof (model as Partial<FrozenCopyable>).frozenCopy === "function";
+}
+
+/**
+ * Options of {@link Generator.generate}, with transformers' `generate()` meaning. Fields left
+ * out fall back to the model's `generation_config.json`, then to the defaults given here.
+ */
+export interface GenerateOptions {
+  /** Maximum number of new tokens per row (the prompt does not count). Default: `max_new_tokens` of the generation config, else 20. */
+  maxNewTokens?: number;
+  /** Sample (true) or take the argmax (false, the default: greedy decoding). */
+  doSample?: boolean;
+  /** Softmax temperature of sampling and of {@link GenerateOptions.returnLogprobs}. Must be > 0. Default 1. */
+  temperature?: number;
+  /** Sample only among the k most likely tokens (ties at the k-th logit kept, as HF). 0 = off (the default; HF's class default is 50). */
+  topK?: number;
+  /** Nucleus sampling: the smallest set of most likely tokens with probability mass ≥ topP. 1 = off (the default). */
+  topP?: number;
+  /** Token id(s) that end a row (HF `eos_token_id`). Default: the generation config's `eos_token_id`. */
+  eosTokenId?: number | number[];
+  /** More ids that end a row, in addition to {@link GenerateOptions.eosTokenId}. */
+  stopTokenIds?: number[];
+  /** Id written after a row has stopped. Default: the generation config's `pad_token_id`, else the first stop id. */
+  padTokenId?: number;
+  /** Seed of the sampler: the same seed, model and inputs give the same output. Ignored when {@link GenerateOptions.rng} is set. */
+  seed?: number;
+  /** A generator to draw from instead of a fresh one (e.g. a trainer's stream, which then advances). */
+  rng?: Rng;
+  /**
+   * `[B, T]` mask of left-padded prompts: 1 for real tokens, 0 for padding, which must come
+   * before every real token of its row. Positions are `cumsum(mask) − 1`, as in transformers.
+   * Default: all ones.
+   */
+  attentionMask?: IntMatrix;
+  /** Also return `log softmax(logits / temperature)` of each generated token (what PPO needs). */
+  returnLogprobs?: boolean;
+}
+
+/** Result of {@link Generator.generate}. Rows are in input order. */
+export interface GenerateOutput {
+  /** Per row: its prompt without the padding, then {@link GenerateOutput.newTokens}. Ragged. */
+  sequences: number[][];
+  /** Per row: the generated ids up to and including the stop token (no trailing padding). */
+  newTokens: number[][];
+  /**
+   * `[B, T + steps]` as transformers returns it: the padded prompts, then per step one id per
+   * row, `padTokenId` after a row has stopped.
+   */
+  paddedSequences: number[][];
+  /** Per row: the number of generated tokens, the stop token included (`newTokens[b].length`). */
+  numGeneratedTokens: number[];
+  /** Per row: true when it ended on a stop token, false when it ran out of `maxNewTokens`. */
+  finished: boolean[];
+  /** With `returnLogprobs`: per row, the log-prob of each generated token (aligned with `newTokens`). */
+  logprobs?: number[][];
+}
+
+/** Optional capability: a model that can generate continuations (PPO rollouts, evaluation). */
+export interface Generator {
+  /** Generate continuations of a batch of prompts `[B, T]` (left-padded when rows differ in length). */
+  generate(inputIds: IntMatrix, options?: GenerateOptions): Promise<GenerateOutput>;
+}
+
+/** True when `model` implements {@link Generator}. */
+export function canGenerate(model: CausalLM): model is CausalLM & Generator {
+  return typeof (model as Partial<Generator>).generate === "function";
 }

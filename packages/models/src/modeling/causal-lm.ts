@@ -11,9 +11,20 @@ import {
   EngineError,
   type ForwardInputs,
   type FrozenCopyable,
+  type GenerateOptions,
+  type GenerateOutput,
+  type Generator,
+  type IntMatrix,
   Rng,
   tf,
 } from "@prefkit/core";
+import { generate } from "../generation/generate.js";
+import {
+  type CachedForwardInputs,
+  type CachedForwardOutput,
+  type IncrementalCausalLM,
+  KVCache,
+} from "../generation/kv-cache.js";
 import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
 import {
   CONFIG_NAME,
@@ -79,7 +90,7 @@ const TORCH_DTYPE: Record<string, string> = { F32: "float32", BF16: "bfloat16", 
  * A causal LM (Llama, Qwen2, Qwen3, Mistral, SmolLM, or any registered family) over one shared
  * decoder. Weights are `tf.Variable`s keyed by HF tensor names.
  */
-export class PreTrainedModelForCausalLM implements CausalLM, FrozenCopyable {
+export class PreTrainedModelForCausalLM implements CausalLM, FrozenCopyable, Generator, IncrementalCausalLM {
   /** The HF `config.json` (with family defaults filled in); written back by `savePretrained`. */
   readonly config: PretrainedConfig;
   /** The decoder flags the adapter derived from `config`. */
@@ -173,6 +184,43 @@ export class PreTrainedModelForCausalLM implements CausalLM, FrozenCopyable {
       const logits = this.decoder.logits(out.hidden);
       return out.hiddenStates ? { logits, hiddenStates: out.hiddenStates } : { logits };
     });
+  }
+
+  /**
+   * One incremental decoding step (HF's forward with `past_key_values` and `use_cache`): the new
+   * tokens run over the cache through the same layers and module slots as {@link forward}, so
+   * wrapped projections (LoRA) count. Returns logits and a new, longer cache; the caller
+   * disposes both and the old cache.
+   * @throws ConfigError when a shape does not fit the cache.
+   */
+  forwardWithCache(inputs: CachedForwardInputs): CachedForwardOutput {
+    this.assertAlive();
+    const step = this.decoder.forwardWithPast({
+      inputIds: inputs.inputIds,
+      positionIds: inputs.positionIds,
+      past: inputs.pastKeyValues?.layers ?? null,
+      ...(inputs.attentionMask !== undefined ? { attentionMask: inputs.attentionMask } : {}),
+      ...(inputs.lastPositionOnly !== undefined ? { lastPositionOnly: inputs.lastPositionOnly } : {}),
+    });
+    const logits = tf.tidy(() => this.decoder.logits(step.hidden));
+    step.hidden.dispose();
+    return { logits, pastKeyValues: new KVCache(step.presents) };
+  }
+
+  /**
+   * Generate continuations with a KV cache, like transformers' `model.generate()`: greedy by
+   * default, sampling with `doSample`; left-padded batches via `attentionMask`; per-row stop on
+   * `eosTokenId`/`stopTokenIds` (default: `generation_config.json`'s eos). See the standalone
+   * `generate` for the details.
+   *
+   * ```ts
+   * const out = await model.generate([[1, 403, 407]], { maxNewTokens: 20 });
+   * out.newTokens[0]; // the 20 greedy ids
+   * ```
+   */
+  generate(inputIds: IntMatrix, options: GenerateOptions = {}): Promise<GenerateOutput> {
+    this.assertAlive();
+    return generate(this, inputIds, options);
   }
 
   /** Final-normed hidden states `[B, T, hidden]` (input of value / reward heads). Differentiable. */

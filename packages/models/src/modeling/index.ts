@@ -26,3 +26,5 @@ export {
 } from "@prefkit/core";
 export * from "./sequence-classification.js";
 export { causalLMFromBytes, type FromBytesOptions } from "./from-bytes.js";
+export { incrementalAttentionBias, type LayerKeyValue } from "./decoder/attention.js";
+export type { DecoderStepInputs, DecoderStepOutput } from "./decoder/decoder.js";

@@ -6,7 +6,7 @@
  */
 import { ConfigError, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
 import type { DecoderConfig } from "../config.js";
-import { Attention, attentionBias } from "./attention.js";
+import { Attention, attentionBias, incrementalAttentionBias, type LayerKeyValue } from "./attention.js";
 import { Linear, type LinearModule } from "./linear.js";
 import { MLP } from "./mlp.js";
 import { RMSNorm } from "./rmsnorm.js";
@@ -47,6 +47,49 @@ export class DecoderLayer {
       return tf.add(attended, this.mlp.apply(this.postAttentionNorm.apply(attended) as tf.Tensor3D)) as tf.Tensor3D;
     });
   }
+
+  /** {@link apply} for new tokens over this layer's cache; returns the extended cache too. */
+  applyWithPast(
+    h: tf.Tensor3D,
+    rope: RotaryTables,
+    bias: tf.Tensor5D,
+    past: LayerKeyValue | null,
+  ): { hidden: tf.Tensor3D; present: LayerKeyValue } {
+    return tf.tidy(() => {
+      const { output, present } = this.selfAttn.applyWithPast(this.inputNorm.apply(h) as tf.Tensor3D, rope, bias, past);
+      const attended = tf.add(h, output);
+      const hidden = tf.add(
+        attended,
+        this.mlp.apply(this.postAttentionNorm.apply(attended) as tf.Tensor3D),
+      ) as tf.Tensor3D;
+      return { hidden, present };
+    });
+  }
+}
+
+/** Inputs of {@link Decoder.forwardWithPast}: the new tokens of one decoding step. */
+export interface DecoderStepInputs {
+  /** New token ids `[B, t]` (the prompt on the first step, usually one token afterwards). */
+  inputIds: IntMatrix;
+  /**
+   * `[B, P + t]` over the cached and the new positions: 1 for real tokens, 0 for padding.
+   * Omit for no padding.
+   */
+  attentionMask?: IntMatrix;
+  /** Rotary positions of the new tokens `[B, t]` (the caller tracks them, e.g. `cumsum(mask) − 1`). */
+  positionIds: IntMatrix;
+  /** Per-layer caches of the P earlier positions, or null/omitted on the first step. */
+  past?: readonly LayerKeyValue[] | null;
+  /** Return the hidden state of the last new position only (`[B, 1, hidden]`): what sampling needs. */
+  lastPositionOnly?: boolean;
+}
+
+/** Result of {@link Decoder.forwardWithPast}. */
+export interface DecoderStepOutput {
+  /** Final-normed hidden states `[B, t, hidden]` (or `[B, 1, hidden]` with `lastPositionOnly`). */
+  hidden: tf.Tensor3D;
+  /** Per-layer caches extended to P + t positions. New tensors; the caller disposes them and `past`. */
+  presents: LayerKeyValue[];
 }
 
 /** How the decoder runs one forward pass. */
@@ -291,6 +334,63 @@ export class Decoder {
     return options.outputHiddenStates
       ? { hidden: result.hidden, hiddenStates: result.states }
       : { hidden: result.hidden };
+  }
+
+  /**
+   * One incremental decoding step: embed the new tokens, run every layer over its cache, and
+   * return the final-normed hidden states with the extended caches. Uses the same layers and
+   * module slots as {@link forwardHidden}; positions and the mask over the whole cache come
+   * from the caller. Not meant for `tf.variableGrads` (generation is inference).
+   * @throws ConfigError when a shape does not fit (named by field).
+   */
+  forwardWithPast(inputs: DecoderStepInputs): DecoderStepOutput {
+    return tf.tidy(() => {
+      const ids = toIntTensor(inputs.inputIds, "inputIds");
+      const [b, t] = ids.shape;
+      const past = inputs.past ?? null;
+      if (past && past.length !== this.layers.length) {
+        throw new ConfigError(`has ${past.length} layers, the model ${this.layers.length}`, { field: "past" });
+      }
+      const pastLen = past ? past[0]!.key.shape[2] : 0;
+      if (past && past[0]!.key.shape[0] !== b) {
+        throw new ConfigError(`batch ${past[0]!.key.shape[0]} differs from inputIds' ${b}`, { field: "past" });
+      }
+      const mask = inputs.attentionMask ? toIntTensor(inputs.attentionMask, "attentionMask") : null;
+      if (mask && (mask.shape[0] !== b || mask.shape[1] !== pastLen + t)) {
+        throw new ConfigError(`shape [${mask.shape}] differs from [${b},${pastLen + t}] (batch, cached + new)`, {
+          field: "attentionMask",
+        });
+      }
+      const positions = toIntTensor(inputs.positionIds, "positionIds");
+      if (positions.shape[1] !== t || (positions.shape[0] !== b && positions.shape[0] !== 1)) {
+        throw new ConfigError(`shape [${positions.shape}] does not fit inputIds [${b},${t}]`, { field: "positionIds" });
+      }
+      const rope = this.rotary.tables(positions);
+      const biases = new Map<number | null, tf.Tensor5D>();
+      const biasFor = (window: number | null): tf.Tensor5D => {
+        const key = window !== null && window >= pastLen + t ? null : window;
+        let bias = biases.get(key);
+        if (!bias) {
+          bias = incrementalAttentionBias(mask, t, pastLen, key);
+          biases.set(key, bias);
+        }
+        return bias;
+      };
+
+      let h = tf.reshape(tf.gather(this.embedTokens, tf.reshape(ids, [-1])), [
+        b,
+        t,
+        this.config.hiddenSize,
+      ]) as tf.Tensor3D;
+      const presents: LayerKeyValue[] = [];
+      this.layers.forEach((layer, i) => {
+        const step = layer.applyWithPast(h, rope, biasFor(layer.slidingWindow), past ? past[i]! : null);
+        h = step.hidden;
+        presents.push(step.present);
+      });
+      if (inputs.lastPositionOnly && t > 1) h = tf.slice(h, [0, t - 1, 0], [b, 1, -1]) as tf.Tensor3D;
+      return { hidden: this.norm.apply(h) as tf.Tensor3D, presents };
+    });
   }
 
   /** Logits `[B, T, vocab]` from final-normed hidden states, through the `lm_head` slot. */
