@@ -1,12 +1,27 @@
-import { ConfigError } from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, type TrainingArgs } from "@prefkit/core";
 import { checkNumber, checkOneOf, checkOptionalInt } from "../dpo/config.js";
 import type { KLEstimator } from "./kl.js";
 
 /**
- * Configuration of PPO training: TRL's `PPOConfig` (PPOv2, with `OnPolicyConfig`) in camelCase, with
- * TRL's defaults, plus the older adaptive-KL fields.
+ * Where the value function V(s_t) comes from:
+ * - `"model"` (TRL's default): a separate value model, a `SequenceClassifier` with one label whose `score`
+ *   head is read at every position (TRL initialises it from the reward model). Costs a second body:
+ *   one more forward at rollout time and one more forward + backward per PPO micro-batch.
+ * - `"policy"`: a scalar head (`v_head.summary`, Linear hidden → 1 with bias) on the policy's final hidden
+ *   states. The policy forward yields logits and values from ONE body pass, so it is the cheaper option.
  */
-export interface PPOConfig {
+export type PPOValueHeadKind = "model" | "policy";
+
+/**
+ * Configuration of PPO training: TRL's `PPOConfig` (PPOv2, with `OnPolicyConfig`) in camelCase, with
+ * TRL's defaults, plus the older adaptive-KL fields and the loop settings of transformers'
+ * `TrainingArguments` (`outputDir`, `saveSteps`, ...).
+ *
+ * One PPO update samples `batchSize = perDeviceTrainBatchSize × gradientAccumulationSteps × numMiniBatches`
+ * responses, then runs `numPpoEpochs` epochs over them, each split into `numMiniBatches` mini-batches of
+ * `gradientAccumulationSteps` micro-batches (one optimizer step per mini-batch), as TRL.
+ */
+export interface PPOConfig extends TrainingArgs {
   /** Peak learning rate (TRL default 3e-6). */
   learningRate: number;
   /** Log metrics every this many updates. */
@@ -59,11 +74,21 @@ export interface PPOConfig {
   lam: number;
   /** Whiten the per-token rewards before GAE. */
   whitenRewards: boolean;
+  /** `"eos"`: truncate responses after the tokenizer's eos (TRL `stop_token`); `null`: use `stopTokenId` only. */
+  stopToken: "eos" | null;
+  /** Rows per forward pass during rollouts (generation, reference, value and reward scoring). TRL default 64. */
+  localRolloutForwardBatchSize: number;
+  /** Where V comes from; see {@link PPOValueHeadKind}. Default `"model"` (TRL). */
+  valueHead: PPOValueHeadKind;
+  /** Id written into padding positions (masks never depend on it). `null`: the tokenizer's pad, else eos, else 0. */
+  padTokenId: number | null;
 }
 
 /** A fresh {@link PPOConfig} with TRL's defaults. */
 export function defaultPPOConfig(): PPOConfig {
   return {
+    ...DEFAULT_TRAINING_ARGS,
+    maxSteps: -1,
     learningRate: 3e-6,
     loggingSteps: 10,
     seed: 42,
@@ -90,6 +115,10 @@ export function defaultPPOConfig(): PPOConfig {
     gamma: 1,
     lam: 0.95,
     whitenRewards: false,
+    stopToken: null,
+    localRolloutForwardBatchSize: 64,
+    valueHead: "model",
+    padTokenId: null,
   };
 }
 
@@ -123,7 +152,50 @@ export function validatePPOConfig(config: PPOConfig): void {
   checkNumber("vfCoef", config.vfCoef, nonNegative, "a number >= 0");
   checkNumber("gamma", config.gamma, (v) => v >= 0 && v <= 1, "a number in [0, 1]");
   checkNumber("lam", config.lam, (v) => v >= 0 && v <= 1, "a number in [0, 1]");
+  checkNumber("localRolloutForwardBatchSize", config.localRolloutForwardBatchSize, positiveInt, "an integer >= 1");
+  checkOneOf("valueHead", config.valueHead, ["model", "policy"] as const);
+  if (config.stopToken !== null) checkOneOf("stopToken", config.stopToken, ["eos"] as const);
+  checkOptionalInt("padTokenId", config.padTokenId ?? null, 0);
   for (const field of ["adapKlCtrl", "whitenRewards"] as const) {
     if (typeof config[field] !== "boolean") throw new ConfigError("must be true or false", { field });
   }
+}
+
+/** The adaptive KL controller switch of {@link PPOTrainingArguments}: `true`, or its settings. */
+export interface AdaptiveKlOptions {
+  /** Target KL in nats (TRL 6). */
+  target?: number;
+  /** Horizon in samples (TRL 10000). */
+  horizon?: number;
+  /** Starting coefficient (older TRL's `init_kl_coef`, 0.2). */
+  initKlCoef?: number;
+}
+
+/**
+ * `PPOTrainer` arguments: any subset of {@link PPOConfig}, plus `adaptiveKl`, a shorthand for
+ * `adapKlCtrl: true` with `target` / `horizon` / `initKlCoef`.
+ */
+export type PPOTrainingArguments = Partial<PPOConfig> & {
+  /** Switch the adaptive KL controller on (`true` or its settings); `false`/absent keeps `klCoef` fixed. */
+  adaptiveKl?: boolean | AdaptiveKlOptions;
+};
+
+/**
+ * Fill TRL's defaults into `args`, expand `adaptiveKl`, and validate.
+ * @throws ConfigError naming the bad field.
+ */
+export function resolvePPOConfig(args: PPOTrainingArguments = {}): PPOConfig {
+  const { adaptiveKl, ...rest } = args;
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as Partial<PPOConfig>;
+  const config: PPOConfig = { ...defaultPPOConfig(), ...defined };
+  if (adaptiveKl !== undefined && adaptiveKl !== false) {
+    config.adapKlCtrl = true;
+    if (typeof adaptiveKl === "object") {
+      if (adaptiveKl.target !== undefined) config.target = adaptiveKl.target;
+      if (adaptiveKl.horizon !== undefined) config.horizon = adaptiveKl.horizon;
+      if (adaptiveKl.initKlCoef !== undefined) config.initKlCoef = adaptiveKl.initKlCoef;
+    }
+  }
+  validatePPOConfig(config);
+  return config;
 }
