@@ -37,11 +37,13 @@ export async function main(options = {}) {
   const tok = await AutoTokenizer.fromPretrained(o.modelDir);
   try {
     // In-distribution: the model's own stories, sampled from BOS (one batch: all prompts are [BOS]).
-    const stories = generate(model, tok, new Array(o.texts).fill(""), {
-      maxNewTokens: o.maxLength,
-      temperature: 1,
-      seed: 7,
-    }).map((g) => g.completion.trim());
+    const stories = (
+      await generate(model, tok, new Array(o.texts).fill(""), {
+        maxNewTokens: o.maxLength,
+        temperature: 1,
+        seed: 7,
+      })
+    ).map((g) => g.completion.trim());
     const wiki = (await readFile(o.wikiFile, "utf8"))
       .split("\n")
       .map((l) => l.trim())

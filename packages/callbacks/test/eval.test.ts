@@ -37,9 +37,9 @@ describe.skipIf(!modelDir)("evaluation helpers on stories260K", () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("greedy generate reproduces the 40 reference tokens", () => {
+  it("greedy generate reproduces the 40 reference tokens", async () => {
     const before = tf.memory().numTensors;
-    const [g] = generate(model, tok, [""], { maxNewTokens: 40 });
+    const [g] = await generate(model, tok, [""], { maxNewTokens: 40 });
     expect(g!.promptIds).toEqual([1]);
     expect([1, ...g!.completionIds]).toEqual(fixtures.greedy.ids);
     expect(g!.completion).toBe(fixtures.greedy.text);

@@ -280,7 +280,7 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
     const model = await AutoModelForCausalLM.fromPretrained(run.modelDir);
     const prompts = run.samples > 0 ? await datasetPrompts(run.dataset, run.samples) : [];
     const sample = () => generate(model, tokenizer, prompts, { maxNewTokens: run.sampleMaxNewTokens });
-    if (prompts.length > 0) samples = sample().map((g) => ({ prompt: g.prompt, before: g.completion }));
+    if (prompts.length > 0) samples = (await sample()).map((g) => ({ prompt: g.prompt, before: g.completion }));
     if (kind === "dpo") {
       const t = new losses.DPOTrainer({ ...common, model, args: run.overrides as losses.DPOTrainingArguments });
       trainer = t;
@@ -312,7 +312,7 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
     saveModel = async (dir) => {
       await model.savePretrained(dir);
       if (prompts.length > 0) {
-        const after = sample();
+        const after = await sample();
         samples = samples.map((s, i) => ({ ...s, after: after[i]!.completion }));
       }
     };
@@ -369,7 +369,7 @@ function generateCommand(io: CliIo): Command {
     const model = await AutoModelForCausalLM.fromPretrained(String(opts["model"]));
     const tokenizer = await AutoTokenizer.fromPretrained(String(opts["model"]));
     try {
-      const gens = generate(model, tokenizer, opts["prompt"] as string[], {
+      const gens = await generate(model, tokenizer, opts["prompt"] as string[], {
         maxNewTokens,
         temperature,
         seed: Number(opts["seed"]),

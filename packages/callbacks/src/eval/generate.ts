@@ -1,8 +1,8 @@
 /**
- * Plain autoregressive generation (no KV cache): enough for sample tables and small models.
+ * Sample tables: text prompts in, decoded completions out, through the model's KV-cache generator.
  * @module
  */
-import { type CausalLM, ConfigError, Rng, type TokenizerLike, tf } from "@prefkit/core";
+import { type CausalLM, canGenerate, ConfigError, Rng, type TokenizerLike } from "@prefkit/core";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
@@ -31,23 +31,27 @@ export interface Generation {
 }
 
 /**
- * Complete each prompt with `model`: greedy by default, or temperature sampling with a seeded
- * {@link Rng}. Prompts of equal token length run as one batch; each step runs the full forward
- * (no KV cache), so this is for short samples, not serving. Every tensor is released.
- * @throws ConfigError for a bad `maxNewTokens` or `temperature`.
+ * Complete each prompt with `model`'s KV-cache generator: greedy by default, or temperature sampling
+ * with a seed. Prompts of equal token length run as one batch. Every tensor is released.
+ * @throws ConfigError for a bad `maxNewTokens` or `temperature`, or a model without `generate`.
  */
-export function generate(
+export async function generate(
   model: CausalLM,
   tokenizer: TokenizerLike,
   prompts: readonly string[],
   options: GenerateOptions = {},
-): Generation[] {
+): Promise<Generation[]> {
   const maxNew = options.maxNewTokens ?? 40;
   const temperature = options.temperature ?? 0;
   if (!Number.isInteger(maxNew) || maxNew < 1) {
     throw new ConfigError(`must be an integer >= 1, got ${maxNew}`, { field: "maxNewTokens" });
   }
   if (!(temperature >= 0)) throw new ConfigError(`must be >= 0, got ${temperature}`, { field: "temperature" });
+  if (!canGenerate(model)) {
+    throw new ConfigError("the model has no generate(); use a @prefkit/models causal LM (or a PEFT model)", {
+      field: "model",
+    });
+  }
   const eos = options.eosTokenId === undefined ? tokenizer.eosTokenId : (options.eosTokenId ?? undefined);
   const rng = new Rng(options.seed ?? 42);
   const encoded = prompts.map((p) => tokenizer.encode(p, { addSpecialTokens: options.addSpecialTokens ?? true }));
@@ -57,24 +61,18 @@ export function generate(
     groups.set(ids.length, [...(groups.get(ids.length) ?? []), i]);
   });
   for (const indices of groups.values()) {
-    const rows = indices.map((i) => [...encoded[i]!]);
-    const done = rows.map(() => false);
-    for (let step = 0; step < maxNew && done.some((d) => !d); step++) {
-      const last = tf.tidy(() => {
-        const logits = model.forward({ inputIds: rows }).logits;
-        const [b, t, v] = logits.shape;
-        return tf.reshape(tf.slice(logits, [0, t - 1, 0], [b, 1, v]), [b, v]).arraySync() as number[][];
-      });
-      last.forEach((logits, r) => {
-        const next = done[r] ? (eos ?? 0) : pick(logits, temperature, rng);
-        rows[r]!.push(next);
-        if (eos !== undefined && next === eos) done[r] = true;
-      });
-    }
+    const result = await model.generate(
+      indices.map((i) => encoded[i]!),
+      {
+        maxNewTokens: maxNew,
+        doSample: temperature > 0,
+        ...(temperature > 0 ? { temperature } : {}),
+        ...(eos !== undefined ? { eosTokenId: eos } : {}),
+        rng,
+      },
+    );
     indices.forEach((i, r) => {
-      const completionIds = rows[r]!.slice(encoded[i]!.length);
-      const end = eos === undefined ? -1 : completionIds.indexOf(eos);
-      const kept = end >= 0 ? completionIds.slice(0, end + 1) : completionIds;
+      const kept = result.newTokens[r]!;
       out[i] = {
         prompt: prompts[i]!,
         promptIds: encoded[i]!,
@@ -91,19 +89,4 @@ function decodeAfter(tokenizer: TokenizerLike, prompt: number[], completion: num
   const head = tokenizer.decode(prompt, { skipSpecialTokens: true });
   const full = tokenizer.decode([...prompt, ...completion], { skipSpecialTokens: true });
   return full.startsWith(head) ? full.slice(head.length) : tokenizer.decode(completion, { skipSpecialTokens: true });
-}
-
-function pick(logits: number[], temperature: number, rng: Rng): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-  if (temperature === 0) return best;
-  const m = logits[best]!;
-  const w = logits.map((x) => Math.exp((x - m) / temperature));
-  const total = w.reduce((a, b) => a + b, 0);
-  let u = rng.next() * total;
-  for (let i = 0; i < w.length; i++) {
-    u -= w[i]!;
-    if (u <= 0) return i;
-  }
-  return w.length - 1;
 }

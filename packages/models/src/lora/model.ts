@@ -14,6 +14,9 @@ import {
   CheckpointError,
   ConfigError,
   type ForwardInputs,
+  type GenerateOptions,
+  type GenerateOutput,
+  type IntMatrix,
   isSequenceClassifier,
   Rng,
   type SequenceClassifier,
@@ -29,6 +32,7 @@ import type {
   PreTrainedModelForCausalLM,
   SavePretrainedOptions,
 } from "../modeling/causal-lm.js";
+import type { CachedForwardInputs, CachedForwardOutput } from "../generation/kv-cache.js";
 import { Linear, type LinearModule } from "../modeling/decoder/linear.js";
 import type { PreTrainedModelForSequenceClassification } from "../modeling/sequence-classification.js";
 import {
@@ -507,6 +511,21 @@ export class PeftModelForCausalLM extends PeftModel<PreTrainedModelForCausalLM> 
   forwardHidden(inputs: ForwardInputs): tf.Tensor3D {
     this.assertAlive();
     return this.baseModel.forwardHidden(inputs);
+  }
+
+  /** One incremental step with a KV cache, through the adapted projections (see the base model's). */
+  forwardWithCache(inputs: CachedForwardInputs): CachedForwardOutput {
+    this.assertAlive();
+    return this.baseModel.forwardWithCache(inputs);
+  }
+
+  /**
+   * Generate with the KV cache, through the adapted projections (adapters as currently enabled),
+   * with the options of `PreTrainedModelForCausalLM.generate`.
+   */
+  generate(inputIds: IntMatrix, options: GenerateOptions = {}): Promise<GenerateOutput> {
+    this.assertAlive();
+    return this.baseModel.generate(inputIds, options);
   }
 }
 

@@ -207,6 +207,30 @@ describe("getPeftModel", () => {
     });
   });
 
+  it("generates through the adapters with the KV cache; adapters off generates as the base", async () => {
+    const base = AutoModelForCausalLM.fromConfig(TINY, { seed: 5 });
+    const prompt = [IDS[0]!.slice(0, 3)];
+    const opts = { maxNewTokens: 6, returnLogprobs: true };
+    const baseOut = await base.generate(prompt, opts);
+    const peft = getPeftModel(base, { r: 4, loraAlpha: 8, targetModules: "all-linear" }, { seed: 1 });
+    const optimizer = tf.train.adam(0.05);
+    trainSteps(peft, 5, optimizer);
+    optimizer.dispose();
+    const adapted = await peft.generate(prompt, opts);
+    // The adapted model's sampled log-probs are its own (not the base's): compare with a full forward.
+    const full = tf.tidy(() => tf.logSoftmax(peft.forward({ inputIds: adapted.sequences }).logits).arraySync());
+    adapted.newTokens[0]!.forEach((tok, i) => {
+      expect(adapted.logprobs![0]![i]!).toBeCloseTo(full[0]![prompt[0]!.length + i - 1]![tok]!, 4);
+    });
+    expect(adapted.logprobs![0]).not.toEqual(baseOut.logprobs![0]);
+    peft.disableAdapters();
+    const off = await peft.generate(prompt, opts);
+    expect(off.newTokens).toEqual(baseOut.newTokens);
+    for (let i = 0; i < off.logprobs![0]!.length; i++)
+      expect(off.logprobs![0]![i]!).toBeCloseTo(baseOut.logprobs![0]![i]!, 5);
+    peft.dispose();
+  });
+
   it("LoRA dropout (seeded) acts only while a gradient tape records, on the LoRA path only", () => {
     const base = AutoModelForCausalLM.fromConfig(TINY, { seed: 5 });
     const baseLogits = logitsOf(base);
