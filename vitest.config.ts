@@ -20,6 +20,10 @@ export default defineConfig({
     pool: "forks",
     // Two cores: more workers only fight over them.
     maxWorkers: 2,
+    // Two workers already fill both cores; a threaded wasm pool on top of that spins against the
+    // other worker (measured: a tiny-model SFT step 185 ms on 1 thread, 1.1 s on 2 under load).
+    // Tests that exercise threading pass `threads` explicitly.
+    env: { PREFKIT_THREADS: process.env["PREFKIT_THREADS"] ?? "1" },
     reporters: ["default"],
   },
 });

@@ -21,7 +21,7 @@ const HELP = `usage: npm run demo -- [options]
   --quick          fewer steps and samples (a smoke test, about 20 s)
   --seed N         seed of data, weights and sampling (default 42)
   --backend NAME   TF.js backend: wasm (default choice), cpu, tensorflow, auto
-  --threads N      wasm threads (default: the engine's choice)
+  --threads N      wasm threads (default 1: the demo's matmuls are too small to gain from more)
   --json           print the result as one JSON line at the end
   -h, --help       this text`;
 
@@ -68,7 +68,9 @@ async function main() {
   const started = performance.now();
   const engineOpts = {};
   if (cli.backend !== undefined) engineOpts.backend = cli.backend;
-  if (cli.threads !== undefined) engineOpts.threads = cli.threads;
+  // One wasm thread unless asked: the demo's matmuls are small, and a thread pool sharing two cores
+  // with anything else is several times slower than one thread (see examples/demo/README.md).
+  engineOpts.threads = cli.threads ?? 1;
   await initEngine(engineOpts);
   const info = engineInfo();
   console.log(`prefkit demo · backend ${info.backend}, ${info.threads} thread(s)`);
