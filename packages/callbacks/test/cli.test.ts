@@ -172,4 +172,60 @@ describe("prefkit CLI", () => {
       expect(existsSync(join(out, "checkpoint-2", "README.md"))).toBe(true);
     },
   );
+
+  it.skipIf(!model)(
+    "prefkit reward then prefkit ppo on stories260K: checkpoints, metrics.jsonl with PPO metrics, report + PNGs, model cards",
+    async () => {
+      const data = join(REPO_ROOT, "examples/data/tiny-prefs.jsonl");
+      const rm = join(dir, "rm");
+      const r1 = prefkit(["reward", "--model", model!, "--dataset", data, "--output", rm, "--max-steps", "1"]);
+      expect(r1.stderr).toBe("");
+      expect(r1.code).toBe(0);
+      expect(await readdir(rm)).toEqual(expect.arrayContaining(["model.safetensors", "config.json", "README.md"]));
+      const out = join(dir, "ppo");
+      const r = prefkit([
+        "ppo",
+        "--model",
+        model!,
+        "--reward-model",
+        rm,
+        "--dataset",
+        data,
+        "--output",
+        out,
+        "--max-steps",
+        "2",
+        "--save-steps",
+        "2",
+        "--logging-steps",
+        "1",
+        "--per-device-train-batch-size",
+        "4",
+        "--response-length",
+        "12",
+      ]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const files = await readdir(out);
+      expect(files).toEqual(
+        expect.arrayContaining(["checkpoint-2", "metrics.jsonl", "report.html", "README.md", "model.safetensors"]),
+      );
+      const lines = (await readFile(join(out, "metrics.jsonl"), "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      // One record per training log, then the end-of-training summary (as HF's Trainer logs it).
+      expect(lines.map((l) => l.step)).toEqual([1, 2, 2]);
+      expect(lines[2]).toHaveProperty("train_runtime");
+      for (const name of ["objective/kl", "objective/scores", "objective/rlhf_reward", "val/ratio", "loss/policy_avg"])
+        expect(Number.isFinite(lines[0][name]), name).toBe(true);
+      // The first mini-batch of the first update runs the rollout's own weights.
+      expect(Math.abs(lines[0]["val/ratio"] - 1)).toBeLessThan(0.01);
+      const pngs = (await readdir(join(out, "charts"))).filter((f) => f.endsWith(".png"));
+      expect(pngs).toEqual(expect.arrayContaining(["loss.png", "kl.png", "learning_rate.png"]));
+      const card = await readFile(join(out, "README.md"), "utf8");
+      expect(card).toContain("- ppo\n");
+      expect(existsSync(join(out, "checkpoint-2", "trainer_state.json"))).toBe(true);
+    },
+  );
 });
