@@ -1,0 +1,449 @@
+// prefkit's benchmark harness (`npm run bench`, which builds first). Prints ONE JSON line per workload
+// on stdout; progress and logs go to stderr.
+//
+//   npm run bench                                   # DPO step at 8 and 30 layers (+ torch peer), generation
+//   node bench/run.mjs --quick                      # smoke test: 2 layers, 2 steps
+//   node bench/run.mjs --workload dpo --layers 8 --steps 5
+//   node bench/run.mjs --workload matmul,forward    # the engine benches (bench/matmul.mjs, bench/forward.mjs)
+//
+// Flags: --workload dpo|generate|matmul|forward|all (comma list; all = dpo,generate), --layers 8,30,
+// --steps N (measured steps after 1 warm-up; default 3), --quick, --backend wasm|cpu, --threads N,
+// --no-peer (skip PyTorch), --stall-minutes M (kill a child that logs nothing for M minutes; default 6).
+//
+// Near the wasm heap's 4 GiB cap, the threaded wasm build does not fail: malloc hangs (seen on the 30-layer
+// step). The watchdog turns that into an `error` line instead of a run that never ends.
+//
+// Every prefkit workload runs in a fresh child process (so peak RSS is per workload), and the PyTorch
+// peer (bench/dpo_step_torch.py under Debian's /usr/bin/python3) runs after it, never concurrently.
+// Timings on a shared 2-core machine swing by ~3x when anything else runs: compare lines of one run.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const HERE = fileURLToPath(new URL(".", import.meta.url));
+const SYSTEM_PYTHON = "/usr/bin/python3";
+const TORCH_SCRIPT = `${HERE}dpo_step_torch.py`;
+
+/** The SmolLM-135M shape (HF `HuggingFaceTB/SmolLM-135M` config) with a variable layer count. */
+const SMOL = {
+  model_type: "llama",
+  vocab_size: 49152,
+  hidden_size: 576,
+  intermediate_size: 1536,
+  num_attention_heads: 9,
+  num_key_value_heads: 3,
+  rope_theta: 100000,
+  rms_norm_eps: 1e-5,
+  initializer_range: 0.02,
+  max_position_embeddings: 2048,
+  tie_word_embeddings: true,
+};
+
+/** The DPO workload's fixed shape and hyper-parameters (bench/dpo_step_torch.py uses the same). */
+const DPO = { pairs: 2, seqLen: 128, prompt: 32, beta: 0.1, lr: 1e-6 };
+
+const { values: opts } = parseArgs({
+  options: {
+    workload: { type: "string", default: "all" },
+    layers: { type: "string" },
+    steps: { type: "string" },
+    quick: { type: "boolean", default: false },
+    backend: { type: "string", default: "wasm" },
+    threads: { type: "string", default: "2" },
+    "no-peer": { type: "boolean", default: false },
+    "stall-minutes": { type: "string", default: "6" },
+    child: { type: "string" }, // internal: run one workload in this process
+    help: { type: "boolean", short: "h", default: false },
+  },
+  strict: true,
+});
+
+const log = (...args) => console.error("[bench]", ...args);
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const round = (x, digits = 4) => Number(x.toFixed(digits));
+
+function peakRssMB() {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) return round(Number(m[1]) / 1024, 1);
+  } catch {}
+  return round(process.resourceUsage().maxRSS / 1024, 1); // maxRSS is in KiB
+}
+
+/** Forward+backward+reference FLOPs of one DPO step (matmuls only; 2·params·tokens per forward). */
+function dpoGflop(layers, rows, t) {
+  const h = SMOL.hidden_size;
+  const kv = (h / SMOL.num_attention_heads) * SMOL.num_key_value_heads;
+  const perLayer = 2 * h * h + 2 * h * kv + 3 * h * SMOL.intermediate_size;
+  const tokens = rows * t;
+  const forward = 2 * tokens * (layers * perLayer + h * SMOL.vocab_size) + layers * 4 * rows * t * t * h;
+  return (4 * forward) / 1e9; // policy forward (1) + backward (2) + reference forward (1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child side: one workload in this process.
+
+async function childDpo() {
+  const { initEngine, engineInfo, AdamW, Rng, sequenceLogProbs, tf } = await import("@prefkit/core");
+  const { PreTrainedModelForCausalLM } = await import("@prefkit/models");
+  const { dpoLoss } = await import("@prefkit/losses");
+  const layers = Number(opts.layers);
+  const steps = Number(opts.steps);
+  const rows = 2 * DPO.pairs;
+  const T = DPO.seqLen;
+  const base = { workload: "dpo", layers, batch: rows, seqLen: T, steps };
+  const info = await initEngine({ backend: opts.backend, threads: Number(opts.threads) });
+  Object.assign(base, { backend: info.backend, threads: info.threads });
+  log(`dpo ${layers}L on ${info.backend} (${info.threads} thread(s)): building the model`);
+  const wasmHeapMB = () => {
+    const mod = tf.backend()?.wasm;
+    const bytes = mod?.HEAPU8?.buffer?.byteLength;
+    return bytes === undefined ? undefined : round(bytes / 2 ** 20, 1);
+  };
+
+  const policy = PreTrainedModelForCausalLM.fromConfig({ ...SMOL, num_hidden_layers: layers }, { seed: 0 });
+  const reference = policy.frozenCopy();
+  log(`dpo ${layers}L: policy and reference built, wasm heap ${wasmHeapMB() ?? "n/a"} MB, rss ${peakRssMB()} MB`);
+  const optimizer = new AdamW({ learningRate: DPO.lr, weightDecay: 0 });
+  const rng = new Rng(1);
+  // Rows 0..pairs-1 are the chosen completions, pairs..2·pairs-1 the rejected ones (DPOTrainer's concat).
+  const inputIds = Array.from({ length: rows }, () =>
+    Array.from({ length: T }, () => 3 + rng.int(SMOL.vocab_size - 3)),
+  );
+  const mask = inputIds.map((row) => row.map((_, t) => (t >= DPO.prompt ? 1 : 0)));
+  const ids = tf.tensor2d(inputIds.flat(), [rows, T], "int32");
+  const completion = tf.tensor2d(mask.flat(), [rows, T], "int32");
+  const vars = policy.trainableVariables();
+
+  const step = () =>
+    tf.tidy(() => {
+      const ref = tf.tidy(() => sequenceLogProbs(reference, ids, completion).sums);
+      const refChosen = tf.slice(ref, [0], [DPO.pairs]);
+      const refRejected = tf.slice(ref, [DPO.pairs], [DPO.pairs]);
+      const { value, grads } = tf.variableGrads(() => {
+        const logps = sequenceLogProbs(policy, ids, completion).sums;
+        const chosen = tf.slice(logps, [0], [DPO.pairs]);
+        const rejected = tf.slice(logps, [DPO.pairs], [DPO.pairs]);
+        const { losses } = dpoLoss(chosen, rejected, refChosen, refRejected, { beta: DPO.beta, lossType: "sigmoid" });
+        return tf.mean(losses);
+      }, vars);
+      optimizer.applyGradients(grads);
+      const loss = value.dataSync()[0];
+      // Reading one updated weight back makes sure the update ran (backends are synchronous here anyway).
+      vars[0].dataSync();
+      return loss;
+    });
+
+  const losses = [];
+  const times = [];
+  let afterWarmup = 0;
+  for (let i = 0; i < 1 + steps; i++) {
+    const t0 = performance.now();
+    const loss = step();
+    const sec = (performance.now() - t0) / 1000;
+    losses.push(round(loss, 6));
+    if (i > 0) times.push(sec);
+    else afterWarmup = tf.memory().numTensors;
+    const heap = wasmHeapMB();
+    log(
+      `dpo ${layers}L step ${i}${i === 0 ? " (warm-up)" : ""}: ${sec.toFixed(2)}s loss ${loss.toFixed(6)}` +
+        (heap !== undefined ? `, wasm heap ${heap} MB` : "") +
+        `, rss ${peakRssMB()} MB`,
+    );
+  }
+  const stepSeconds = median(times);
+  const gflop = dpoGflop(layers, rows, T);
+  const result = {
+    ...base,
+    stepSeconds: round(stepSeconds),
+    stepSecondsAll: times.map((t) => round(t)),
+    tokensPerSecond: round((rows * T) / stepSeconds, 2),
+    peakRssMB: peakRssMB(),
+    ...(wasmHeapMB() !== undefined ? { wasmHeapMB: wasmHeapMB() } : {}),
+    gflopPerStep: round(gflop, 1),
+    effectiveGflops: round(gflop / stepSeconds, 2),
+    losses,
+    tensorsAfterWarmup: afterWarmup,
+    tensorsAtEnd: tf.memory().numTensors,
+    engine: { tfjs: engineInfo().tfjsVersion, plugins: engineInfo().kernelPlugins.map((p) => p.name) },
+  };
+  console.log(JSON.stringify(result));
+}
+
+async function runChild() {
+  try {
+    if (opts.child === "dpo") await childDpo();
+    else throw new Error(`unknown child workload "${opts.child}"`);
+  } catch (e) {
+    const message = String(e?.message ?? e);
+    // The single-thread wasm build aborts when the heap cannot grow past its 4 GiB cap.
+    const outOfMemory =
+      /out of memory|OOM|Cannot enlarge memory|Array buffer allocation failed|Aborted\(/i.test(message) ||
+      e instanceof RangeError;
+    const what = opts.backend === "wasm" ? "the 4 GiB wasm heap" : "memory";
+    console.log(
+      JSON.stringify({
+        workload: opts.child,
+        layers: Number(opts.layers),
+        backend: opts.backend,
+        threads: Number(opts.threads),
+        error: outOfMemory ? `does not fit in ${what}: ${message}` : message,
+        peakRssMB: peakRssMB(),
+      }),
+    );
+  }
+  // wasm pthread workers are unref'ed, but exit explicitly: the parent waits for this process.
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent side: spawn children and the PyTorch peer, one at a time.
+
+/** Run a command, stream its stderr through, collect JSON lines from its stdout. */
+function runJsonLines(cmd, args, label, stallMs = Number.POSITIVE_INFINITY) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], cwd: `${HERE}..` });
+    let out = "";
+    let errTail = "";
+    let errAll = "";
+    let stalled;
+    let timer;
+    const arm = () => {
+      if (!Number.isFinite(stallMs)) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        stalled = { minutes: stallMs / 60000, rssMB: childRssMB(child.pid) };
+        log(`${label}: no progress for ${stalled.minutes} min (rss ${stalled.rssMB} MB): killing pid ${child.pid}`);
+        child.kill("SIGKILL");
+      }, stallMs);
+    };
+    arm();
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    child.stderr.on("data", (d) => {
+      process.stderr.write(d);
+      errTail = (errTail + d).slice(-2000);
+      if (errAll.length < 1e6) errAll += d;
+      arm();
+    });
+    child.on("error", (e) => resolve({ lines: [], code: -1, signal: null, errTail: String(e.message), errAll: "" }));
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const lines = [];
+      for (const line of out.split("\n")) {
+        const s = line.trim();
+        if (!s.startsWith("{")) continue;
+        try {
+          lines.push(JSON.parse(s));
+        } catch {
+          log(`${label}: unparsable line ${s.slice(0, 200)}`);
+        }
+      }
+      resolve({ lines, code, signal, errTail, errAll, stalled });
+    });
+  });
+}
+
+/** Peak RSS of a running process (VmHWM), or undefined when it cannot be read. */
+function childRssMB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? round(Number(m[1]) / 1024, 1) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let torchProbe;
+/** Whether Debian's system Python can import torch (probed once), with a reason when it cannot. */
+function torchAvailable() {
+  if (torchProbe !== undefined) return torchProbe;
+  if (!existsSync(SYSTEM_PYTHON)) {
+    torchProbe = { ok: false, reason: `${SYSTEM_PYTHON} not found` };
+    return torchProbe;
+  }
+  const r = spawnSync(SYSTEM_PYTHON, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" });
+  torchProbe =
+    r.status === 0
+      ? { ok: true, version: r.stdout.trim() }
+      : {
+          ok: false,
+          reason: `${SYSTEM_PYTHON} cannot import torch (install Debian's python3-torch): ${(r.stderr || "").trim().split("\n").pop()}`,
+        };
+  return torchProbe;
+}
+
+async function runTorch(args, label) {
+  const probe = torchAvailable();
+  if (opts["no-peer"]) return { skipped: "--no-peer given" };
+  if (!probe.ok) return { skipped: probe.reason };
+  log(`${label}: running the PyTorch peer (torch ${probe.version})`);
+  const r = await runJsonLines(SYSTEM_PYTHON, [TORCH_SCRIPT, ...args], label);
+  if (r.lines.length === 0) return { error: `torch exited ${r.code ?? r.signal}: ${r.errTail.trim().slice(-500)}` };
+  return { lines: r.lines };
+}
+
+const CPU_GFLOPS = 0.3; // measured in tfjs-notes.md
+
+async function benchDpo(layers, steps) {
+  log(`dpo ${layers} layers: prefkit (${opts.backend}) in a child process`);
+  const childArgs = [
+    fileURLToPath(import.meta.url),
+    "--child",
+    "dpo",
+    "--layers",
+    String(layers),
+    "--steps",
+    String(steps),
+    "--backend",
+    opts.backend,
+    "--threads",
+    opts.threads,
+  ];
+  const stallMs = Number(opts["stall-minutes"]) * 60000;
+  const r = await runJsonLines(process.execPath, childArgs, `dpo ${layers}L`, stallMs);
+  let line = r.lines.at(-1);
+  const heaps = [...r.errTail.matchAll(/wasm heap ([\d.]+) MB/g)].map((m) => Number(m[1]));
+  if (line === undefined && r.stalled !== undefined) {
+    line = {
+      workload: "dpo",
+      layers,
+      backend: opts.backend,
+      threads: Number(opts.threads),
+      error:
+        `no progress for ${r.stalled.minutes} min, killed (peak rss ${r.stalled.rssMB} MB` +
+        (heaps.length > 0 ? `, wasm heap ${heaps.at(-1)} MB at the last log` : "") +
+        (opts.backend === "wasm"
+          ? "): on wasm the threaded build's malloc hangs at the 4 GiB heap cap, so the step most likely does not fit"
+          : ")"),
+      peakRssMB: r.stalled.rssMB,
+    };
+  } else if (line === undefined) {
+    line = {
+      workload: "dpo",
+      layers,
+      backend: opts.backend,
+      error: `child exited ${r.code ?? r.signal} without a result${/memory|OOM/i.test(r.errTail) ? " (out of memory)" : ""}: ${r.errTail.trim().slice(-400)}`,
+    };
+  }
+  if (line.error !== undefined) {
+    // What the child logged before failing: step times, losses and the wasm heap.
+    const done = [
+      ...r.errAll.matchAll(/step (\d+)(?: \(warm-up\))?: ([\d.]+)s loss ([\d.]+)(?:, wasm heap ([\d.]+) MB)?/g),
+    ];
+    if (done.length > 0) {
+      line.completedSteps = done.length;
+      line.warmupSeconds = Number(done[0][2]);
+      line.stepSecondsAll = done.slice(1).map((m) => Number(m[2]));
+      line.losses = done.map((m) => Number(m[3]));
+      if (done.at(-1)[4] !== undefined) line.wasmHeapMBAtLastStep = Number(done.at(-1)[4]);
+    }
+    if (/Aborted\(/.test(r.errAll) && !/Aborted/.test(line.error)) line.error += " (wasm Aborted(): out of heap)";
+  }
+  if (line.error !== undefined && opts.backend === "wasm") {
+    const gflop = dpoGflop(layers, 2 * DPO.pairs, DPO.seqLen);
+    const minutes = gflop / CPU_GFLOPS / 60;
+    line.fallback = {
+      backend: "cpu",
+      skipped: true,
+      reason: `the cpu backend runs matmuls at ~${CPU_GFLOPS} GFLOPS: ${Math.round(gflop)} GFLOP per step is ~${Math.round(minutes)} min per step, ${steps + 1} steps ~${Math.round(((steps + 1) * minutes) / 60)} h`,
+    };
+  }
+  const peer = await runTorch(["--layers", String(layers), "--steps", String(steps)], `dpo ${layers}L`);
+  if (peer.lines) {
+    const t = peer.lines[0];
+    line.peer = "torch";
+    line.torch = {
+      version: t.torch,
+      threads: t.threads,
+      stepSeconds: t.stepSeconds,
+      stepSecondsAll: t.stepSecondsAll,
+      tokensPerSecond: t.tokensPerSecond,
+      peakRssMB: t.peakRssMB,
+      losses: t.losses,
+    };
+    if (line.tokensPerSecond !== undefined) line.ratio = round(line.tokensPerSecond / t.tokensPerSecond, 3);
+  } else {
+    line.peer = "skipped";
+    line.reason = peer.skipped ?? peer.error;
+  }
+  console.log(JSON.stringify(line));
+}
+
+async function benchGenerate(layers) {
+  const script = `${HERE}generate.mjs`;
+  const ours = [];
+  if (existsSync(script)) {
+    log("generate: running bench/generate.mjs in a child process");
+    const args = ["--engines", "wasm", "--threads", opts.threads, "--smol-layers", String(layers)];
+    if (opts.quick) args.push("--models", "smol", "--reps", "1");
+    const r = await runJsonLines(process.execPath, [script, ...args], "generate");
+    if (r.lines.length === 0) ours.push({ workload: "generate", error: `generate.mjs exited ${r.code ?? r.signal}` });
+    for (const l of r.lines) ours.push({ workload: "generate", ...l });
+  } else {
+    ours.push({ workload: "generate", engine: "prefkit", skipped: "bench/generate.mjs does not exist yet" });
+  }
+  const peer = await runTorch(["--workload", "generate", "--layers", String(layers)], "generate");
+  const torchLines = peer.lines ?? [];
+  for (const l of ours) {
+    // generate.mjs: {kind:"generate", model:"smollm-135m…", layers, batch, promptLen, newTokens, tokensPerSec}.
+    const match = torchLines.find(
+      (t) =>
+        l.kind === "generate" &&
+        String(l.model).startsWith("smollm") &&
+        t.batch === l.batch &&
+        t.layers === l.layers &&
+        t.newTokens === l.newTokens &&
+        t.promptLen === l.promptLen,
+    );
+    if (match && typeof l.tokensPerSec === "number") {
+      l.peer = "torch";
+      l.torch = { tokensPerSecond: match.tokensPerSecond, seconds: match.seconds, peakRssMB: match.peakRssMB };
+      l.ratio = round(l.tokensPerSec / match.tokensPerSecond, 3);
+    }
+    console.log(JSON.stringify(l));
+  }
+  if (peer.lines) for (const t of torchLines) console.log(JSON.stringify({ ...t, peer: "torch" }));
+  else console.log(JSON.stringify({ workload: "generate", peer: "skipped", reason: peer.skipped ?? peer.error }));
+}
+
+async function passThrough(workload, script, args) {
+  log(`${workload}: running bench/${script}`);
+  const r = await runJsonLines(process.execPath, [`${HERE}${script}`, ...args], workload);
+  if (r.lines.length === 0) console.log(JSON.stringify({ workload, error: `${script} exited ${r.code ?? r.signal}` }));
+  for (const l of r.lines) console.log(JSON.stringify({ workload, ...l }));
+}
+
+async function main() {
+  if (opts.help) {
+    console.error(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\nimport")[0]);
+    return;
+  }
+  const layerList = (opts.layers ?? (opts.quick ? "2" : "8,30")).split(",").map(Number);
+  if (layerList.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--layers: bad list "${opts.layers}"`);
+  const steps = Number(opts.steps ?? (opts.quick ? 2 : 3));
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: expected a positive integer, got ${opts.steps}`);
+  const known = ["dpo", "generate", "matmul", "forward"];
+  const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate"] : [w]));
+  for (const w of workloads) if (!known.includes(w)) throw new Error(`--workload: unknown "${w}" (${known}, all)`);
+  log(`load before: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
+  for (const w of workloads) {
+    if (w === "dpo") for (const layers of layerList) await benchDpo(layers, steps);
+    if (w === "generate") await benchGenerate(opts.quick ? 2 : Math.max(...layerList));
+    if (w === "matmul") await passThrough("matmul", "matmul.mjs", ["--skip-cpu"]);
+    if (w === "forward")
+      await passThrough("forward", "forward.mjs", ["--smol", "--batch", "2", "--seq", "128", "--skip-cpu"]);
+  }
+  log(`load after: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
+}
+
+if (opts.child !== undefined) await runChild();
+else await main();
