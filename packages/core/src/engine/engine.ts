@@ -7,6 +7,7 @@ import os from "node:os";
 import { EngineError } from "../errors/index.js";
 import { hostEnv, IS_NODE } from "./host.js";
 import { builtinKernelPlugins } from "./kernels/index.js";
+import { NATIVE_BLAS_PLUGIN, nativeBlasPlugin } from "./kernels/native-blas.js";
 import type { KernelPlugin } from "./plugin.js";
 import { tf } from "./tf.js";
 import { configureWasm, MAX_WASM_THREADS, shutdownWasm, wasmStatus } from "./wasm-threads.js";
@@ -26,7 +27,11 @@ export interface EngineOptions {
    * then `min(4, os.availableParallelism())`.
    */
   threads?: number;
-  /** Extra kernel plugins, e.g. a native BLAS for `cpu`. They stay known to later calls. */
+  /**
+   * Extra kernel plugins, e.g. `nativeBlasPlugin()` (OpenBLAS matmuls on `cpu`). They stay
+   * known to later calls. Setting the `PREFKIT_NATIVE=1` environment variable adds the native
+   * BLAS plugin without code changes.
+   */
   plugins?: KernelPlugin[];
   /**
    * Register prefkit's built-in kernels (wasm matmul routing, scatter-add segment sum,
@@ -49,7 +54,10 @@ export interface KernelPluginInfo {
 export interface EngineInfo {
   /** Active TF.js backend, e.g. `"wasm"`. */
   backend: string;
-  /** Compute threads: XNNPACK threads on wasm, 1 on cpu, the core count on tensorflow. */
+  /**
+   * Compute threads: XNNPACK threads on wasm, the core count on tensorflow, on cpu the BLAS
+   * threads of a native plugin (such as native-blas) or else 1.
+   */
   threads: number;
   /** Whether the wasm backend runs its threaded build. */
   wasmThreaded: boolean;
@@ -138,7 +146,8 @@ async function syncPlugins(wanted: KernelPlugin[], notes: string[]): Promise<voi
     } else if (await isAvailable(plugin)) {
       keep.add(plugin);
     } else {
-      notes.push(`kernel plugin ${plugin.name} is not available`);
+      const reason = plugin.unavailableReason?.();
+      notes.push(`kernel plugin ${plugin.name} is not available${reason === undefined ? "" : `: ${reason}`}`);
     }
   }
   for (const [name, plugin] of registered) {
@@ -236,6 +245,9 @@ async function initEngineNow(options: EngineOptions): Promise<EngineInfo> {
     }
     userPlugins.set(plugin.name, plugin);
   }
+  if (hostEnv("PREFKIT_NATIVE") === "1" && !userPlugins.has(NATIVE_BLAS_PLUGIN)) {
+    userPlugins.set(NATIVE_BLAS_PLUGIN, nativeBlasPlugin());
+  }
   const envBackend = hostEnv("PREFKIT_BACKEND");
   const fromEnv = options.backend === undefined && envBackend !== undefined && envBackend !== "";
   const requested = (options.backend ?? (fromEnv ? envBackend : "auto")).trim();
@@ -246,6 +258,7 @@ async function initEngineNow(options: EngineOptions): Promise<EngineInfo> {
 
   silenceCpuBanner();
   await syncPlugins(plugins, notes);
+  for (const plugin of registered.values()) plugin.configure?.({ threads });
   let chosen: string | undefined;
   for (const name of await candidates(requested, field, plugins, notes)) {
     if (name === "wasm") configureWasm(threads);
@@ -272,10 +285,16 @@ export function engineInfo(): EngineInfo {
   if (state === undefined) throw new EngineError("engine not initialised: call initEngine() first");
   const backend = tf.getBackend();
   const wasm = wasmStatus();
-  const threads = backend === "wasm" ? wasm.threads : backend === NATIVE_BACKEND ? logicalCores() : 1;
-  const kernelPlugins = [...registered.values()]
-    .filter((p) => p.backend === backend)
-    .map((p) => ({ name: p.name, backend: p.backend, kernels: [...p.kernels] }));
+  const active = [...registered.values()].filter((p) => p.backend === backend);
+  const threads =
+    backend === "wasm"
+      ? wasm.threads
+      : backend === NATIVE_BACKEND
+        ? logicalCores()
+        : active.some((p) => p.configure !== undefined)
+          ? state.threads
+          : 1;
+  const kernelPlugins = active.map((p) => ({ name: p.name, backend: p.backend, kernels: [...p.kernels] }));
   return {
     backend,
     threads,

@@ -14,3 +14,10 @@ export { defineKernelPlugin, replaceKernel } from "./plugin.js";
 export { tf } from "./tf.js";
 export type { WasmStatus } from "./wasm-threads.js";
 export { MAX_WASM_THREADS, wasmStatus } from "./wasm-threads.js";
+export {
+  NATIVE_BLAS_PLUGIN,
+  type NativeBlasOptions,
+  type NativeBlasStatus,
+  nativeBlasPlugin,
+  nativeBlasStatus,
+} from "./kernels/native-blas.js";

@@ -26,6 +26,14 @@ export interface KernelPlugin {
   readonly preferred?: boolean;
   /** Whether the plugin can run here (e.g. its native library loads). Must not throw. */
   isAvailable(): boolean | Promise<boolean>;
+  /** Why {@link KernelPlugin.isAvailable} is false (e.g. the native addon is not built), for the engine's notes. */
+  unavailableReason?(): string | undefined;
+  /**
+   * Called by {@link initEngine} after registration with the engine's settings, e.g. so a
+   * native plugin runs its BLAS on `threads` threads. A plugin that implements it makes
+   * {@link EngineInfo.threads} report `threads` on its backend.
+   */
+  configure?(settings: { threads: number }): void;
   /** Registers the kernels. Called by {@link initEngine} when enabling the plugin, and not again until after `unregister()`. */
   register(): void | Promise<void>;
   /** Removes the kernels and restores whatever was registered before. */

@@ -15,3 +15,10 @@ export { wasmMatMulPlugin } from "./wasm-matmul.js";
 export function builtinKernelPlugins(): KernelPlugin[] {
   return [wasmMatMulPlugin(), wasmSegmentSumPlugin(), wasmCpuFallbackPlugin(), cpuSegmentSumPlugin()];
 }
+export {
+  NATIVE_BLAS_PLUGIN,
+  type NativeBlasOptions,
+  type NativeBlasStatus,
+  nativeBlasPlugin,
+  nativeBlasStatus,
+} from "./native-blas.js";

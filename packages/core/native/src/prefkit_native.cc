@@ -1,0 +1,158 @@
+// prefkit native kernels: OpenBLAS sgemm on Float32Arrays through the N-API C interface.
+//
+// Exports:
+//   sgemm(transA, transB, m, n, k, a, aOffsets, b, bOffsets, c)
+//     For every batch i < aOffsets.length, C_i = op(A_i) * op(B_i), row-major, where
+//     A_i starts at a[aOffsets[i]] (stored [m,k], or [k,m] when transA), B_i starts at
+//     b[bOffsets[i]] (stored [k,n], or [n,k] when transB) and C_i is c[i*m*n .. (i+1)*m*n).
+//     Offsets are Float64Arrays of element indices. Every range is bounds-checked.
+//   setNumThreads(n), getNumThreads(), config()
+#include <cblas.h>
+#include <node_api.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+#define CHECK_NAPI(env, call)                                          \
+  do {                                                                 \
+    if ((call) != napi_ok) {                                           \
+      napi_throw_error((env), nullptr, "prefkit_native: " #call);     \
+      return nullptr;                                                  \
+    }                                                                  \
+  } while (0)
+
+bool GetTypedArray(napi_env env, napi_value value, napi_typedarray_type want, void** data, size_t* length,
+                   const char* name) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) {
+    napi_throw_type_error(env, nullptr, name);
+    return false;
+  }
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, value, &type, length, data, &buffer, &offset) != napi_ok || type != want) {
+    napi_throw_type_error(env, nullptr, name);
+    return false;
+  }
+  return true;
+}
+
+bool GetInt(napi_env env, napi_value value, int64_t* out, const char* name) {
+  if (napi_get_value_int64(env, value, out) != napi_ok || *out < 0 || *out > INT32_MAX) {
+    napi_throw_range_error(env, nullptr, name);
+    return false;
+  }
+  return true;
+}
+
+napi_value Sgemm(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 10) {
+    napi_throw_type_error(env, nullptr, "sgemm expects 10 arguments");
+    return nullptr;
+  }
+  bool trans_a = false, trans_b = false;
+  CHECK_NAPI(env, napi_get_value_bool(env, argv[0], &trans_a));
+  CHECK_NAPI(env, napi_get_value_bool(env, argv[1], &trans_b));
+  int64_t m, n, k;
+  if (!GetInt(env, argv[2], &m, "sgemm: m must be an int32 >= 0")) return nullptr;
+  if (!GetInt(env, argv[3], &n, "sgemm: n must be an int32 >= 0")) return nullptr;
+  if (!GetInt(env, argv[4], &k, "sgemm: k must be an int32 >= 0")) return nullptr;
+  void *a_data, *a_off_data, *b_data, *b_off_data, *c_data;
+  size_t a_len, a_off_len, b_len, b_off_len, c_len;
+  if (!GetTypedArray(env, argv[5], napi_float32_array, &a_data, &a_len, "sgemm: a must be a Float32Array")) return nullptr;
+  if (!GetTypedArray(env, argv[6], napi_float64_array, &a_off_data, &a_off_len, "sgemm: aOffsets must be a Float64Array"))
+    return nullptr;
+  if (!GetTypedArray(env, argv[7], napi_float32_array, &b_data, &b_len, "sgemm: b must be a Float32Array")) return nullptr;
+  if (!GetTypedArray(env, argv[8], napi_float64_array, &b_off_data, &b_off_len, "sgemm: bOffsets must be a Float64Array"))
+    return nullptr;
+  if (!GetTypedArray(env, argv[9], napi_float32_array, &c_data, &c_len, "sgemm: c must be a Float32Array")) return nullptr;
+  if (a_off_len != b_off_len) {
+    napi_throw_range_error(env, nullptr, "sgemm: aOffsets and bOffsets differ in length");
+    return nullptr;
+  }
+  const size_t batch = a_off_len;
+  const double mn = static_cast<double>(m) * static_cast<double>(n);
+  const double mk = static_cast<double>(m) * static_cast<double>(k);
+  const double kn = static_cast<double>(k) * static_cast<double>(n);
+  if (static_cast<double>(batch) * mn > static_cast<double>(c_len)) {
+    napi_throw_range_error(env, nullptr, "sgemm: c is too short for batch*m*n");
+    return nullptr;
+  }
+  const double* a_off = static_cast<const double*>(a_off_data);
+  const double* b_off = static_cast<const double*>(b_off_data);
+  for (size_t i = 0; i < batch; i++) {
+    if (!(a_off[i] >= 0 && a_off[i] + mk <= static_cast<double>(a_len) && a_off[i] == static_cast<double>(static_cast<int64_t>(a_off[i])))) {
+      napi_throw_range_error(env, nullptr, "sgemm: an a offset is out of range");
+      return nullptr;
+    }
+    if (!(b_off[i] >= 0 && b_off[i] + kn <= static_cast<double>(b_len) && b_off[i] == static_cast<double>(static_cast<int64_t>(b_off[i])))) {
+      napi_throw_range_error(env, nullptr, "sgemm: a b offset is out of range");
+      return nullptr;
+    }
+  }
+  const float* a = static_cast<const float*>(a_data);
+  const float* b = static_cast<const float*>(b_data);
+  float* c = static_cast<float*>(c_data);
+  const int M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+  if (K == 0) {
+    std::memset(c, 0, sizeof(float) * static_cast<size_t>(batch * mn));
+    return nullptr;
+  }
+  if (M == 0 || N == 0) return nullptr;
+  const int lda = trans_a ? M : K;
+  const int ldb = trans_b ? K : N;
+  for (size_t i = 0; i < batch; i++) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
+                a + static_cast<int64_t>(a_off[i]), lda, b + static_cast<int64_t>(b_off[i]), ldb, 0.0f,
+                c + static_cast<int64_t>(i) * static_cast<int64_t>(mn), N);
+  }
+  return nullptr;
+}
+
+napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  int64_t threads = 0;
+  if (argc != 1 || !GetInt(env, argv[0], &threads, "setNumThreads: threads must be an int32 >= 1")) return nullptr;
+  if (threads < 1) {
+    napi_throw_range_error(env, nullptr, "setNumThreads: threads must be >= 1");
+    return nullptr;
+  }
+  openblas_set_num_threads(static_cast<int>(threads));
+  return nullptr;
+}
+
+napi_value GetNumThreads(napi_env env, napi_callback_info) {
+  napi_value result;
+  CHECK_NAPI(env, napi_create_int32(env, openblas_get_num_threads(), &result));
+  return result;
+}
+
+napi_value Config(napi_env env, napi_callback_info) {
+  napi_value result;
+  const char* config = openblas_get_config();
+  CHECK_NAPI(env, napi_create_string_utf8(env, config != nullptr ? config : "", NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"getNumThreads", nullptr, GetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"config", nullptr, Config, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  CHECK_NAPI(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

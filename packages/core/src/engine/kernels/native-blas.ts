@@ -1,0 +1,297 @@
+/**
+ * An optional native kernel plugin for the `cpu` backend: `BatchMatMul` and `_FusedMatMul`
+ * run OpenBLAS's `cblas_sgemm` on the cpu backend's Float32Arrays, through a small N-API
+ * addon in `packages/core/native` (built by `npm run build:native` against Debian's
+ * `libopenblas-dev`). The plugin also brings the typed-array elementwise kernels of
+ * `cpu-fast.ts`, the next bottleneck once matmuls are fast.
+ *
+ * The addon is optional. When `native/build/Release/prefkit_native.node` is missing or fails
+ * to load, the plugin reports itself unavailable with the reason, and the engine keeps the
+ * stock kernels: a plain `npm ci` install works unchanged, only slower.
+ *
+ * Transposed operands are passed to sgemm as flags (no explicit transposes). Batches loop
+ * over sgemm with broadcast batch offsets; an unbatched, untransposed-A product folds the
+ * batch into rows for one large call.
+ * @module
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { IS_NODE } from "../host.js";
+import { defineKernelPlugin, type KernelPlugin } from "../plugin.js";
+import { tf } from "../tf.js";
+import { cpuFastKernels } from "./cpu-fast.js";
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/** The addon's exports (see `packages/core/native/src/prefkit_native.cc`). */
+interface NativeAddon {
+  sgemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    aOffsets: Float64Array,
+    b: Float32Array,
+    bOffsets: Float64Array,
+    c: Float32Array,
+  ): void;
+  setNumThreads(threads: number): void;
+  getNumThreads(): number;
+  config(): string;
+}
+
+/** What {@link nativeBlasStatus} reports. */
+export interface NativeBlasStatus {
+  /** Whether the addon loaded. */
+  available: boolean;
+  /** Why it is unavailable (missing file, load error); undefined when available. */
+  reason?: string;
+  /** OpenBLAS's build description, e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell"`, when available. */
+  config?: string;
+  /** OpenBLAS threads currently in use, when available. */
+  threads?: number;
+  /** Path the addon is (or would be) loaded from. */
+  path: string;
+}
+
+/** Name of the plugin returned by {@link nativeBlasPlugin}. */
+export const NATIVE_BLAS_PLUGIN = "native-blas";
+
+const ADDON_RELATIVE = "../../../native/build/Release/prefkit_native.node";
+
+interface LoadResult {
+  addon?: NativeAddon;
+  reason?: string;
+  path: string;
+}
+
+const loaded = new Map<string, LoadResult>();
+
+/** The default addon path: `packages/core/native/build/Release/prefkit_native.node`. */
+function defaultAddonPath(): string {
+  return IS_NODE ? fileURLToPath(new URL(ADDON_RELATIVE, import.meta.url)) : ADDON_RELATIVE;
+}
+
+function load(path = defaultAddonPath()): LoadResult {
+  const cached = loaded.get(path);
+  if (cached !== undefined) return cached;
+  let result: LoadResult;
+  if (!IS_NODE) {
+    result = { reason: "not running under Node.js", path };
+  } else {
+    try {
+      const require = createRequire(import.meta.url);
+      const addon = require(path) as NativeAddon;
+      if (typeof addon.sgemm !== "function") throw new Error("the addon exports no sgemm");
+      result = { addon, path };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const reason =
+        e.code === "MODULE_NOT_FOUND"
+          ? `${path} is not built (run \`npm run build:native\`; needs libopenblas-dev)`
+          : `${path} failed to load: ${e.message}`;
+      result = { reason, path };
+    }
+  }
+  loaded.set(path, result);
+  return result;
+}
+
+/**
+ * Whether the native BLAS addon loads here, and why not. Loads it on first call; never throws.
+ * @param addonPath - Addon to check; defaults to `packages/core/native/build/Release/prefkit_native.node`.
+ */
+export function nativeBlasStatus(addonPath?: string): NativeBlasStatus {
+  const { addon, reason, path } = load(addonPath);
+  if (addon === undefined) return { available: false, reason, path };
+  return { available: true, config: addon.config(), threads: addon.getNumThreads(), path };
+}
+
+/** Options of {@link nativeBlasPlugin}. */
+export interface NativeBlasOptions {
+  /** Path of the `.node` addon; defaults to `packages/core/native/build/Release/prefkit_native.node`. */
+  addonPath?: string;
+}
+
+interface CpuBackendLike {
+  data: { get(dataId: tf.DataId): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
+  disposeIntermediateTensorInfo(info: tf.TensorInfo): void;
+}
+
+function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Flat index, within an operand's batch dims `outer`, of the batch that broadcasts into output batch `i`. */
+function broadcastBatchIndex(outOuter: number[], outer: number[], i: number): number {
+  let index = 0;
+  let stride = 1;
+  let rest = i;
+  for (let d = outOuter.length - 1; d >= 0; d--) {
+    const size = outOuter[d]!;
+    const coord = rest % size;
+    rest = Math.floor(rest / size);
+    const j = d - (outOuter.length - outer.length);
+    if (j < 0) continue;
+    const dim = outer[j]!;
+    if (dim !== 1) index += coord * stride;
+    stride *= dim;
+  }
+  return index;
+}
+
+function float32Values(backend: CpuBackendLike, t: tf.TensorInfo): Float32Array | undefined {
+  const values = backend.data.get(t.dataId).values;
+  return values instanceof Float32Array ? values : undefined;
+}
+
+/**
+ * op(a)·op(b) with sgemm, or undefined when the stock kernel must run (non-float32 data,
+ * rank < 2, mismatched inner dims, empty output: the stock kernel keeps its error messages).
+ */
+function nativeMatMul(
+  addon: NativeAddon,
+  backend: CpuBackendLike,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+): tf.TensorInfo | undefined {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  if (a.dtype !== "float32" || b.dtype !== "float32" || ra < 2 || rb < 2) return undefined;
+  const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
+  const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
+  const kb = transposeB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
+  const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
+  if (k !== kb || m * n === 0) return undefined;
+  const av = float32Values(backend, a);
+  const bv = float32Values(backend, b);
+  if (av === undefined || bv === undefined) return undefined;
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const outOuter = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  const outShape = [...outOuter, m, n];
+  const batch = sizeOf(outOuter);
+  const out = new Float32Array(batch * m * n);
+  const batchA = sizeOf(outerA);
+  const batchB = sizeOf(outerB);
+  if (batchB === 1 && !transposeA && batchA === batch) {
+    // b is shared and a's batches are contiguous [m, k] blocks: one call with batch·m rows.
+    addon.sgemm(false, transposeB, batch * m, n, k, av, new Float64Array(1), bv, new Float64Array(1), out);
+  } else {
+    const aOffsets = new Float64Array(batch);
+    const bOffsets = new Float64Array(batch);
+    for (let i = 0; i < batch; i++) {
+      aOffsets[i] = broadcastBatchIndex(outOuter, outerA, i) * m * k;
+      bOffsets[i] = broadcastBatchIndex(outOuter, outerB, i) * k * n;
+    }
+    addon.sgemm(transposeA, transposeB, m, n, k, av, aOffsets, bv, bOffsets, out);
+  }
+  return backend.makeTensorInfo(outShape, "float32", out);
+}
+
+function stockOrThrow(stock: tf.KernelConfig | undefined, kernelName: string): tf.KernelConfig {
+  if (stock === undefined) throw new Error(`${kernelName}: the cpu backend has no stock kernel to fall back to`);
+  return stock;
+}
+
+function batchMatMulKernel(addon: NativeAddon, stock: tf.KernelConfig | undefined): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+    const backend = args.backend as unknown as CpuBackendLike;
+    const out = nativeMatMul(addon, backend, a, b, transposeA, transposeB);
+    return out ?? stockOrThrow(stock, tf.BatchMatMul).kernelFunc(args);
+  };
+}
+
+/**
+ * `_FusedMatMul`: the product natively, then the bias added in place when it is a plain
+ * row vector of length n (or a scalar); any other bias goes through the cpu `Add` kernel.
+ * An activation (other than none/"linear") runs the stock kernel.
+ */
+function fusedMatMulKernel(addon: NativeAddon, stock: tf.KernelConfig | undefined): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { a, b, bias } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
+    const { transposeA, transposeB, activation } = args.attrs as {
+      transposeA: boolean;
+      transposeB: boolean;
+      activation?: string;
+    };
+    const backend = args.backend as unknown as CpuBackendLike;
+    const plain = activation === undefined || activation === "linear";
+    const biasValues = bias === undefined ? undefined : float32Values(backend, bias);
+    if (!plain || (bias !== undefined && biasValues === undefined)) {
+      return stockOrThrow(stock, tf._FusedMatMul).kernelFunc(args);
+    }
+    const product = nativeMatMul(addon, backend, a, b, transposeA, transposeB);
+    if (product === undefined) return stockOrThrow(stock, tf._FusedMatMul).kernelFunc(args);
+    if (bias === undefined || biasValues === undefined) return product;
+    const n = product.shape[product.shape.length - 1]!;
+    const biasSize = sizeOf(bias.shape);
+    const fitsInPlace =
+      bias.shape.length <= product.shape.length && (biasSize === 1 || bias.shape[bias.shape.length - 1] === n);
+    if (fitsInPlace && (biasSize === 1 || biasSize === n)) {
+      // A scalar or row-vector bias: add it into the fresh product.
+      const out = backend.data.get(product.dataId).values as Float32Array;
+      if (biasSize === 1) {
+        const v = biasValues[0]!;
+        for (let i = 0; i < out.length; i++) out[i]! += v;
+      } else {
+        for (let row = 0; row < out.length; row += n) {
+          for (let j = 0; j < n; j++) out[row + j]! += biasValues[j]!;
+        }
+      }
+      return product;
+    }
+    const add = stockOrThrow(tf.getKernel(tf.Add, "cpu"), tf.Add);
+    const out = add.kernelFunc({ inputs: { a: product, b: bias }, backend: args.backend, attrs: {} });
+    backend.disposeIntermediateTensorInfo(product);
+    return out;
+  };
+}
+
+/**
+ * The native BLAS kernel plugin for `cpu`: `BatchMatMul` and `_FusedMatMul` through OpenBLAS
+ * `cblas_sgemm`, plus tight typed-array `Add`, `Sub`, `Multiply`, `RealDiv` (any broadcast),
+ * `Transpose` and `Exp` kernels, which otherwise dominate a cpu step once matmuls are fast.
+ *
+ * Enable it with `initEngine({ backend: "cpu", plugins: [nativeBlasPlugin()] })`, or set
+ * `PREFKIT_NATIVE=1`. When the addon is not built, the engine notes
+ * `kernel plugin native-blas is not available: <reason>` and keeps the stock kernels.
+ * OpenBLAS threads follow the engine's `threads`.
+ */
+export function nativeBlasPlugin(options: NativeBlasOptions = {}): KernelPlugin {
+  const path = options.addonPath;
+  const addon = (): NativeAddon => {
+    const { addon: a, reason } = load(path);
+    if (a === undefined) throw new Error(`native-blas is unavailable: ${reason}`);
+    return a;
+  };
+  const base = defineKernelPlugin({
+    name: NATIVE_BLAS_PLUGIN,
+    backend: "cpu",
+    preferred: true,
+    isAvailable: () => load(path).addon !== undefined,
+    kernels: [
+      { kernelName: tf.BatchMatMul, build: (stock) => ({ kernelFunc: batchMatMulKernel(addon(), stock) }) },
+      { kernelName: tf._FusedMatMul, build: (stock) => ({ kernelFunc: fusedMatMulKernel(addon(), stock) }) },
+      ...cpuFastKernels,
+    ],
+  });
+  return {
+    ...base,
+    unavailableReason: () => load(path).reason,
+    configure: ({ threads }) => {
+      const a = load(path).addon;
+      if (a === undefined) return;
+      if (a.getNumThreads() !== threads) a.setNumThreads(threads);
+    },
+  };
+}
