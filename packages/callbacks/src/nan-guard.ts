@@ -1,16 +1,26 @@
 /**
- * `NanGuardCallback`: stop (or warn) when the loss or the gradient norm is not finite.
+ * `NanGuardCallback`: stop, warn, or skip the step when the loss or the gradient norm is not finite.
  * @module
  */
-import type { Callback, LogPayload, TrainerControl, TrainerState, TrainingArgs } from "@prefkit/core";
+import type {
+  Callback,
+  GradientCheck,
+  GradientHook,
+  LogPayload,
+  TrainerControl,
+  TrainerState,
+  TrainingArgs,
+} from "@prefkit/core";
 
 /** Options of {@link NanGuardCallback}. */
 export interface NanGuardOptions {
   /**
    * `"stop"` (default): stop training after the step and keep the message in
-   * {@link NanGuardCallback.events}. `"warn"`: report and go on training.
+   * {@link NanGuardCallback.events}. `"warn"`: report and go on training. `"skip"`: check every step
+   * BEFORE its update (through the trainer's gradient hook) and skip a step whose loss or gradient norm is
+   * not finite, so the weights and optimizer state stay as they were; training goes on.
    */
-  action?: "stop" | "warn";
+  action?: "stop" | "warn" | "skip";
   /** Logged values to check. Default `["loss", "grad_norm"]` (plus their `eval_` forms when logged). */
   metrics?: readonly string[];
   /** Where the message goes. Default `console.error`. */
@@ -19,6 +29,8 @@ export interface NanGuardOptions {
 
 /** One non-finite value the guard saw. */
 export interface NanGuardEvent {
+  /** `"skip"` when the step was vetoed before its update (`action: "skip"`); absent for log-event findings. */
+  action?: "skip";
   /** Optimizer step of the log event. */
   step: number;
   /** Metric name (TRL name). */
@@ -35,16 +47,25 @@ export interface NanGuardEvent {
  * With `action: "stop"` it sets `control.shouldTrainingStop`, so the run ends after the current step
  * (the checkpoint the default flow saves at the end has the diverged weights: resume from an earlier one).
  *
- * The values checked are the trainer's averages since the last log, so one bad step taints its whole
- * logging window; set `loggingSteps: 1` to catch the exact step. The guard sees a step only after its
- * update was applied, so it cannot undo it, which is why there is no "skip" action.
+ * With `"stop"`/`"warn"`, the values checked are the trainer's averages since the last log, so one bad
+ * step taints its whole logging window; set `loggingSteps: 1` to catch the exact step. Those actions see
+ * a step only after its update was applied.
+ *
+ * With `action: "skip"` the guard is a core `GradientHook` ({@link NanGuardCallback.gradientHook}): the
+ * trainer asks it about every optimizer step after back-propagation and before `applyGradients`, with the
+ * step's loss and (unscaled) gradient norm. A non-finite one skips the step (no update, no scheduler step,
+ * counted in the logged `skipped_steps`) with e.g.
+ * `NanGuardCallback: step 3: loss is NaN (grad_norm=NaN); skipping the step (weights unchanged)`.
+ * Under AMP, the loss scaler's own veto (an overflow it backs off from) comes first and is not reported.
  */
 export class NanGuardCallback implements Callback {
   /** Callback name. */
   readonly name = "NanGuardCallback";
   /** Every non-finite value seen, in order. */
   readonly events: NanGuardEvent[] = [];
-  private readonly action: "stop" | "warn";
+  /** The trainer hook of `action: "skip"` (undefined for the other actions). */
+  readonly gradientHook: GradientHook | undefined;
+  private readonly action: "stop" | "warn" | "skip";
   private readonly metrics: readonly string[];
   private readonly report: (message: string) => void;
 
@@ -53,6 +74,21 @@ export class NanGuardCallback implements Callback {
     this.action = options.action ?? "stop";
     this.metrics = options.metrics ?? ["loss", "grad_norm"];
     this.report = options.report ?? ((m) => console.error(m));
+    this.gradientHook =
+      this.action === "skip" ? { name: this.name, vetoStep: (check) => this.vetoStep(check) } : undefined;
+  }
+
+  private vetoStep(check: GradientCheck): string | undefined {
+    const values: Record<string, number> = { loss: check.loss, grad_norm: check.gradNorm };
+    const bad = this.metrics.filter((m) => values[m] !== undefined && !Number.isFinite(values[m]!));
+    if (bad.length === 0) return undefined;
+    const first = bad[0]!;
+    const others = this.metrics.filter((m) => m !== first && values[m] !== undefined).map((m) => `${m}=${values[m]}`);
+    const suffix = others.length > 0 ? ` (${others.join(", ")})` : "";
+    const message = `NanGuardCallback: step ${check.step}: ${first} is ${values[first]}${suffix}; skipping the step (weights unchanged)`;
+    for (const m of bad) this.events.push({ step: check.step, metric: m, value: values[m]!, message, action: "skip" });
+    this.report(message);
+    return message;
   }
 
   /** True once a non-finite value was seen. */
@@ -71,7 +107,7 @@ export class NanGuardCallback implements Callback {
     const bad = this.metrics
       .flatMap((m) => [m, `eval_${m}`])
       .filter((m) => logs[m] !== undefined && !Number.isFinite(logs[m]!));
-    if (bad.length === 0) return;
+    if (bad.length === 0 || this.action === "skip") return;
     const first = bad[0]!;
     const others = this.metrics.filter((m) => m !== first && logs[m] !== undefined).map((m) => `${m}=${logs[m]}`);
     const suffix = others.length > 0 ? ` (${others.join(", ")})` : "";

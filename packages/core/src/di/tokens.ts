@@ -30,3 +30,5 @@ export const TRAINING_ARGS: unique symbol = Symbol("prefkit.TRAINING_ARGS");
 export const TRAIN_DATA: unique symbol = Symbol("prefkit.TRAIN_DATA");
 /** The evaluation `BatchSource` (optional). */
 export const EVAL_DATA: unique symbol = Symbol("prefkit.EVAL_DATA");
+/** Gradient hooks (`GradientHook`): loss scaling, unscaling and step vetoes; register several. */
+export const GRADIENT_HOOKS: unique symbol = Symbol("prefkit.GRADIENT_HOOKS");

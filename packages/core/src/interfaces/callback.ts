@@ -1,5 +1,6 @@
 import type { RngState } from "../rng/index.js";
 import type { TrainingArgs } from "./trainer.js";
+import type { GradientHook } from "../trainer/gradient-hook.js";
 
 /**
  * Progress of a training run, as transformers' `TrainerState`. Callbacks read it; only the
@@ -134,6 +135,12 @@ export interface Callback<TArgs extends TrainingArgs = TrainingArgs> {
   getState?(): unknown;
   /** Restore what {@link Callback.getState} returned, when resuming from a checkpoint. */
   loadState?(state: unknown): void;
+  /**
+   * A {@link GradientHook} the trainer runs between back-propagation and the optimizer step (e.g.
+   * `NanGuardCallback` with `action: "skip"` vetoes non-finite steps). The one way a callback acts on a
+   * step before it is applied; everything else goes through the control flags.
+   */
+  readonly gradientHook?: GradientHook;
 }
 
 /** Names of the callback events, in the order a run first fires them. */

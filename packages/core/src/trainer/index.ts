@@ -5,3 +5,4 @@
 export * from "./args.js";
 export * from "./trainer.js";
 export * from "./batch-source.js";
+export * from "./gradient-hook.js";

@@ -18,10 +18,11 @@ import type { Callback, TrainerControl, TrainerState } from "../interfaces/callb
 import type { CausalLM } from "../interfaces/model.js";
 import type { BatchSource, StepOutput, Trainer, TrainingArgs, TrainOutput } from "../interfaces/trainer.js";
 import { AdamW } from "../optim/adamw.js";
-import { clipByGlobalNorm } from "../optim/clip.js";
+import { type ClippedGradients, clipByGlobalNorm } from "../optim/clip.js";
 import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
 import { Rng } from "../rng/index.js";
 import { resolveTrainingArgs } from "./args.js";
+import type { GradientHook, GradientStepOutcome, SkippedStep } from "./gradient-hook.js";
 
 /** Whether `computeLoss` runs for training (under a gradient tape) or evaluation. */
 export interface ComputeLossContext {
@@ -35,6 +36,8 @@ export interface StepResult {
   loss: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+  /** True when a {@link GradientHook} vetoed the optimizer step (absent when none did). */
+  skipped?: boolean;
   /** Metrics, each the share-weighted mean over the micro-batches. */
   metrics: Record<string, number>;
   /** Tokens seen in the step (sum of `StepOutput.numTokens`). */
@@ -46,6 +49,17 @@ export type TunableOptimizer = tf.Optimizer & { learningRate: number };
 
 async function* iterate<T>(x: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
   yield* x;
+}
+
+/** `state.statefulCallbacks` key of the skipped-step record (saved when gradient hooks are installed). */
+export const SKIPPED_STEPS_KEY = "BaseTrainer.skippedSteps";
+
+/** What {@link BaseTrainer.applyStepGradients} did. */
+export interface AppliedGradients {
+  /** Global gradient norm before clipping (after unscaling). */
+  gradNorm: number;
+  /** False when a hook vetoed the step. */
+  applied: boolean;
 }
 
 function scalarValue(x: tf.Tensor | number): number {
@@ -66,6 +80,10 @@ function scalarValue(x: tf.Tensor | number): number {
  * **Frozen weights.** Gradients are taken only for `model.trainableVariables()`, so frozen
  * weights get neither gradients nor optimizer slots.
  *
+ * **Gradient hooks.** {@link GradientHook}s (loss scaling, unscaling, step vetoes) run between
+ * back-propagation and `applyGradients`; see {@link BaseTrainer.addGradientHook}. Without one the step is
+ * the plain one above.
+ *
  * **DI.** Every constructor parameter carries an explicit `@inject` token (see the `di`
  * module for why); subclasses add `@injectable()` and do the same for their own parameters.
  */
@@ -84,8 +102,11 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
   scheduler: LRScheduler | undefined;
   /** The trainer's RNG (seeded with `args.seed`; saved in checkpoints). Use it for dropout seeds and sampling. */
   readonly rng: Rng;
+  /** Steps a {@link GradientHook} vetoed, in order (restored on resume). */
+  skippedSteps: SkippedStep[] = [];
   private readonly schedulerFactory: SchedulerFactory | undefined;
   private initEmitted = false;
+  private readonly gradientHooks: GradientHook[] = [];
 
   /**
    * @param args trainer config; missing fields take `DEFAULT_TRAINING_ARGS`.
@@ -140,6 +161,23 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     return this;
   }
 
+  /**
+   * Add a {@link GradientHook} after those already added (they run before the hooks of callbacks).
+   * Plugins reach it by registering under `GRADIENT_HOOKS`.
+   */
+  addGradientHook(hook: GradientHook): this {
+    this.gradientHooks.push(hook);
+    return this;
+  }
+
+  /** The hooks of the coming step: those added with {@link BaseTrainer.addGradientHook}, then callbacks' `gradientHook`s. */
+  activeGradientHooks(): readonly GradientHook[] {
+    const fromCallbacks = this.callbackHandler.callbacks
+      .map((cb) => cb.gradientHook)
+      .filter((h): h is GradientHook => h !== undefined);
+    return fromCallbacks.length === 0 ? this.gradientHooks : [...this.gradientHooks, ...fromCallbacks];
+  }
+
   /** Fire `onInitEnd` once (called by {@link BaseTrainer.train} if the caller did not). */
   async init(): Promise<void> {
     if (this.initEmitted) return;
@@ -186,8 +224,15 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
           cb.loadState(this.state.statefulCallbacks[cb.name]);
         }
       }
+      const saved = this.state.statefulCallbacks;
+      for (const hook of this.activeGradientHooks()) {
+        const key = `gradientHook:${hook.name}`;
+        if (hook.loadState && key in saved) hook.loadState(saved[key]);
+      }
+      this.skippedSteps = structuredClone((saved[SKIPPED_STEPS_KEY] as SkippedStep[] | undefined) ?? []);
     } else {
       this.state = createTrainerState();
+      this.skippedSteps = [];
     }
     const s = this.state;
     s.maxSteps = maxSteps;
@@ -300,21 +345,28 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     let loss = 0;
     let numTokens = 0;
     const metrics: Record<string, number> = {};
+    const hooks = this.activeGradientHooks();
+    const lossScale = this.lossScaleOf(hooks);
     try {
       for (let i = 0; i < microBatches.length; i++) {
         const share = weights[i]! / total;
         const captured: Record<string, tf.Tensor | number> = {};
+        let unscaledLoss: tf.Tensor | undefined;
         const { value, grads } = tf.tidy(() =>
           tf.variableGrads(() => {
             const out = this.computeLoss(microBatches[i]!, { training: true });
             for (const [k, m] of Object.entries(out.metrics ?? {}))
               captured[k] = typeof m === "number" ? m : tf.keep(m);
             numTokens += out.numTokens ?? 0;
-            return tf.mul(out.loss, share) as tf.Scalar;
+            const shared = tf.mul(out.loss, share) as tf.Scalar;
+            if (lossScale === 1) return shared;
+            unscaledLoss = tf.keep(shared);
+            return tf.mul(shared, lossScale) as tf.Scalar;
           }, vars),
         );
-        loss += value.dataSync()[0]!;
+        loss += (unscaledLoss ?? value).dataSync()[0]!;
         value.dispose();
+        unscaledLoss?.dispose();
         for (const [k, m] of Object.entries(captured)) {
           metrics[k] = (metrics[k] ?? 0) + share * scalarValue(m);
           if (typeof m !== "number") m.dispose();
@@ -336,15 +388,79 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
       }
       const scheduler = this.scheduler!;
       this.optimizer.learningRate = scheduler.lr;
-      const gradNorm = tf.tidy(() => {
-        const { grads, norm } = clipByGlobalNorm(accum, this.args.maxGradNorm);
-        this.optimizer.applyGradients(grads);
-        return norm.dataSync()[0]!;
-      });
-      scheduler.step();
-      return { loss, gradNorm, metrics, numTokens };
+      if (hooks.length === 0) {
+        const gradNorm = tf.tidy(() => {
+          const { grads, norm } = clipByGlobalNorm(accum, this.args.maxGradNorm);
+          this.optimizer.applyGradients(grads);
+          return norm.dataSync()[0]!;
+        });
+        scheduler.step();
+        return { loss, gradNorm, metrics, numTokens };
+      }
+      const { gradNorm, applied } = this.applyStepGradients(accum, loss, hooks);
+      // HF's Trainer steps the schedule only when the optimizer ran (`optimizer_step_was_skipped`).
+      if (applied) scheduler.step();
+      return { loss, gradNorm, metrics, numTokens, skipped: !applied };
     } finally {
       for (const g of Object.values(accum)) g.dispose();
+    }
+  }
+
+  /** Product of the hooks' `lossScale()` (1 without hooks). */
+  protected lossScaleOf(hooks: readonly GradientHook[]): number {
+    let scale = 1;
+    for (const h of hooks) if (h.lossScale) scale *= h.lossScale();
+    return scale;
+  }
+
+  /**
+   * The hooked optimizer step (see {@link GradientHook} for the order): unscale, measure the norm, ask for
+   * vetoes, clip and apply unless vetoed, tell every hook, record a skip. `accum` is not disposed (the
+   * caller owns it); everything made here is. Trainers with their own update loop (PPO) call it per
+   * optimizer step; the learning-rate schedule is the caller's business.
+   */
+  protected applyStepGradients(
+    accum: tf.NamedTensorMap,
+    loss: number,
+    hooks: readonly GradientHook[] = this.activeGradientHooks(),
+  ): AppliedGradients {
+    const step = this.state.globalStep + 1;
+    const made = new Set<tf.Tensor>();
+    try {
+      let grads = accum;
+      for (const h of hooks) {
+        if (!h.unscaleGradients) continue;
+        grads = h.unscaleGradients(grads, step);
+        for (const g of Object.values(grads)) made.add(g);
+      }
+      const clipped = tf.tidy(
+        () => clipByGlobalNorm(grads, this.args.maxGradNorm) as unknown as tf.TensorContainer,
+      ) as unknown as ClippedGradients;
+      made.add(clipped.norm);
+      for (const g of Object.values(clipped.grads)) made.add(g);
+      const gradNorm = clipped.norm.dataSync()[0]!;
+      let veto: { hook: string; reason: string } | undefined;
+      for (const h of hooks) {
+        const reason = h.vetoStep?.({ step, loss, gradNorm, grads });
+        if (reason) {
+          veto = { hook: h.name, reason };
+          break;
+        }
+      }
+      if (!veto) tf.tidy(() => this.optimizer.applyGradients(clipped.grads));
+      else this.skippedSteps.push({ step, hook: veto.hook, reason: veto.reason });
+      const outcome: GradientStepOutcome = {
+        step,
+        applied: !veto,
+        loss,
+        gradNorm,
+        ...(veto ? { skippedBy: veto.hook, reason: veto.reason } : {}),
+      };
+      for (const h of hooks) h.afterStep?.(outcome);
+      return { gradNorm, applied: !veto };
+    } finally {
+      // dispose() is idempotent, so tensors a hook passed through from `accum` are safe to list here
+      for (const t of made) if (!Object.values(accum).includes(t)) t.dispose();
     }
   }
 
@@ -358,6 +474,7 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
       };
       for (const [k, { sum, count }] of this.logMetricSums) logs[k] = sum / count;
       if (this.state.numInputTokensSeen > 0) logs["num_tokens"] = this.state.numInputTokensSeen;
+      if (this.activeGradientHooks().length > 0) logs["skipped_steps"] = this.skippedSteps.length;
       this.resetLogAccumulators();
       await this.log(logs);
     }
@@ -437,6 +554,11 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     for (const cb of this.callbackHandler.callbacks) {
       if (cb.name && cb.getState) s.statefulCallbacks[cb.name] = structuredClone(cb.getState());
     }
+    const hooks = this.activeGradientHooks();
+    for (const hook of hooks) {
+      if (hook.getState) s.statefulCallbacks[`gradientHook:${hook.name}`] = structuredClone(hook.getState());
+    }
+    if (hooks.length > 0) s.statefulCallbacks[SKIPPED_STEPS_KEY] = structuredClone(this.skippedSteps);
     if (s.bestGlobalStep === s.globalStep) s.bestModelCheckpoint = dir;
     await saveTrainingCheckpoint(dir, {
       model: this.model,

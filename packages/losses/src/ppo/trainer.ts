@@ -302,11 +302,12 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
     const o = this.options;
     const args = this.args;
     const policy0 = this.policyAndValue.policy;
-    const { model: policy, callbacks } = await applyPlugins(this.container, o.plugins ?? [], policy0);
+    const { model: policy, callbacks, gradientHooks } = await applyPlugins(this.container, o.plugins ?? [], policy0);
     if (policy !== policy0) {
       (this as unknown as { model: CausalLM }).model = new PolicyAndValueModel(policy, this.policyAndValue.value);
     }
     for (const cb of callbacks) this.addCallback(cb);
+    for (const hook of gradientHooks) this.addGradientHook(hook);
     this.reference ??= resolveReference(policy, o.refModel, false);
 
     const tok = o.processingClass;
@@ -442,6 +443,8 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
     this.optimizer.learningRate = lr;
     const losses: number[] = [];
     const norms: number[] = [];
+    const hooks = this.activeGradientHooks();
+    let skipped = 0;
     for (let e = 0; e < args.numPpoEpochs; e++) {
       const perm = this.rng.permutation(n);
       for (const key of Object.keys(stats) as (keyof PPOUpdateStats)[]) stats[key].push([]);
@@ -450,10 +453,12 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
         for (const key of Object.keys(stats) as (keyof PPOUpdateStats)[]) stats[key][e]!.push([]);
         const accum: tf.NamedTensorMap = {};
         try {
+          let miniLoss = 0;
           for (let k = 0; k < ga; k++) {
             const inds = miniInds.slice(k * micro, (k + 1) * micro);
-            const out = this.microBatchGrads(rollout, adv, inds, vars, 1 / ga);
+            const out = this.microBatchGrads(rollout, adv, inds, vars, 1 / ga, this.lossScaleOf(hooks));
             losses.push(out.loss);
+            miniLoss += out.loss / ga;
             for (const [key, v] of Object.entries(out.stats)) stats[key as keyof PPOUpdateStats][e]![m]!.push(v);
             for (const [name, g] of Object.entries(out.grads)) {
               if (g == null) continue;
@@ -465,13 +470,20 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
               } else accum[name] = g;
             }
           }
-          norms.push(
-            tf.tidy(() => {
-              const { grads, norm } = clipByGlobalNorm(accum, args.maxGradNorm);
-              this.optimizer.applyGradients(grads);
-              return norm.dataSync()[0]!;
-            }),
-          );
+          if (hooks.length === 0) {
+            norms.push(
+              tf.tidy(() => {
+                const { grads, norm } = clipByGlobalNorm(accum, args.maxGradNorm);
+                this.optimizer.applyGradients(grads);
+                return norm.dataSync()[0]!;
+              }),
+            );
+          } else {
+            // every mini-batch step is an optimizer step: the hooks (AMP's scaler, NaN guard) see each one
+            const { gradNorm, applied } = this.applyStepGradients(accum, miniLoss, hooks);
+            norms.push(gradNorm);
+            if (!applied) skipped++;
+          }
         } finally {
           for (const g of Object.values(accum)) g.dispose();
         }
@@ -512,7 +524,7 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
     this.lastAdvantages = adv;
     this.lastUpdateStats = stats;
     const numTokens = rollout.attentionMask.reduce((s, r) => s + r.reduce((a, b) => a + b, 0), 0);
-    return { loss: mean(losses), gradNorm: mean(norms), metrics, numTokens };
+    return { loss: mean(losses), gradNorm: mean(norms), metrics, numTokens, ...(skipped > 0 ? { skipped: true } : {}) };
   }
 
   private microBatchGrads(
@@ -521,6 +533,7 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
     inds: number[],
     vars: tf.Variable[],
     scale: number,
+    lossScale = 1,
   ): { loss: number; grads: tf.NamedTensorMap; stats: Record<keyof PPOUpdateStats, number> } {
     const args = this.args;
     const model = this.policyAndValue;
@@ -570,7 +583,7 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
             entropy: tf.keep(entropy),
             loss: tf.keep(loss),
           });
-          return tf.mul(loss, scale) as tf.Scalar;
+          return tf.mul(loss, scale * lossScale) as tf.Scalar;
         }, vars),
       );
       value.dispose();

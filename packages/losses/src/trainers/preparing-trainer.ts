@@ -33,12 +33,14 @@ export abstract class PreparingTrainer<TBatch, TArgs extends TrainingArgs> exten
 
   /**
    * Install `plugins` in the run's `container`: the model they wrap (e.g. LoRA) replaces the trainer's,
-   * and the callbacks they register join the run. Returns the model to train.
+   * and the callbacks and gradient hooks (e.g. AMP's loss scaler) they register join the run. Returns the
+   * model to train.
    */
   protected async installRunPlugins(container: DependencyContainer, plugins: readonly Plugin[]): Promise<CausalLM> {
-    const { model, callbacks } = await applyPlugins(container, plugins, this.model);
+    const { model, callbacks, gradientHooks } = await applyPlugins(container, plugins, this.model);
     (this as unknown as { model: CausalLM }).model = model;
     for (const cb of callbacks) this.addCallback(cb);
+    for (const hook of gradientHooks) this.addGradientHook(hook);
     return model;
   }
 }

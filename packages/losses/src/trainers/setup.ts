@@ -16,6 +16,8 @@ import {
   LOSS_REGISTRY,
   type LossFactory,
   LossRegistry,
+  type GradientHook,
+  gradientHooksOf,
   type Plugin,
   arrayBatchSource,
   resolveAllOrEmpty,
@@ -67,17 +69,22 @@ export function lossFactory(registry: LossRegistry, name: string, field: string)
 
 /**
  * Install `plugins` in `container` (`register`), pass `model` through their `wrapModel` / `onModelLoaded`,
- * and return the final model plus the callbacks plugins registered under `CALLBACKS`.
+ * and return the final model plus the callbacks and gradient hooks plugins registered under `CALLBACKS`
+ * and `GRADIENT_HOOKS` (e.g. AMP's loss scaler).
  */
 export async function applyPlugins(
   container: DependencyContainer,
   plugins: readonly Plugin[],
   model: CausalLM,
-): Promise<{ model: CausalLM; callbacks: Callback<any>[] }> {
-  if (plugins.length === 0) return { model, callbacks: [] };
+): Promise<{ model: CausalLM; callbacks: Callback<any>[]; gradientHooks: GradientHook[] }> {
+  if (plugins.length === 0) return { model, callbacks: [], gradientHooks: [] };
   await installPlugins(container, plugins);
   const wrapped = await attachModel(container, model);
-  return { model: wrapped, callbacks: resolveAllOrEmpty<Callback<any>>(container, CALLBACKS) };
+  return {
+    model: wrapped,
+    callbacks: resolveAllOrEmpty<Callback<any>>(container, CALLBACKS),
+    gradientHooks: gradientHooksOf(container),
+  };
 }
 
 /**

@@ -3,9 +3,10 @@
  * dynamic loss scaler), as a core `Plugin`.
  * @module
  */
-import type { CausalLM, Plugin } from "@prefkit/core";
+import { type CausalLM, GRADIENT_HOOKS, type Plugin } from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
 import { DynamicLossScaler, type DynamicLossScalerOptions } from "./loss-scaler.js";
+import { LossScalerHook } from "./loss-scaler-hook.js";
 import {
   enableHalfPrecisionStorage,
   type HalfPrecisionDtype,
@@ -27,7 +28,10 @@ export interface AmpPluginOptions {
 /**
  * Stores the final model's frozen projections in 16 bits once every plugin has wrapped it
  * (`onModelLoaded`, so it composes with `LoraPlugin` in any order), and registers a
- * {@link DynamicLossScaler} under {@link LOSS_SCALER}. Master (trainable) weights stay float32.
+ * {@link DynamicLossScaler} under {@link LOSS_SCALER}. When the scaler is enabled, it also registers its
+ * {@link LossScalerHook} under core's `GRADIENT_HOOKS`, so the trainers of `@prefkit/losses` scale the loss,
+ * unscale the gradients, skip inf/NaN steps and update the scale. A disabled scaler (the default on
+ * float32 backends) installs no hook: the step is the plain one. Master (trainable) weights stay float32.
  *
  * ```ts no-run
  * plugins: [new LoraPlugin({ targetModules: "all-linear" }), new AmpPlugin({ dtype: "bfloat16" })]
@@ -40,6 +44,8 @@ export class AmpPlugin implements Plugin {
   readonly dtype: HalfPrecisionDtype;
   /** The run's loss scaler. */
   readonly lossScaler: DynamicLossScaler;
+  /** The trainer hook driving {@link AmpPlugin.lossScaler}, or undefined when the scaler is disabled. */
+  readonly gradientHook: LossScalerHook | undefined;
   /** What the last `onModelLoaded` converted. */
   report: HalfPrecisionStorageReport | undefined;
 
@@ -47,11 +53,13 @@ export class AmpPlugin implements Plugin {
   constructor(options: AmpPluginOptions = {}) {
     this.dtype = options.dtype ?? "bfloat16";
     this.lossScaler = new DynamicLossScaler(options.lossScaler);
+    this.gradientHook = this.lossScaler.enabled ? new LossScalerHook(this.lossScaler) : undefined;
   }
 
-  /** Register the loss scaler under {@link LOSS_SCALER}. */
+  /** Register the loss scaler under {@link LOSS_SCALER} and, when enabled, its hook under `GRADIENT_HOOKS`. */
   register(container: DependencyContainer): void {
     container.register(LOSS_SCALER, { useValue: this.lossScaler });
+    if (this.gradientHook) container.register(GRADIENT_HOOKS, { useValue: this.gradientHook });
   }
 
   /** Store the final model's frozen projections in 16 bits (nothing when every weight is trainable). */
