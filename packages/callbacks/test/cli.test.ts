@@ -228,4 +228,43 @@ describe("prefkit CLI", () => {
       expect(existsSync(join(out, "checkpoint-2", "trainer_state.json"))).toBe(true);
     },
   );
+
+  const hasScript = existsSync("/usr/bin/script");
+  it.skipIf(!model || !hasScript)("in a pseudo-terminal (util-linux `script`) the progress bar draws in place", () => {
+    const out = join(dir, "tty");
+    const cmd = [
+      process.execPath,
+      BIN,
+      "dpo",
+      "--model",
+      model!,
+      "--dataset",
+      join(REPO_ROOT, "examples/data/tiny-prefs.jsonl"),
+      "--output",
+      out,
+      "--max-steps",
+      "3",
+      "--per-device-train-batch-size",
+      "4",
+      "--save-strategy",
+      "no",
+      "--samples",
+      "0",
+    ]
+      .map((a) => `'${a}'`)
+      .join(" ");
+    const r = spawnSync("/usr/bin/script", ["-qec", cmd, "/dev/null"], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      env: { ...process.env, PREFKIT_THREADS: "1", TERM: "xterm" },
+      timeout: 300_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    // A bar redrawn in place: carriage returns or ANSI cursor control, and the final 100% state.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: checking for them is the point
+    expect(r.stdout).toMatch(/[\r\u001b]/);
+    expect(r.stdout).toMatch(/100% \| 3\/3 steps/);
+    // Not the plain per-step lines of the non-TTY mode.
+    expect(r.stdout).not.toMatch(/^dpo step 1\/3 \(33%\)/m);
+  });
 });
