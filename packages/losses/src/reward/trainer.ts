@@ -3,14 +3,12 @@
  * @module
  */
 import {
-  type Callback,
   type CausalLM,
   type ComputeLossContext,
   ConfigError,
   collateReward,
   DatasetError,
   droppedCount,
-  type Plugin,
   type RewardBatch,
   type SequenceClassifier,
   type StepOutput,
@@ -20,7 +18,7 @@ import {
 } from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
 import { type PreferenceDatasetInput, resolvePreferenceDataset } from "../trainers/datasets.js";
-import { PreparingTrainer } from "../trainers/preparing-trainer.js";
+import { PreparingTrainer, type TrainerCommonOptions } from "../trainers/preparing-trainer.js";
 import { DeferredBatchSource, definedFields, trainerContainer } from "../trainers/setup.js";
 import { defaultRewardConfig, type RewardConfig, validateRewardConfig } from "./config.js";
 import { rewardLoss } from "./loss.js";
@@ -32,7 +30,7 @@ export interface RewardTrainerBatch extends RewardBatch {
 }
 
 /** What the `RewardTrainer` constructor takes, with TRL's parameter names in camelCase. */
-export interface RewardTrainerOptions {
+export interface RewardTrainerOptions extends TrainerCommonOptions {
   /**
    * The reward model: a {@link SequenceClassifier} with one label, e.g.
    * `AutoModelForSequenceClassification.fromPretrained(dir, { numLabels: 1, seed })` from `@prefkit/models`.
@@ -48,18 +46,6 @@ export interface RewardTrainerOptions {
   trainDataset: PreferenceDatasetInput;
   /** Evaluation pairs, same forms. */
   evalDataset?: PreferenceDatasetInput;
-  /** Tokenizer (TRL's `processing_class`): tokenises raw rows; its pad id pads batches. */
-  processingClass?: TokenizerLike;
-  /** Alias of `processingClass`. */
-  tokenizer?: TokenizerLike;
-  /** Callbacks, after the default flow callback. */
-  callbacks?: Callback<any>[];
-  /** Plugins installed when training starts (their callbacks and model wrappers apply to this run). */
-  plugins?: Plugin[];
-  /** Optimizer to use instead of AdamW built from the args. */
-  optimizer?: tf.Optimizer;
-  /** Where warnings go (dropped over-long rows). Default `console.warn`. */
-  warn?: (message: string) => void;
 }
 
 /** Rows dropped because prompt+chosen or prompt+rejected is longer than `maxLength`, per split. */

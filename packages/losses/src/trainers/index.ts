@@ -33,4 +33,4 @@ export { defaultSFTConfig, type SFTConfig, validateSFTConfig } from "./sft-confi
 export { SFTTrainer, type SFTTrainerBatch, type SFTTrainerOptions } from "./sft-trainer.js";
 export { DeferredBatchSource, ensureBuiltinLosses, lossFactory } from "./setup.js";
 export { type TokenMetricMasks, tokenMetrics } from "./token-metrics.js";
-export { PreparingTrainer } from "./preparing-trainer.js";
+export { PreparingTrainer, type TrainerCommonOptions } from "./preparing-trainer.js";

@@ -1,6 +1,31 @@
-import { BaseTrainer, type CausalLM, type Plugin, type TrainingArgs, type TrainOutput } from "@prefkit/core";
+import {
+  BaseTrainer,
+  type Callback,
+  type CausalLM,
+  type Plugin,
+  type TokenizerLike,
+  type TrainingArgs,
+  type TrainOutput,
+  type tf,
+} from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
 import { applyPlugins } from "./setup.js";
+
+/** Constructor options every trainer of this package takes (TRL's parameter names in camelCase). */
+export interface TrainerCommonOptions {
+  /** Tokenizer (TRL's `processing_class`): tokenises raw rows; its pad id pads batches. */
+  processingClass?: TokenizerLike;
+  /** Alias of `processingClass` (older TRL name). */
+  tokenizer?: TokenizerLike;
+  /** Callbacks, after the default flow callback. */
+  callbacks?: Callback<any>[];
+  /** Plugins installed when training starts: their losses, callbacks, gradient hooks and model wrappers (LoRA, AMP) apply to this run. */
+  plugins?: Plugin[];
+  /** Optimizer to use instead of AdamW built from the args. */
+  optimizer?: tf.Optimizer;
+  /** Where warnings go (dropped rows, the ln 2 warning, …). Default `console.warn`. */
+  warn?: (message: string) => void;
+}
 
 /**
  * A {@link BaseTrainer} whose data, losses and plugins are set up once, on the first `train()` or

@@ -3,23 +3,20 @@
  * @module
  */
 import {
-  type Callback,
   type CausalLM,
   type ComputeLossContext,
   collateSft,
   type LossRegistry,
-  type Plugin,
   type SftBatch,
   type StepOutput,
   sequenceLogProbs,
   type TokenizedCompletion,
-  type TokenizerLike,
   tf,
 } from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
 import { type CompletionDatasetInput, resolveCompletionDataset } from "./datasets.js";
 import { defaultSFTConfig, type SFTConfig, validateSFTConfig } from "./sft-config.js";
-import { PreparingTrainer } from "./preparing-trainer.js";
+import { PreparingTrainer, type TrainerCommonOptions } from "./preparing-trainer.js";
 import { DeferredBatchSource, definedFields, trainerContainer } from "./setup.js";
 import { tokenMetrics } from "./token-metrics.js";
 
@@ -32,7 +29,7 @@ export interface SFTTrainerBatch extends SftBatch {
 }
 
 /** What the `SFTTrainer` constructor takes (TRL's parameter names in camelCase). */
-export interface SFTTrainerOptions {
+export interface SFTTrainerOptions extends TrainerCommonOptions {
   /** The model to fine-tune. */
   model: CausalLM;
   /** The config; missing fields take TRL's defaults ({@link defaultSFTConfig}). */
@@ -41,20 +38,8 @@ export interface SFTTrainerOptions {
   trainDataset: CompletionDatasetInput;
   /** Evaluation data, same forms. */
   evalDataset?: CompletionDatasetInput;
-  /** Tokenizer (TRL's `processing_class`): tokenises raw rows; its pad id pads batches. */
-  processingClass?: TokenizerLike;
-  /** Alias of `processingClass`. */
-  tokenizer?: TokenizerLike;
-  /** Callbacks, after the default flow callback. */
-  callbacks?: Callback<any>[];
-  /** Plugins installed when training starts (callbacks, model wrappers such as LoRA). */
-  plugins?: Plugin[];
   /** Registry handed to plugins (a child is made for the run). */
   lossRegistry?: LossRegistry;
-  /** Optimizer to use instead of AdamW built from the args. */
-  optimizer?: tf.Optimizer;
-  /** Where data warnings go. Default `console.warn`. */
-  warn?: (message: string) => void;
 }
 
 type Row = { row: TokenizedCompletion; index: number };
