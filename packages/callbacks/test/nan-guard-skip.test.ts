@@ -6,19 +6,10 @@ import { type Loss, lossPlugin, Rng, type TokenizedPreference, tf } from "@prefk
 import { DPO_LOSSES, type DPOLossInputs, DPOTrainer } from "@prefkit/losses";
 import { AutoModelForCausalLM } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TINY_LLAMA } from "../../../test/helpers/tiny-llama.js";
 import { NanGuardCallback } from "../src/index.js";
 
-const TINY = {
-  model_type: "llama",
-  vocab_size: 16,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  tie_word_embeddings: false,
-  initializer_range: 0.2,
-};
+const TINY = TINY_LLAMA;
 
 function pairs(n: number): TokenizedPreference[] {
   const r = new Rng(5);

@@ -25,22 +25,11 @@ import {
   MISTRAL_INST_TEMPLATE,
 } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TINY_LLAMA_WITH_SPECIAL_TOKENS } from "../../../../test/helpers/tiny-llama.js";
 import { sharedPath } from "../../../../test/helpers/shared.js";
 
 const VOCAB = 16;
-const TINY = {
-  model_type: "llama",
-  vocab_size: VOCAB,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  tie_word_embeddings: false,
-  initializer_range: 0.2,
-  eos_token_id: 2,
-  bos_token_id: 1,
-};
+const TINY = TINY_LLAMA_WITH_SPECIAL_TOKENS;
 const EOS = 2;
 const PAD = 0;
 const policy = (seed = 1) =>

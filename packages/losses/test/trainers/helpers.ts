@@ -4,18 +4,8 @@ import { AutoModelForCausalLM, type PreTrainedModelForCausalLM } from "@prefkit/
 
 export const VOCAB = 16;
 
-/** A 1-layer Llama with a 16-token vocabulary (init std 0.2 so it is not uniform at step 0). */
-export const TINY_LLAMA = {
-  model_type: "llama",
-  vocab_size: VOCAB,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  tie_word_embeddings: false,
-  initializer_range: 0.2,
-};
+export { TINY_LLAMA } from "../../../../test/helpers/tiny-llama.js";
+import { TINY_LLAMA } from "../../../../test/helpers/tiny-llama.js";
 
 export function tinyModel(seed = 1): PreTrainedModelForCausalLM {
   return AutoModelForCausalLM.fromConfig(TINY_LLAMA, { seed });

@@ -18,20 +18,9 @@ import {
   readSafetensors,
 } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TINY_LLAMA_WITH_SPECIAL_TOKENS } from "../../../../test/helpers/tiny-llama.js";
 
-const TINY = {
-  model_type: "llama",
-  vocab_size: 16,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  tie_word_embeddings: false,
-  initializer_range: 0.2,
-  eos_token_id: 2,
-  bos_token_id: 1,
-};
+const TINY = TINY_LLAMA_WITH_SPECIAL_TOKENS;
 const PROJECTIONS = 7; // q k v o gate up down in the one layer
 
 function pairs(n: number, seed = 5): TokenizedPreference[] {
