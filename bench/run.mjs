@@ -91,7 +91,7 @@ function dpoGflop(layers, rows, t) {
 // Child side: one workload in this process.
 
 async function childDpo() {
-  const { initEngine, engineInfo, AdamW, Rng, sequenceLogProbs, tf } = await import("@prefkit/core");
+  const { initEngine, engineInfo, AdamW, Rng, fusedSequenceLogProbs, tf } = await import("@prefkit/core");
   const { PreTrainedModelForCausalLM } = await import("@prefkit/models");
   const { dpoLoss } = await import("@prefkit/losses");
   const layers = Number(opts.layers);
@@ -124,11 +124,12 @@ async function childDpo() {
 
   const step = () =>
     tf.tidy(() => {
-      const ref = tf.tidy(() => sequenceLogProbs(reference, ids, completion).sums);
+      // Chunked LM head + log-probs (core's lmHeadLogProbs): no [rows·T, vocab] logits in either pass.
+      const ref = tf.tidy(() => fusedSequenceLogProbs(reference, ids, completion).sums);
       const refChosen = tf.slice(ref, [0], [DPO.pairs]);
       const refRejected = tf.slice(ref, [DPO.pairs], [DPO.pairs]);
       const { value, grads } = tf.variableGrads(() => {
-        const logps = sequenceLogProbs(policy, ids, completion).sums;
+        const logps = fusedSequenceLogProbs(policy, ids, completion).sums;
         const chosen = tf.slice(logps, [0], [DPO.pairs]);
         const rejected = tf.slice(logps, [DPO.pairs], [DPO.pairs]);
         const { losses } = dpoLoss(chosen, rejected, refChosen, refRejected, { beta: DPO.beta, lossType: "sigmoid" });

@@ -75,6 +75,33 @@ export function isFrozenCopyable(model: CausalLM): model is CausalLM & FrozenCop
 }
 
 /**
+ * Optional capability: a model that exposes its final hidden states and a plain LM head, so log-probs
+ * can be computed by core's chunked `lmHeadLogProbs` without materialising `[B, T, V]` logits
+ * (`fusedSequenceLogProbs`). Trainers detect it with {@link hasFusedHead}.
+ */
+export interface HiddenStatesLM {
+  /** Final-normed hidden states `[B, T, H]`, such that `logits = hidden · lmHeadWeight()ᵀ`. Differentiable. */
+  forwardHidden(inputs: ForwardInputs): tf.Tensor3D;
+  /**
+   * The LM head weight `[V, H]` (HF layout; the embedding when tied), or `undefined` when the head is not
+   * a plain bias-free linear map (wrapped by LoRA or AMP, or with a bias): callers then use `forward`.
+   * The model owns the tensor: do not dispose it.
+   */
+  lmHeadWeight(): tf.Tensor2D | undefined;
+}
+
+/**
+ * True when `model` implements {@link HiddenStatesLM} and its LM head is currently plain
+ * (`lmHeadWeight()` is defined). Check it per use: a plugin may wrap `lm_head` later.
+ */
+export function hasFusedHead(model: CausalLM): model is CausalLM & HiddenStatesLM {
+  const m = model as Partial<HiddenStatesLM>;
+  return (
+    typeof m.forwardHidden === "function" && typeof m.lmHeadWeight === "function" && m.lmHeadWeight() !== undefined
+  );
+}
+
+/**
  * Options of {@link Generator.generate}, with transformers' `generate()` meaning. Fields left
  * out fall back to the model's `generation_config.json`, then to the defaults given here.
  */

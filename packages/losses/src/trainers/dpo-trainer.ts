@@ -10,6 +10,8 @@ import {
   ConfigError,
   collateDpo,
   type DpoBatch,
+  fusedSequenceLogProbs,
+  hasFusedHead,
   type Loss,
   type LossRegistry,
   type Plugin,
@@ -25,6 +27,7 @@ import { type DPOConfig, type DPOLossName, defaultDPOConfig, validateDPOConfig }
 import type { DPOLossInputs } from "../dpo/objective.js";
 import { type PreferenceDatasetInput, resolvePreferenceDataset } from "./datasets.js";
 import {
+  completionLogProbSums,
   preferenceDatasetFingerprint,
   type RefLogProbs,
   type ReferenceSource,
@@ -36,7 +39,7 @@ import {
 } from "./reference.js";
 import { PreparingTrainer } from "./preparing-trainer.js";
 import { DeferredBatchSource, definedFields, lossFactory, registryOf, trainerContainer } from "./setup.js";
-import { tokenMetrics } from "./token-metrics.js";
+import { tokenMetrics, tokenMetricsFromStats } from "./token-metrics.js";
 
 /** A DPO micro-batch: core's {@link DpoBatch} plus dataset row indices and, when known, the reference log-probs. */
 export interface DPOTrainerBatch extends DpoBatch {
@@ -148,7 +151,8 @@ const LN2 = Math.LN2;
 
 /**
  * DPO training (TRL's `DPOTrainer`): each micro-batch is one fused policy forward over chosen and
- * rejected concatenated (core's `collateDpo` + `sequenceLogProbs`), the reference log-probs come from the
+ * rejected concatenated (core's `collateDpo` + `sequenceLogProbs`, or `fusedSequenceLogProbs` when the
+ * model has a plain LM head: see core's `hasFusedHead`), the reference log-probs come from the
  * reference run without gradients (or from the precomputed cache), and the loss is looked up by
  * `lossType` in the loss registry, so a user's registered loss trains exactly like `"sigmoid"`; several
  * types are summed with `lossWeights`.
@@ -386,13 +390,7 @@ export class DPOTrainer extends PreparingTrainer<DPOTrainerBatch, ResolvedDPOCon
   /** Summed reference log-probs of every row of `batch` ([chosen..., rejected...]), as numbers. */
   private referenceSums(batch: DpoBatch): number[] {
     return this.reference!.run((net) =>
-      tf.tidy(() =>
-        Array.from(
-          sequenceLogProbs(net, batch.inputIds, batch.completionMask, {
-            attentionMask: batch.attentionMask,
-          }).sums.dataSync(),
-        ),
-      ),
+      completionLogProbSums(net, batch.inputIds, batch.completionMask, batch.attentionMask),
     );
   }
 
@@ -441,8 +439,13 @@ export class DPOTrainer extends PreparingTrainer<DPOTrainerBatch, ResolvedDPOCon
     const t = batch.inputIds[0]!.length;
     const ids = tf.tensor2d(batch.inputIds.flat(), [2 * b, t], "int32");
     const att = tf.tensor2d(batch.attentionMask.flat(), [2 * b, t], "int32");
-    const logits = this.model.forward({ inputIds: ids, attentionMask: att }).logits;
-    const lp = sequenceLogProbs(logits, ids, batch.completionMask);
+    // With a plain LM head the chunked fused head (core's lmHeadLogProbs) gives the log-probs and the
+    // per-token logging stats without any [2B, T, V] logits; otherwise the logits path.
+    const fused = hasFusedHead(this.model)
+      ? fusedSequenceLogProbs(this.model, ids, batch.completionMask, { attentionMask: att, withStats: true })
+      : undefined;
+    const logits = fused === undefined ? this.model.forward({ inputIds: ids, attentionMask: att }).logits : undefined;
+    const lp = fused ?? sequenceLogProbs(logits!, ids, batch.completionMask);
     const chosen = tf.slice(lp.sums, [0], [b]);
     const rejected = tf.slice(lp.sums, [b], [b]);
     const chosenLengths = tf.slice(lp.counts, [0], [b]);
@@ -485,12 +488,19 @@ export class DPOTrainer extends PreparingTrainer<DPOTrainerBatch, ResolvedDPOCon
         "float32",
       );
     const chosenMask = half(true);
-    const nextIds = tf.concat([tf.slice(ids, [0, 1], [2 * b, t - 1]), tf.zeros([2 * b, 1], "int32")], 1) as tf.Tensor2D;
-    const tokenValues = tokenMetrics(logits, nextIds, {
+    const masks = {
       meanLogit: [chosenMask, half(false)],
       accuracy: chosenMask,
       entropy: tf.tensor2d(scored.flat(), [2 * b, t], "float32"),
-    });
+    };
+    const tokenValues =
+      fused !== undefined
+        ? tokenMetricsFromStats(fused.stats!, masks)
+        : tokenMetrics(
+            logits!,
+            tf.concat([tf.slice(ids, [0, 1], [2 * b, t - 1]), tf.zeros([2 * b, 1], "int32")], 1) as tf.Tensor2D,
+            masks,
+          );
     const [logitsChosen, logitsRejected, accuracy, entropy] = tf.unstack(tokenValues);
 
     Object.assign(metrics, {

@@ -18,6 +18,7 @@ export {
   resolvePreferenceDataset,
 } from "./datasets.js";
 export {
+  completionLogProbSums,
   preferenceDatasetFingerprint,
   type RefLogProbs,
   type RefLogProbsFile,
@@ -32,5 +33,5 @@ export {
 export { defaultSFTConfig, type SFTConfig, validateSFTConfig } from "./sft-config.js";
 export { SFTTrainer, type SFTTrainerBatch, type SFTTrainerOptions } from "./sft-trainer.js";
 export { DeferredBatchSource, ensureBuiltinLosses, lossFactory } from "./setup.js";
-export { type TokenMetricMasks, tokenMetrics } from "./token-metrics.js";
+export { type TokenMetricMasks, tokenMetrics, tokenMetricsFromStats } from "./token-metrics.js";
 export { PreparingTrainer, type TrainerCommonOptions } from "./preparing-trainer.js";

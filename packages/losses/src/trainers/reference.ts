@@ -10,9 +10,13 @@ import {
   type CausalLM,
   CheckpointError,
   ConfigError,
+  fusedSequenceLogProbs,
   hasAdapterToggle,
+  hasFusedHead,
   isFrozenCopyable,
+  sequenceLogProbs,
   type TokenizedPreference,
+  tf,
 } from "@prefkit/core";
 
 /**
@@ -65,6 +69,25 @@ export function resolveReference(
       "(frozenCopy()), or set precomputeRefLogProbs",
     { field: "refModel" },
   );
+}
+
+/**
+ * Summed completion log-probs of every row (`sequenceLogProbs(...).sums`) as numbers, for the reference
+ * (run it outside any gradient tape). Through core's chunked fused LM head when `net` has a plain one
+ * (`hasFusedHead`), so no `[B, T, V]` logits are made; else through `net.forward`.
+ */
+export function completionLogProbSums(
+  net: CausalLM,
+  inputIds: number[][],
+  completionMask: number[][],
+  attentionMask: number[][],
+): number[] {
+  return tf.tidy(() => {
+    const lp = hasFusedHead(net)
+      ? fusedSequenceLogProbs(net, inputIds, completionMask, { attentionMask })
+      : sequenceLogProbs(net, inputIds, completionMask, { attentionMask });
+    return Array.from(lp.sums.dataSync());
+  });
 }
 
 /**

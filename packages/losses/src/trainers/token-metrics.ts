@@ -50,3 +50,21 @@ export function tokenMetrics(logits: tf.Tensor3D, nextIds: tf.Tensor2D, masks: T
   });
   return op(logits) as tf.Tensor1D;
 }
+
+/**
+ * The same vector as {@link tokenMetrics}, from the per-position statistics of core's
+ * `fusedSequenceLogProbs(..., { withStats: true })` (`[B, T, 3]`: mean logit, entropy, argmax hit of the
+ * prediction at each position) instead of the logits. No gradient flows through the statistics.
+ */
+export function tokenMetricsFromStats(stats: tf.Tensor3D, masks: TokenMetricMasks): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [b, t] = stats.shape;
+    const column = (c: number) => tf.reshape(tf.slice(stats, [0, 0, c], [b, t, 1]), [b, t]);
+    const maskedMean = (v: tf.Tensor, m: tf.Tensor) => tf.div(tf.sum(tf.mul(v, m)), tf.maximum(tf.sum(m), 1));
+    const meanLogits = column(0);
+    const out: tf.Tensor[] = masks.meanLogit.map((m) => maskedMean(meanLogits, m));
+    out.push(maskedMean(column(2), masks.accuracy));
+    if (masks.entropy !== undefined) out.push(maskedMean(column(1), masks.entropy));
+    return tf.stack(out) as tf.Tensor1D;
+  });
+}

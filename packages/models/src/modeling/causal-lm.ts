@@ -12,10 +12,15 @@ import {
   type ForwardInputs,
   type FrozenCopyable,
   type GenerateOptions,
+  type FusedSequenceLogProbs,
+  type FusedSequenceLogProbsOptions,
+  fusedSequenceLogProbs,
   type GenerateOutput,
   type Generator,
+  type HiddenStatesLM,
   type IntMatrix,
   Rng,
+  sequenceLogProbs,
   tf,
 } from "@prefkit/core";
 import { generate } from "../generation/generate.js";
@@ -39,7 +44,7 @@ import type { SafetensorsDtype, TensorInput, TensorRecord } from "../io/safetens
 import { adapterFor } from "./adapters/index.js";
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
-import type { LinearModule } from "./decoder/linear.js";
+import { Linear, type LinearModule } from "./decoder/linear.js";
 import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
 
 /** Options of {@link PreTrainedModelForCausalLM.fromPretrained}. */
@@ -90,7 +95,9 @@ const TORCH_DTYPE: Record<string, string> = { F32: "float32", BF16: "bfloat16", 
  * A causal LM (Llama, Qwen2, Qwen3, Mistral, SmolLM, or any registered family) over one shared
  * decoder. Weights are `tf.Variable`s keyed by HF tensor names.
  */
-export class PreTrainedModelForCausalLM implements CausalLM, FrozenCopyable, Generator, IncrementalCausalLM {
+export class PreTrainedModelForCausalLM
+  implements CausalLM, FrozenCopyable, Generator, IncrementalCausalLM, HiddenStatesLM
+{
   /** The HF `config.json` (with family defaults filled in); written back by `savePretrained`. */
   readonly config: PretrainedConfig;
   /** The decoder flags the adapter derived from `config`. */
@@ -227,6 +234,42 @@ export class PreTrainedModelForCausalLM implements CausalLM, FrozenCopyable, Gen
   forwardHidden(inputs: ForwardInputs): tf.Tensor3D {
     this.assertAlive();
     return this.decoder.forwardHidden(inputs).hidden;
+  }
+
+  /**
+   * `lm_head.weight` `[vocab, hidden]` (the embedding when tied), such that
+   * `forward(x).logits = forwardHidden(x) · lmHeadWeight()ᵀ`; `undefined` when the `lm_head` slot
+   * holds a wrapper (LoRA, AMP) or has a bias, so callers fall back to {@link forward}. Owned by the model.
+   */
+  lmHeadWeight(): tf.Tensor2D | undefined {
+    this.assertAlive();
+    const head = this.decoder.lmHead;
+    return head instanceof Linear && head.bias === null ? (head.weight as tf.Tensor2D) : undefined;
+  }
+
+  /**
+   * Summed, counted and mean log-probs of the completion tokens (core's `sequenceLogProbs` result, with
+   * the same causal shift), through the chunked fused head (`fusedSequenceLogProbs`) when
+   * {@link lmHeadWeight} is defined, else through {@link forward}. Differentiable; the caller owns the tensors.
+   * `options.withStats` (fused path only) adds per-position mean logit, entropy and argmax hit.
+   * @param inputIds token ids `[B, T]`.
+   * @param completionMask `[B, T]`, 1 on completion tokens.
+   */
+  completionLogProbs(
+    inputIds: IntMatrix,
+    completionMask: IntMatrix,
+    options: FusedSequenceLogProbsOptions = {},
+  ): FusedSequenceLogProbs {
+    this.assertAlive();
+    if (this.lmHeadWeight() !== undefined) return fusedSequenceLogProbs(this, inputIds, completionMask, options);
+    return tf.tidy(() => {
+      const logits = this.forward({
+        inputIds,
+        ...(options.attentionMask !== undefined ? { attentionMask: options.attentionMask } : {}),
+        ...(options.positionIds !== undefined ? { positionIds: options.positionIds } : {}),
+      }).logits;
+      return { ...sequenceLogProbs(logits, inputIds, completionMask) };
+    });
   }
 
   /** Every variable by parameter name (HF names; wrappers' extra variables included). */
