@@ -96,14 +96,31 @@ export class AdamW extends tf.Optimizer {
       const bc2Sqrt = Math.sqrt(1 - this.beta2 ** slot.step);
       const stepSize = lr / bc1;
       const s = slot;
+      // Each temporary is freed as soon as it has been used rather than at the end of the tidy: for a
+      // vocabulary-sized weight (a tied [49152, 576] embedding is 113 MB) that keeps ~3 temporaries alive
+      // instead of ~13, which decides whether a 30-layer model fits the 4 GiB wasm heap. Same ops, same
+      // order, so the numbers are unchanged.
       tf.tidy(() => {
-        const decayed = this.weightDecay !== 0 ? tf.mul(variable, 1 - lr * this.weightDecay) : variable;
-        const m = tf.add(tf.mul(s.m, this.beta1), tf.mul(grad, 1 - this.beta1));
-        const v = tf.add(tf.mul(s.v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2));
-        const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), this.epsilon);
+        const m1 = tf.mul(s.m, this.beta1);
+        const g1 = tf.mul(grad, 1 - this.beta1);
+        const m = freeAfter(tf.add(m1, g1), m1, g1);
+        const g2 = tf.square(grad);
+        const v2 = freeAfter(tf.mul(g2, 1 - this.beta2), g2);
+        const v1 = tf.mul(s.v, this.beta2);
+        const v = freeAfter(tf.add(v1, v2), v1, v2);
+        const root = tf.sqrt(v);
+        const scaled = freeAfter(tf.div(root, bc2Sqrt), root);
+        const denom = freeAfter(tf.add(scaled, this.epsilon), scaled);
+        const ratio = freeAfter(tf.div(m, denom), denom);
         s.m.assign(m);
         s.v.assign(v);
-        variable.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize)));
+        m.dispose();
+        v.dispose();
+        const update = freeAfter(tf.mul(ratio, stepSize), ratio);
+        const decayed = this.weightDecay !== 0 ? tf.mul(variable, 1 - lr * this.weightDecay) : variable;
+        const next = freeAfter(tf.sub(decayed, update), update, ...(decayed === variable ? [] : [decayed]));
+        variable.assign(next);
+        next.dispose();
       });
     }
     this.incrementIterations();
@@ -165,4 +182,10 @@ export class AdamW extends tf.Optimizer {
       weightDecay: this.weightDecay,
     };
   }
+}
+
+/** Dispose `used` (temporaries inside a tidy) and return `result`. */
+function freeAfter<T extends tf.Tensor>(result: T, ...used: tf.Tensor[]): T {
+  for (const t of used) t.dispose();
+  return result;
 }

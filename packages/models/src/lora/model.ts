@@ -513,6 +513,15 @@ export class PeftModelForCausalLM extends PeftModel<PreTrainedModelForCausalLM> 
     return this.baseModel.forwardHidden(inputs);
   }
 
+  /**
+   * The LM head weight for the fused log-prob path (see the base model's); `undefined` when `lm_head`
+   * itself is adapted, so trainers fall back to {@link forward}.
+   */
+  lmHeadWeight(): tf.Tensor2D | undefined {
+    this.assertAlive();
+    return this.baseModel.lmHeadWeight();
+  }
+
   /** One incremental step with a KV cache, through the adapted projections (see the base model's). */
   forwardWithCache(inputs: CachedForwardInputs): CachedForwardOutput {
     this.assertAlive();
