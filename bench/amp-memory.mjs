@@ -36,6 +36,11 @@ function status() {
   return { hwmMB: kb("VmHWM") / 1024, rssMB: kb("VmRSS") / 1024 };
 }
 
+/** Give every trainable variable a new buffer, as an optimizer step does (`assign` of a fresh tensor). */
+function updateTrainable(tf, model) {
+  for (const v of model.trainableVariables()) tf.tidy(() => v.assign(tf.mul(v, 1)));
+}
+
 async function child(mode) {
   const { tf } = await import("@prefkit/core");
   const models = await import("@prefkit/models");
@@ -63,6 +68,9 @@ async function child(mode) {
       run = () => tf.tidy(() => model.forward({ inputIds: ids }).logits.dataSync());
     } else if (mode === "copy-ref") {
       const ref = model.frozenCopy(); // what the DPO trainer makes without LoRA
+      // tfjs clones share buffers until written: one optimizer-like update gives the policy its own
+      // weights, as the first training step does, so the copy's cost shows.
+      updateTrainable(tf, model);
       run = () => {
         tf.tidy(() => model.forward({ inputIds: ids }).logits.dataSync());
         tf.tidy(() => ref.forward({ inputIds: ids }).logits.dataSync());
@@ -71,6 +79,7 @@ async function child(mode) {
       const peft = models.getPeftModel(model, { r: 16, loraAlpha: 32, targetModules: "all-linear" });
       if (mode === "lora-ref-bf16") models.enableHalfPrecisionStorage(peft);
       extra.adapterMB = (peft.trainableParameterCounts().trainable * 4) / 2 ** 20;
+      updateTrainable(tf, peft); // only the adapters get new buffers
       run = () => {
         tf.tidy(() => peft.forward({ inputIds: ids }).logits.dataSync());
         peft.withAdaptersDisabled(() => tf.tidy(() => peft.forward({ inputIds: ids }).logits.dataSync()));
