@@ -20,6 +20,7 @@ import { IS_NODE } from "../host.js";
 import { defineKernelPlugin, type KernelPlugin } from "../plugin.js";
 import { tf } from "../tf.js";
 import { cpuFastKernels } from "./cpu-fast.js";
+import { broadcastBatchIndex, sizeOf } from "./shape.js";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -119,30 +120,6 @@ interface CpuBackendLike {
   data: { get(dataId: tf.DataId): { values?: unknown } };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
   disposeIntermediateTensorInfo(info: tf.TensorInfo): void;
-}
-
-function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-/** Flat index, within an operand's batch dims `outer`, of the batch that broadcasts into output batch `i`. */
-function broadcastBatchIndex(outOuter: number[], outer: number[], i: number): number {
-  let index = 0;
-  let stride = 1;
-  let rest = i;
-  for (let d = outOuter.length - 1; d >= 0; d--) {
-    const size = outOuter[d]!;
-    const coord = rest % size;
-    rest = Math.floor(rest / size);
-    const j = d - (outOuter.length - outer.length);
-    if (j < 0) continue;
-    const dim = outer[j]!;
-    if (dim !== 1) index += coord * stride;
-    stride *= dim;
-  }
-  return index;
 }
 
 function float32Values(backend: CpuBackendLike, t: tf.TensorInfo): Float32Array | undefined {

@@ -9,7 +9,7 @@
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { defineKernelPlugin, type KernelPlugin } from "../plugin.js";
 import { tf } from "../tf.js";
-import { sizeOf } from "./wasm-util.js";
+import { sizeOf } from "./shape.js";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 /** Typed arrays the segment-sum kernels accept for values and output. */

@@ -18,7 +18,8 @@
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { defineKernelPlugin, type KernelPlugin } from "../plugin.js";
 import { tf } from "../tf.js";
-import { heapCopy, heapSlice, release, sizeOf, viewAs } from "./wasm-util.js";
+import { broadcastBatchIndex, sizeOf } from "./shape.js";
+import { heapCopy, heapSlice, release, viewAs } from "./wasm-util.js";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -73,24 +74,6 @@ function prepare(
   const bt = transposeB ? transposeLast2(backend, b) : b;
   if (transposeB) temps.push(bt);
   return { backend, a: at, b: bt, m, k, n, outerA, outerB, outShape, temps };
-}
-
-/** Flat index, within an operand's batch dims `outer`, of the batch that broadcasts into output batch `i`. */
-function broadcastBatchIndex(outOuter: number[], outer: number[], i: number): number {
-  let index = 0;
-  let stride = 1;
-  let rest = i;
-  for (let d = outOuter.length - 1; d >= 0; d--) {
-    const size = outOuter[d]!;
-    const coord = rest % size;
-    rest = Math.floor(rest / size);
-    const j = d - (outOuter.length - outer.length);
-    if (j < 0) continue;
-    const dim = outer[j]!;
-    if (dim !== 1) index += coord * stride;
-    stride *= dim;
-  }
-  return index;
 }
 
 /**

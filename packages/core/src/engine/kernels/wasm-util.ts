@@ -4,13 +4,7 @@
  */
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import type { tf } from "../tf.js";
-
-/** The product of a shape's dimensions (1 for a scalar). */
-export function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
+import { sizeOf } from "./shape.js";
 
 /** Element offset of a tensor's data in the wasm heap, viewed as 4-byte words. */
 function wordOffset(backend: BackendWasm, info: tf.TensorInfo): number {
