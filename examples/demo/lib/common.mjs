@@ -1,6 +1,3 @@
-/** Pieces both demos share: a metrics printer, rule-rate evaluation and formatting. */
-import { collateDpo, sequenceLogProbs, tf } from "@prefkit/core";
-import { dpoLoss } from "@prefkit/losses";
 import { sampleCompletions } from "./generate.mjs";
 
 /** Format a number for a metrics line. */
@@ -66,41 +63,6 @@ export async function ruleRate(model, tok, prompts, rule, opts) {
     }
   }
   return { rate: n > 0 ? hits / n : 0, n, samples };
-}
-
-/**
- * DPO metrics (TRL names) of `policy` against `ref` on tokenised pairs, in one pass, sigmoid loss.
- * Used for the held-out pairs, whatever trainer ran.
- */
-export function pairMetrics(policy, ref, examples, { beta, padTokenId, batchSize = 32 }) {
-  const sums = { loss: 0, "rewards/accuracies": 0, "rewards/margins": 0, "rewards/chosen": 0, "rewards/rejected": 0 };
-  for (let i = 0; i < examples.length; i += batchSize) {
-    const chunk = examples.slice(i, i + batchSize);
-    const batch = collateDpo(chunk, { padTokenId });
-    const b = batch.batchSize;
-    const vals = tf.tidy(() => {
-      const opts = { attentionMask: batch.attentionMask };
-      const p = sequenceLogProbs(policy, batch.inputIds, batch.completionMask, opts).sums;
-      const r = sequenceLogProbs(ref, batch.inputIds, batch.completionMask, opts).sums;
-      const [pc, pr] = [tf.slice(p, [0], [b]), tf.slice(p, [b], [b])];
-      const [rc, rr] = [tf.slice(r, [0], [b]), tf.slice(r, [b], [b])];
-      const out = dpoLoss(pc, pr, rc, rr, { beta });
-      return tf.stack([
-        tf.sum(out.losses),
-        tf.sum(tf.cast(tf.greater(out.chosenRewards, out.rejectedRewards), "float32")),
-        tf.sum(tf.sub(out.chosenRewards, out.rejectedRewards)),
-        tf.sum(out.chosenRewards),
-        tf.sum(out.rejectedRewards),
-      ]);
-    });
-    const v = vals.dataSync();
-    vals.dispose();
-    Object.keys(sums).forEach((key, j) => {
-      sums[key] += v[j];
-    });
-  }
-  const n = Math.max(1, examples.length);
-  return Object.fromEntries(Object.entries(sums).map(([key, s]) => [key, s / n]));
 }
 
 /** Print a few samples, marking those that follow the rule. */

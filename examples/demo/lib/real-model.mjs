@@ -8,7 +8,8 @@
 import { Rng } from "@prefkit/core";
 import { AutoModelForCausalLM, AutoTokenizer } from "@prefkit/models";
 import { DPOTrainer } from "@prefkit/losses";
-import { fmt, metricsPrinter, pairMetrics, pct, printSamples, ruleRate } from "./common.mjs";
+import { evaluatePreferences } from "@prefkit/callbacks";
+import { fmt, metricsPrinter, pct, printSamples, ruleRate } from "./common.mjs";
 import { sampleCompletions } from "./generate.mjs";
 
 /** The rule of the real-model run. */
@@ -145,7 +146,9 @@ export async function runModelDemo(options) {
   // 4. After.
   evalOpts.rng = new Rng(seed + 100);
   const after = await ruleRate(model, tok, heldOut, saysHappy, evalOpts);
-  const trainMetrics = pairMetrics(model, ref, pairs, { beta: dpoArgs.beta, padTokenId });
+  const trainMetrics = (
+    await evaluatePreferences(model, ref, pairs, { tokenizer: tok, beta: dpoArgs.beta, batchSize: 32 })
+  ).metrics;
   lap("evalAfter");
   log("\n4. After DPO:");
   printSamples(

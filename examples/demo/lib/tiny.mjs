@@ -5,7 +5,8 @@
 import { Rng, tokenizePreferenceDataset } from "@prefkit/core";
 import { AutoModelForCausalLM } from "@prefkit/models";
 import { DPOTrainer, SFTTrainer } from "@prefkit/losses";
-import { fmt, metricsPrinter, pairMetrics, pct, printSamples, ruleRate } from "./common.mjs";
+import { evaluatePreferences } from "@prefkit/callbacks";
+import { fmt, metricsPrinter, pct, printSamples, ruleRate } from "./common.mjs";
 import { followsRule, makePrompt, preferencePairs, promptSplit, RULE, sftCorpus, WORDS } from "./corpus.mjs";
 import { WordTokenizer } from "./word-tokenizer.mjs";
 
@@ -190,7 +191,8 @@ export async function runTinyDemo(options = {}) {
   evalOpts.rng = new Rng(seed + 100);
   const after = await ruleRate(model, tok, heldPrompts, followsRule, evalOpts);
   const afterGreedy = await ruleRate(model, tok, heldPrompts, followsRule, greedyOpts);
-  const heldMetrics = pairMetrics(model, ref, heldPairs, { beta, padTokenId: tok.padTokenId });
+  const heldMetrics = (await evaluatePreferences(model, ref, heldPairs, { tokenizer: tok, beta, batchSize: 32 }))
+    .metrics;
   lap("evalAfter");
   log(`\n4. After DPO, on held-out prompts:`);
   printSamples("greedy samples:", afterGreedy.samples, 4, log);

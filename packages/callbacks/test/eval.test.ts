@@ -79,6 +79,8 @@ describe.skipIf(!modelDir)("evaluation helpers on stories260K", () => {
     expect(same.margins).toEqual([0, 0, 0]);
     expect(same.accuracy).toBe(0);
     expect(same.numPairs).toBe(3);
+    // Policy = reference: every margin is 0, so the sigmoid loss is ln 2.
+    expect(same.metrics["loss"]).toBeCloseTo(Math.LN2, 6);
 
     // A reference that is the policy with a scaled LM head: compute rewards by hand (sum of token log-probs).
     const ref = model.frozenCopy();
@@ -111,6 +113,8 @@ describe.skipIf(!modelDir)("evaluation helpers on stories260K", () => {
     });
     expect(r.accuracy).toBe(expected.filter((m) => m > 0).length / 3);
     expect(r.metrics["rewards/margins"]).toBeCloseTo(expected.reduce((a, b) => a + b, 0) / 3, 4);
+    const sigmoidLoss = expected.reduce((a, m) => a - Math.log(1 / (1 + Math.exp(-m))), 0) / 3;
+    expect(r.metrics["loss"]).toBeCloseTo(sigmoidLoss, 4);
     ref.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });

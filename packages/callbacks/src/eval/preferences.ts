@@ -27,7 +27,10 @@ export interface PreferenceEvaluation {
   margins: number[];
   /** Pairs evaluated. */
   numPairs: number;
-  /** `rewards/chosen`, `rewards/rejected`, `rewards/accuracies`, `rewards/margins`, `logps/chosen`, `logps/rejected`. */
+  /**
+   * `loss` (DPO's sigmoid loss −log σ(r_c − r_r), mean), `rewards/chosen`, `rewards/rejected`,
+   * `rewards/accuracies`, `rewards/margins`, `logps/chosen`, `logps/rejected`.
+   */
   metrics: Record<string, number>;
 }
 
@@ -89,6 +92,7 @@ export async function evaluatePreferences(
     margins,
     numPairs: n,
     metrics: {
+      loss: n > 0 ? margins.reduce((a, m) => a + softplus(-m), 0) / n : Number.NaN,
       "rewards/chosen": chosenSum / n,
       "rewards/rejected": rejectedSum / n,
       "rewards/accuracies": accuracy,
@@ -97,4 +101,9 @@ export async function evaluatePreferences(
       "logps/rejected": logpRejected / n,
     },
   };
+}
+
+/** log(1 + eˣ) without overflow: −log σ(m) = softplus(−m). */
+function softplus(x: number): number {
+  return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
 }
