@@ -11,6 +11,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { smolConfig } from "./smol.mjs";
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -18,17 +19,7 @@ const option = (name, fallback) => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const LAYERS = Number(option("--layers", 30));
-const SMOL = {
-  model_type: "llama",
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: LAYERS,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  tie_word_embeddings: true,
-  initializer_range: 0.02,
-};
+const SMOL = smolConfig(LAYERS);
 
 function status() {
   const s = readFileSync("/proc/self/status", "utf8");

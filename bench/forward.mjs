@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { initEngine, Rng, shutdownEngine, tf } from "@prefkit/core";
 import { AutoModelForCausalLM, sequenceLogProbs } from "@prefkit/models";
+import { smolConfig } from "./smol.mjs";
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
@@ -20,18 +21,7 @@ const REPS = option("--reps", 5);
 const [B, T] = [option("--batch", 4), option("--seq", 128)];
 const dir = fileURLToPath(new URL("../../shared/assets/stories260K", import.meta.url));
 // The tfjs-notes test model: SmolLM-135M widths with 2 layers (18.3 GFLOP forward at 2 × 128).
-const SMOL = {
-  model_type: "llama",
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: 2,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  rope_theta: 100000,
-  rms_norm_eps: 1e-5,
-  tie_word_embeddings: true,
-};
+const SMOL = smolConfig(2);
 const smol = flag("--smol");
 if (!smol && !existsSync(dir)) throw new Error(`stories260K not found at ${dir}`);
 const vocab = smol ? SMOL.vocab_size : 512;

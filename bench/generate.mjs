@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { initEngine, Rng, shutdownEngine, tf } from "@prefkit/core";
 import { AutoModelForCausalLM } from "@prefkit/models";
+import { smolConfig } from "./smol.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -41,19 +42,7 @@ const list = (k) => opts[k].split(",").filter(Boolean);
 const log = (...a) => console.error("[bench:generate]", ...a);
 
 const STORIES = fileURLToPath(new URL("../../shared/assets/stories260K", import.meta.url));
-/** HuggingFaceTB/SmolLM-135M's shape; random weights. */
-const SMOL = {
-  model_type: "llama",
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  rope_theta: 100000,
-  rms_norm_eps: 1e-5,
-  max_position_embeddings: 2048,
-  tie_word_embeddings: true,
-};
+const SMOL = smolConfig();
 
 async function loadModel(name, layers) {
   if (name === "stories") {

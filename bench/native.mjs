@@ -14,6 +14,7 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { initEngine, nativeBlasPlugin, nativeBlasStatus, Rng, sequenceLogProbs, tf } from "@prefkit/core";
 import { PreTrainedModelForCausalLM } from "@prefkit/models";
+import { smolConfig } from "./smol.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -71,18 +72,7 @@ for (const threads of [1, 2]) {
 }
 
 // 2. and 3. The SmolLM-shaped 2-layer forward+backward.
-const SMOL = {
-  model_type: "llama",
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: 2,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  rope_theta: 100000,
-  rms_norm_eps: 1e-5,
-  tie_word_embeddings: true,
-};
+const SMOL = smolConfig(2);
 const [ROWS, T, PROMPT] = [2, 128, 32];
 
 async function modelStep(label, engineOptions, profile) {

@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { AdamW, initEngine, Rng, sequenceLogProbs, tf } from "@prefkit/core";
 import { dpoLoss } from "@prefkit/losses";
 import { PreTrainedModelForCausalLM } from "@prefkit/models";
+import { smolConfig } from "./smol.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -23,18 +24,7 @@ const { values: opts } = parseArgs({
   },
 });
 
-const SMOL = {
-  model_type: "llama",
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: Number(opts.layers),
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  rope_theta: 100000,
-  rms_norm_eps: 1e-5,
-  tie_word_embeddings: true,
-};
+const SMOL = smolConfig(Number(opts.layers));
 const [PAIRS, T, PROMPT] = [2, 128, 32];
 const ROWS = 2 * PAIRS;
 

@@ -20,25 +20,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { smolConfig } from "./smol.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const SYSTEM_PYTHON = "/usr/bin/python3";
 const TORCH_SCRIPT = `${HERE}dpo_step_torch.py`;
 
-/** The SmolLM-135M shape (HF `HuggingFaceTB/SmolLM-135M` config) with a variable layer count. */
-const SMOL = {
-  model_type: "llama",
-  vocab_size: 49152,
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_attention_heads: 9,
-  num_key_value_heads: 3,
-  rope_theta: 100000,
-  rms_norm_eps: 1e-5,
-  initializer_range: 0.02,
-  max_position_embeddings: 2048,
-  tie_word_embeddings: true,
-};
+const SMOL = smolConfig();
 
 /** The DPO workload's fixed shape and hyper-parameters (bench/dpo_step_torch.py uses the same). */
 const DPO = { pairs: 2, seqLen: 128, prompt: 32, beta: 0.1, lr: 1e-6 };

@@ -1,0 +1,20 @@
+// The workload model of the benches: HuggingFaceTB/SmolLM-135M's shape (its config.json) with random
+// weights and a chosen number of layers (30 is SmolLM-135M itself).
+
+/** SmolLM-135M's config with `layers` decoder layers. */
+export function smolConfig(layers = 30) {
+  return {
+    model_type: "llama",
+    vocab_size: 49152,
+    hidden_size: 576,
+    intermediate_size: 1536,
+    num_hidden_layers: layers,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    rope_theta: 100000,
+    rms_norm_eps: 1e-5,
+    initializer_range: 0.02,
+    max_position_embeddings: 2048,
+    tie_word_embeddings: true,
+  };
+}
