@@ -14,7 +14,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { initEngine, Rng, shutdownEngine, tf } from "@prefkit/core";
+import { initEngine, nativeBlasPlugin, Rng, shutdownEngine, tf } from "@prefkit/core";
 import { AutoModelForCausalLM } from "@prefkit/models";
 import { smolConfig } from "./smol.mjs";
 
@@ -94,14 +94,21 @@ const r1 = (x) => Math.round(x * 10) / 10;
 for (const engineName of list("engines")) {
   let info;
   try {
-    info = await initEngine({ backend: engineName, threads: engineName === "wasm" ? num("threads") : 1 });
+    // "native": the cpu backend with the native-blas plugin (OpenBLAS matmuls), at --threads.
+    info =
+      engineName === "native"
+        ? await initEngine({ backend: "cpu", threads: num("threads"), plugins: [nativeBlasPlugin()] })
+        : await initEngine({ backend: engineName, threads: engineName === "wasm" ? num("threads") : 1 });
+    if (engineName === "native" && !info.kernelPlugins.some((p) => p.name === "native-blas")) {
+      throw new Error(`native addon unavailable: ${info.notes.join("; ")}`);
+    }
   } catch (e) {
     console.log(JSON.stringify({ engine: engineName, error: String(e?.message ?? e) }));
     continue;
   }
-  const engine = `${info.backend}-${info.threads}t`;
+  const engine = engineName === "native" ? `native-${info.threads}t` : `${info.backend}-${info.threads}t`;
   for (const name of list("models")) {
-    const onCpu = info.backend === "cpu";
+    const onCpu = info.backend === "cpu" && engineName !== "native";
     const layers = name === "smol" ? (onCpu ? num("cpu-smol-layers") : num("smol-layers")) : 5;
     log(`${engine}: loading ${name} (${layers} layers)`);
     const { label, model } = await loadModel(name, layers);
@@ -124,7 +131,7 @@ for (const engineName of list("engines")) {
         tokensPerSec: r1(((batch * seq) / ms) * 1000),
       }),
     );
-    if (list("gen-engines").includes(info.backend)) {
+    if (list("gen-engines").includes(engineName)) {
       for (const genBatch of list("gen-batches").map(Number)) {
         const newTokens = name === "smol" ? num("smol-new-tokens") : num("new-tokens");
         log(`${engine}: generate ${label} batch ${genBatch}, ${newTokens} new tokens`);

@@ -7,7 +7,10 @@
 //   node bench/run.mjs --workload matmul,forward    # the engine benches (bench/matmul.mjs, bench/forward.mjs)
 //
 // Flags: --workload dpo|generate|matmul|forward|all (comma list; all = dpo,generate), --layers 8,30,
-// --steps N (measured steps after 1 warm-up; default 3), --quick, --backend wasm|cpu, --threads N,
+// --steps N (measured steps after 1 warm-up; default 3), --quick, --backend auto|native|wasm|cpu (comma
+// list; auto = native,wasm when the native addon is built, else wasm; native = the fast path: cpu with the
+// native-blas plugin and its fused decoder; wasm = the portable path, skipped at 30 layers where it does
+// not fit the 4 GiB heap unless named explicitly), --threads N,
 // --no-peer (skip PyTorch), --stall-minutes M (kill a child that logs nothing for M minutes; default 6).
 //
 // Near the wasm heap's 4 GiB cap, the threaded wasm build does not fail: malloc hangs (seen on the 30-layer
@@ -37,7 +40,7 @@ const { values: opts } = parseArgs({
     layers: { type: "string" },
     steps: { type: "string" },
     quick: { type: "boolean", default: false },
-    backend: { type: "string", default: "wasm" },
+    backend: { type: "string", default: "auto" },
     threads: { type: "string", default: "2" },
     "no-peer": { type: "boolean", default: false },
     "stall-minutes": { type: "string", default: "6" },
@@ -87,8 +90,21 @@ async function childDpo() {
   const rows = 2 * DPO.pairs;
   const T = DPO.seqLen;
   const base = { workload: "dpo", layers, batch: rows, seqLen: T, steps };
-  const info = await initEngine({ backend: opts.backend, threads: Number(opts.threads) });
-  Object.assign(base, { backend: info.backend, threads: info.threads });
+  const native = opts.backend === "native";
+  const { nativeBlasPlugin } = await import("@prefkit/core");
+  const info = await initEngine({
+    backend: native ? "cpu" : opts.backend,
+    threads: Number(opts.threads),
+    ...(native ? { plugins: [nativeBlasPlugin()] } : {}),
+  });
+  if (native && !info.kernelPlugins.some((p) => p.name === "native-blas")) {
+    throw new Error(`the native addon is not available: ${info.notes.join("; ")}`);
+  }
+  Object.assign(base, {
+    backend: info.backend,
+    path: native ? "fast (cpu + native-blas fused decoder)" : `portable (${info.backend})`,
+    threads: info.threads,
+  });
   log(`dpo ${layers}L on ${info.backend} (${info.threads} thread(s)): building the model`);
   const wasmHeapMB = () => {
     const mod = tf.backend()?.wasm;
@@ -280,10 +296,58 @@ async function runTorch(args, label) {
   return { lines: r.lines };
 }
 
-const CPU_GFLOPS = 0.3; // measured in tfjs-notes.md
+/** The prefkit backends to run: `auto` is native (when built) + wasm. */
+async function backendList() {
+  const list = opts.backend.split(",").map((b) => b.trim());
+  if (!list.includes("auto")) return { list, explicit: true };
+  const { nativeBlasStatus } = await import("@prefkit/core");
+  const status = nativeBlasStatus();
+  if (!status.available) log(`native addon unavailable (${status.reason}): benchmarking wasm only`);
+  return { list: status.available ? ["native", "wasm"] : ["wasm"], explicit: false };
+}
 
 async function benchDpo(layers, steps) {
-  log(`dpo ${layers} layers: prefkit (${opts.backend}) in a child process`);
+  const { list, explicit } = await backendList();
+  const lines = [];
+  for (const backend of list) {
+    if (backend === "wasm" && layers >= 30 && !explicit) {
+      lines.push({
+        workload: "dpo",
+        layers,
+        backend: "wasm",
+        path: "portable (wasm)",
+        skipped:
+          "the 30-layer step does not fit the 4 GiB wasm heap (the threaded build's malloc hangs near 3.3 GB); run --backend wasm to try",
+      });
+      continue;
+    }
+    lines.push(await benchDpoOn(backend, layers, steps));
+  }
+  const peer = await runTorch(["--layers", String(layers), "--steps", String(steps)], `dpo ${layers}L`);
+  for (const line of lines) {
+    if (peer.lines) {
+      const t = peer.lines[0];
+      line.peer = "torch";
+      line.torch = {
+        version: t.torch,
+        threads: t.threads,
+        stepSeconds: t.stepSeconds,
+        stepSecondsAll: t.stepSecondsAll,
+        tokensPerSecond: t.tokensPerSecond,
+        peakRssMB: t.peakRssMB,
+        losses: t.losses,
+      };
+      if (line.tokensPerSecond !== undefined) line.ratio = round(line.tokensPerSecond / t.tokensPerSecond, 3);
+    } else {
+      line.peer = "skipped";
+      line.reason = peer.skipped ?? peer.error;
+    }
+    console.log(JSON.stringify(line));
+  }
+}
+
+async function benchDpoOn(backend, layers, steps) {
+  log(`dpo ${layers} layers: prefkit (${backend}) in a child process`);
   const childArgs = [
     fileURLToPath(import.meta.url),
     "--child",
@@ -293,7 +357,7 @@ async function benchDpo(layers, steps) {
     "--steps",
     String(steps),
     "--backend",
-    opts.backend,
+    backend,
     "--threads",
     opts.threads,
   ];
@@ -305,12 +369,12 @@ async function benchDpo(layers, steps) {
     line = {
       workload: "dpo",
       layers,
-      backend: opts.backend,
+      backend: backend,
       threads: Number(opts.threads),
       error:
         `no progress for ${r.stalled.minutes} min, killed (peak rss ${r.stalled.rssMB} MB` +
         (heaps.length > 0 ? `, wasm heap ${heaps.at(-1)} MB at the last log` : "") +
-        (opts.backend === "wasm"
+        (backend === "wasm"
           ? "): on wasm the threaded build's malloc hangs at the 4 GiB heap cap, so the step most likely does not fit"
           : ")"),
       peakRssMB: r.stalled.rssMB,
@@ -319,7 +383,7 @@ async function benchDpo(layers, steps) {
     line = {
       workload: "dpo",
       layers,
-      backend: opts.backend,
+      backend: backend,
       error: `child exited ${r.code ?? r.signal} without a result${/memory|OOM/i.test(r.errTail) ? " (out of memory)" : ""}: ${r.errTail.trim().slice(-400)}`,
     };
   }
@@ -337,34 +401,13 @@ async function benchDpo(layers, steps) {
     }
     if (/Aborted\(/.test(r.errAll) && !/Aborted/.test(line.error)) line.error += " (wasm Aborted(): out of heap)";
   }
-  if (line.error !== undefined && opts.backend === "wasm") {
-    const gflop = dpoGflop(layers, 2 * DPO.pairs, DPO.seqLen);
-    const minutes = gflop / CPU_GFLOPS / 60;
+  if (line.error !== undefined && backend === "wasm") {
     line.fallback = {
-      backend: "cpu",
-      skipped: true,
-      reason: `the cpu backend runs matmuls at ~${CPU_GFLOPS} GFLOPS: ${Math.round(gflop)} GFLOP per step is ~${Math.round(minutes)} min per step, ${steps + 1} steps ~${Math.round(((steps + 1) * minutes) / 60)} h`,
+      backend: "native",
+      reason: "the fast path (cpu + native-blas) keeps tensors in JS memory, without the wasm heap's 4 GiB cap",
     };
   }
-  const peer = await runTorch(["--layers", String(layers), "--steps", String(steps)], `dpo ${layers}L`);
-  if (peer.lines) {
-    const t = peer.lines[0];
-    line.peer = "torch";
-    line.torch = {
-      version: t.torch,
-      threads: t.threads,
-      stepSeconds: t.stepSeconds,
-      stepSecondsAll: t.stepSecondsAll,
-      tokensPerSecond: t.tokensPerSecond,
-      peakRssMB: t.peakRssMB,
-      losses: t.losses,
-    };
-    if (line.tokensPerSecond !== undefined) line.ratio = round(line.tokensPerSecond / t.tokensPerSecond, 3);
-  } else {
-    line.peer = "skipped";
-    line.reason = peer.skipped ?? peer.error;
-  }
-  console.log(JSON.stringify(line));
+  return line;
 }
 
 async function benchGenerate(layers) {
@@ -372,7 +415,18 @@ async function benchGenerate(layers) {
   const ours = [];
   if (existsSync(script)) {
     log("generate: running bench/generate.mjs in a child process");
-    const args = ["--engines", "wasm", "--threads", opts.threads, "--smol-layers", String(layers)];
+    const { list } = await backendList();
+    const engines = list.filter((b) => b === "native" || b === "wasm").join(",") || "wasm";
+    const args = [
+      "--engines",
+      engines,
+      "--gen-engines",
+      engines,
+      "--threads",
+      opts.threads,
+      "--smol-layers",
+      String(layers),
+    ];
     if (opts.quick) args.push("--models", "smol", "--reps", "1");
     const r = await runJsonLines(process.execPath, [script, ...args], "generate");
     if (r.lines.length === 0) ours.push({ workload: "generate", error: `generate.mjs exited ${r.code ?? r.signal}` });

@@ -10,43 +10,14 @@
 #include <cblas.h>
 #include <node_api.h>
 
+#include "napi_util.h"
+
 #include <cstdint>
 #include <cstring>
 
 namespace {
-
-#define CHECK_NAPI(env, call)                                          \
-  do {                                                                 \
-    if ((call) != napi_ok) {                                           \
-      napi_throw_error((env), nullptr, "prefkit_native: " #call);     \
-      return nullptr;                                                  \
-    }                                                                  \
-  } while (0)
-
-bool GetTypedArray(napi_env env, napi_value value, napi_typedarray_type want, void** data, size_t* length,
-                   const char* name) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) {
-    napi_throw_type_error(env, nullptr, name);
-    return false;
-  }
-  napi_typedarray_type type;
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, value, &type, length, data, &buffer, &offset) != napi_ok || type != want) {
-    napi_throw_type_error(env, nullptr, name);
-    return false;
-  }
-  return true;
-}
-
-bool GetInt(napi_env env, napi_value value, int64_t* out, const char* name) {
-  if (napi_get_value_int64(env, value, out) != napi_ok || *out < 0 || *out > INT32_MAX) {
-    napi_throw_range_error(env, nullptr, name);
-    return false;
-  }
-  return true;
-}
+using prefkit::GetInt;
+using prefkit::GetTypedArray;
 
 napi_value Sgemm(napi_env env, napi_callback_info info) {
   size_t argc = 10;
@@ -150,6 +121,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"config", nullptr, Config, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   CHECK_NAPI(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  if (!prefkit::RegisterOptim(env, exports) || !prefkit::RegisterDecoder(env, exports)) return nullptr;
   return exports;
 }
 

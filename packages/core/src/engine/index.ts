@@ -15,7 +15,9 @@ export { tf } from "./tf.js";
 export type { WasmStatus } from "./wasm-threads.js";
 export { MAX_WASM_THREADS, wasmStatus } from "./wasm-threads.js";
 export {
+  activeNativeAddon,
   NATIVE_BLAS_PLUGIN,
+  type NativeAddon,
   type NativeBlasOptions,
   type NativeBlasStatus,
   nativeBlasPlugin,

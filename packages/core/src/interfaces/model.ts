@@ -91,6 +91,32 @@ export interface HiddenStatesLM {
 }
 
 /**
+ * Optional capability of a {@link HiddenStatesLM}: the per-row log-probabilities of given labels
+ * computed by the model in one fused pass (e.g. the native decoder of the `native-blas` plugin),
+ * with the same values and gradients as `lmHeadLogProbs(forwardHidden(inputs), lmHeadWeight(), labels)`.
+ * `fusedSequenceLogProbs` tries it first and falls back to the tfjs ops when it returns `undefined`.
+ */
+export interface DirectTokenLogProbsLM {
+  /**
+   * `log_softmax(logits)[row, labels[row]]` for every row of the flattened `[B·T]` batch, or
+   * `undefined` when this model cannot take the fused path for these inputs (then nothing was computed).
+   * @param inputs the forward inputs.
+   * @param labels `[B, T]` int32 next-token ids (clamped to the vocabulary).
+   * @param options `withStats` adds `[B·T, 3]` mean logit, entropy and argmax hit (no gradient).
+   */
+  directTokenLogProbs(
+    inputs: ForwardInputs,
+    labels: tf.Tensor2D,
+    options: { withStats?: boolean },
+  ): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined;
+}
+
+/** True when `model` implements {@link DirectTokenLogProbsLM}. */
+export function hasDirectTokenLogProbs(model: CausalLM): model is CausalLM & DirectTokenLogProbsLM {
+  return typeof (model as Partial<DirectTokenLogProbsLM>).directTokenLogProbs === "function";
+}
+
+/**
  * True when `model` implements {@link HiddenStatesLM} and its LM head is currently plain
  * (`lmHeadWeight()` is defined). Check it per use: a plugin may wrap `lm_head` later.
  */

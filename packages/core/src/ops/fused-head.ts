@@ -8,7 +8,7 @@
 import { tf } from "../engine/tf.js";
 import { ConfigError } from "../errors/index.js";
 import type { CausalLM, ForwardInputs, HiddenStatesLM, IntMatrix } from "../interfaces/index.js";
-import { hasFusedHead } from "../interfaces/index.js";
+import { hasDirectTokenLogProbs, hasFusedHead } from "../interfaces/index.js";
 import type { SequenceLogProbs } from "./logprobs.js";
 
 /** Default rows per chunk of {@link lmHeadLogProbs}: 128 rows × 49152 vocabulary = 25 MB of logits. */
@@ -256,13 +256,20 @@ export function fusedSequenceLogProbs(
       ...(options.attentionMask !== undefined ? { attentionMask: options.attentionMask } : {}),
       ...(options.positionIds !== undefined ? { positionIds: options.positionIds } : {}),
     };
-    const hidden = fused.forwardHidden(forwardInputs);
-    const [b, t, h] = hidden.shape;
     const ids = intTensor(inputIds);
+    const [b, t] = ids.shape;
     const nextIds = tf.concat([tf.slice(ids, [0, 1], [b, t - 1]), tf.zeros([b, 1], "int32")], 1) as tf.Tensor2D;
     const mask = tf.cast(intTensor(completionMask), "float32");
     const nextMask = tf.concat([tf.slice(mask, [0, 1], [b, t - 1]), tf.zeros([b, 1])], 1);
-    const { logProbs, stats } = lmHeadLogProbs(tf.reshape(hidden, [b * t, h]), weight, nextIds, options);
+    const direct = hasDirectTokenLogProbs(fused)
+      ? fused.directTokenLogProbs(forwardInputs, nextIds, { withStats: options.withStats === true })
+      : undefined;
+    const { logProbs, stats } =
+      direct ??
+      (() => {
+        const hidden = fused.forwardHidden(forwardInputs);
+        return lmHeadLogProbs(tf.reshape(hidden, [b * t, hidden.shape[2]]), weight, nextIds, options);
+      })();
     const scored = tf.mul(tf.reshape(logProbs, [b, t]), nextMask);
     const sums = tf.sum(scored, 1) as tf.Tensor1D;
     const counts = tf.sum(nextMask, 1) as tf.Tensor1D;

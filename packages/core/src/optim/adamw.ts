@@ -1,3 +1,4 @@
+import { activeNativeAddon } from "../engine/kernels/native-blas.js";
 import { tf } from "../engine/tf.js";
 import { CheckpointError } from "../errors/index.js";
 
@@ -38,6 +39,13 @@ interface Slot {
  * gradient, so frozen weights cost no optimizer memory. It is a tfjs `Optimizer`
  * (`minimize`, `applyGradients`, `getWeights`/`setWeights` work as usual); its weights are
  * named `<variable>/m`, `<variable>/v` and `<variable>/step`.
+ *
+ * With the `native-blas` plugin active on the `cpu` backend, a float32 variable whose data (and
+ * whose m and v) no other tensor shares is updated in place by the native addon: no tensor is
+ * allocated per step, which on a 135M-parameter model saves seconds of allocation per step.
+ * Same formula, same order, float32. The variable keeps its tensor id, so a Float32Array read
+ * earlier from it with `dataSync()` on `cpu` (the backend's own array) sees the new values;
+ * copy (`.slice()`) what must stay a snapshot. Any other variable takes the tfjs ops.
  */
 export class AdamW extends tf.Optimizer {
   /** Serialization name. */
@@ -78,6 +86,8 @@ export class AdamW extends tf.Optimizer {
       ? variableGradients.map((nt) => [nt.name, nt.tensor])
       : Object.entries(variableGradients);
     const lr = this.learningRate;
+    const nativeAdamW = activeNativeAddon()?.adamw;
+    const cpuData = nativeAdamW !== undefined ? (tf.backend() as unknown as CpuBackendData).data : undefined;
     for (const [name, grad] of entries) {
       if (grad == null) continue;
       const variable = tf.engine().registeredVariables[name];
@@ -96,6 +106,17 @@ export class AdamW extends tf.Optimizer {
       const bc2Sqrt = Math.sqrt(1 - this.beta2 ** slot.step);
       const stepSize = lr / bc1;
       const s = slot;
+      if (cpuData !== undefined && nativeAdamW !== undefined) {
+        const param = float32Values(cpuData, variable, true);
+        const g = float32Values(cpuData, grad, false);
+        const m = float32Values(cpuData, s.m, true);
+        const v = float32Values(cpuData, s.v, true);
+        const sameShape = tf.util.arraysEqual(grad.shape, variable.shape);
+        if (sameShape && param !== undefined && g !== undefined && m !== undefined && v !== undefined) {
+          nativeAdamW(param, g, m, v, lr, this.beta1, this.beta2, this.epsilon, this.weightDecay, s.step, 1);
+          continue;
+        }
+      }
       // Each temporary is freed as soon as it has been used rather than at the end of the tidy: for a
       // vocabulary-sized weight (a tied [49152, 576] embedding is 113 MB) that keeps ~3 temporaries alive
       // instead of ~13, which decides whether a 30-layer model fits the 4 GiB wasm heap. Same ops, same
@@ -188,4 +209,25 @@ export class AdamW extends tf.Optimizer {
 function freeAfter<T extends tf.Tensor>(result: T, ...used: tf.Tensor[]): T {
   for (const t of used) t.dispose();
   return result;
+}
+
+/** The slice of the cpu backend's storage the native path reads (`backend.data`). */
+interface CpuBackendData {
+  data: {
+    has(dataId: tf.DataId): boolean;
+    get(dataId: tf.DataId): { values?: unknown; refCount?: number };
+  };
+}
+
+/**
+ * The cpu backend's own Float32Array of a float32 tensor, or undefined when the tensor is not
+ * float32 on cpu, or (`soleOwner`) when another tensor shares its data (a `tf.clone`, or a
+ * variable made from a live tensor): writing into it in place would change that tensor too.
+ */
+function float32Values(data: CpuBackendData["data"], t: tf.Tensor, soleOwner: boolean): Float32Array | undefined {
+  if (t.dtype !== "float32" || t.isDisposed || !data.has(t.dataId)) return undefined;
+  const entry = data.get(t.dataId);
+  if (!(entry.values instanceof Float32Array) || entry.values.length !== t.size) return undefined;
+  if (soleOwner && entry.refCount !== 1) return undefined;
+  return entry.values;
 }

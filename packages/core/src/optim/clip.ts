@@ -1,3 +1,4 @@
+import { activeNativeAddon } from "../engine/kernels/native-blas.js";
 import { tf } from "../engine/tf.js";
 
 /** Result of {@link clipByGlobalNorm}. */
@@ -12,8 +13,14 @@ export interface ClippedGradients {
  * `torch.nn.utils.clip_grad_norm_`: scale every gradient by min(1, maxNorm / (‖g‖ + 1e-6)),
  * where ‖g‖ is the L2 norm of all gradients concatenated. `maxNorm <= 0` only measures.
  * Returns new tensors (call inside `tf.tidy`).
+ *
+ * With the `native-blas` plugin active on `cpu` and float32 gradients, the norm is summed
+ * natively over the backend's arrays (in double, no temporaries), and gradients that need no
+ * scaling are returned as `tf.clone`s (which share data on cpu) instead of being multiplied by 1.
  */
 export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): ClippedGradients {
+  const nativeNorm = nativeGlobalNorm(grads);
+  if (nativeNorm !== undefined) return clipNative(grads, maxNorm, nativeNorm);
   const list = Object.values(grads);
   const norm = (
     list.length === 0 ? tf.scalar(0) : tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g)))))
@@ -23,4 +30,46 @@ export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): Cli
   const out: tf.NamedTensorMap = {};
   for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, coef);
   return { grads: out, norm };
+}
+
+/** The tfjs path's arithmetic on the natively summed norm (coef in float32, as tfjs computes it). */
+function clipNative(grads: tf.NamedTensorMap, maxNorm: number, normValue: number): ClippedGradients {
+  const norm = tf.scalar(normValue);
+  if (!(maxNorm > 0)) return { grads: { ...grads }, norm };
+  const f32norm = Math.fround(normValue);
+  const coef = Math.min(Math.fround(Math.fround(maxNorm) / Math.fround(f32norm + Math.fround(1e-6))), 1);
+  const out: tf.NamedTensorMap = {};
+  if (coef >= 1) {
+    for (const [k, g] of Object.entries(grads)) out[k] = tf.clone(g);
+  } else {
+    const scale = tf.scalar(coef);
+    for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, scale);
+    scale.dispose();
+  }
+  return { grads: out, norm };
+}
+
+/**
+ * ‖g‖ over all gradients through the native addon's `sumSquares`, or undefined when the addon is
+ * not active or a gradient is not a float32 tensor with its data on the cpu backend.
+ */
+function nativeGlobalNorm(grads: tf.NamedTensorMap): number | undefined {
+  const sumSquares = activeNativeAddon()?.sumSquares;
+  if (sumSquares === undefined) return undefined;
+  const data = (tf.backend() as unknown as CpuBackendData).data;
+  const arrays: Float32Array[] = [];
+  for (const g of Object.values(grads)) {
+    if (g.dtype !== "float32" || g.isDisposed || !data.has(g.dataId)) return undefined;
+    const values = data.get(g.dataId).values;
+    if (!(values instanceof Float32Array) || values.length !== g.size) return undefined;
+    arrays.push(values);
+  }
+  let total = 0;
+  for (const a of arrays) total += sumSquares(a);
+  return Math.sqrt(total);
+}
+
+/** The slice of the cpu backend's storage read here (`backend.data`). */
+interface CpuBackendData {
+  data: { has(dataId: tf.DataId): boolean; get(dataId: tf.DataId): { values?: unknown } };
 }

@@ -46,6 +46,7 @@ import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
 import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
+import { NativeDecoderState, nativeTokenLogProbs } from "./native-decoder.js";
 
 /** Options of {@link PreTrainedModelForCausalLM.fromPretrained}. */
 export interface FromPretrainedOptions {
@@ -110,6 +111,7 @@ export class PreTrainedModelForCausalLM
   readonly sourceDir: string | undefined;
   private readonly ownVariables: Map<string, tf.Variable>;
   private disposed = false;
+  private nativeState: NativeDecoderState | undefined;
 
   /**
    * Build from already validated, sanitized weights. Prefer {@link fromPretrained} or
@@ -237,6 +239,21 @@ export class PreTrainedModelForCausalLM
   }
 
   /**
+   * Per-row log-probabilities of `labels` through the native fused decoder of the `native-blas`
+   * plugin (core's `DirectTokenLogProbsLM` capability, used by `fusedSequenceLogProbs`), or
+   * `undefined` when that path does not apply here (another backend, no plugin, a wrapped projection).
+   */
+  directTokenLogProbs(
+    inputs: ForwardInputs,
+    labels: tf.Tensor2D,
+    options: { withStats?: boolean },
+  ): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined {
+    this.assertAlive();
+    this.nativeState ??= new NativeDecoderState(this.decoderConfig);
+    return nativeTokenLogProbs(this.decoder, this.nativeState, inputs, labels, options.withStats === true);
+  }
+
+  /**
    * `lm_head.weight` `[vocab, hidden]` (the embedding when tied), such that
    * `forward(x).logits = forwardHidden(x) · lmHeadWeight()ᵀ`; `undefined` when the `lm_head` slot
    * holds a wrapper (LoRA, AMP) or has a bias, so callers fall back to {@link forward}. Owned by the model.
@@ -328,7 +345,8 @@ export class PreTrainedModelForCausalLM
     const weights = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const name of expectedWeightShapes(this.decoderConfig).keys()) {
       const v = this.ownVariables.get(name)!;
-      weights.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+      // A copy: on cpu dataSync() is the variable's own array, which AdamW may update in place.
+      weights.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
     }
     const copy = new PreTrainedModelForCausalLM(this.config, this.decoderConfig, weights, {
       ...(this.generationConfig !== undefined ? { generationConfig: this.generationConfig } : {}),

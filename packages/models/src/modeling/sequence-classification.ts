@@ -262,7 +262,8 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     for (const name of expectedWeightShapes({ ...lm.decoderConfig, tieWordEmbeddings: true }).keys()) {
       const v = params.get(name);
       if (!v) throw new ConfigError("the causal LM lacks this tensor", { tensor: name });
-      weights.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+      // A copy: on cpu dataSync() is the variable's own array, which AdamW may update in place.
+      weights.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
     }
     const c = lm.decoderConfig;
     weights.set(SCORE_WEIGHT_NAME, headInit(numLabels, c.hiddenSize, c.initializerRange, new Rng(options.seed ?? 42)));
@@ -391,8 +392,9 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
   copy(options: { trainable?: boolean } = {}): PreTrainedModelForSequenceClassification {
     this.assertAlive();
     const weights = new Map<string, { shape: number[]; data: Float32Array }>();
+    // Copies: on cpu dataSync() is the variable's own array, which AdamW may update in place.
     for (const [name, v] of this.ownVariables)
-      weights.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+      weights.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
     const copy = new PreTrainedModelForSequenceClassification(this.config, this.decoderConfig, weights, {
       numLabels: this.numLabels,
       ...(this.sourceDir !== undefined ? { sourceDir: this.sourceDir } : {}),

@@ -1,9 +1,11 @@
 /**
- * Issue 8 acceptance: the native BLAS path (cpu + OpenBLAS matmuls) gives the same DPO losses
- * to 1e-4 over 5 AdamW steps as the portable paths (stock cpu, and wasm with prefkit's kernels).
+ * Issue 8 acceptance: the native BLAS path (cpu + OpenBLAS matmuls) and the fast path (its fused native
+ * decoder, through `fusedSequenceLogProbs`, plus the in-place native AdamW) give the same DPO losses to
+ * 1e-4 over 5 AdamW steps as the portable paths (stock cpu, and wasm with prefkit's kernels).
  */
 import {
   AdamW,
+  fusedSequenceLogProbs,
   initEngine,
   NATIVE_BLAS_PLUGIN,
   nativeBlasPlugin,
@@ -49,22 +51,38 @@ const ATTENTION = [
 const COMPLETION = ATTENTION.map((row) => row.map((m, t) => (t >= 3 ? m : 0)));
 const BETA = 0.1;
 
-/** Five AdamW steps of the sigmoid DPO loss against a frozen reference; the loss of each step. */
-function dpoLosses(): number[] {
+type LogProbs = (
+  model: PreTrainedModelForCausalLM,
+  ids: number[][],
+  mask: number[][],
+  options: { attentionMask: number[][] },
+) => { sums: tf.Tensor1D };
+
+/**
+ * Five AdamW steps of the sigmoid DPO loss against a frozen reference, log-probs through `logProbs`;
+ * the loss of each step. With `expectFusedDecoder` set, checks whether the native fused decoder applies.
+ */
+function dpoLosses(logProbs: LogProbs = sequenceLogProbs, expectFusedDecoder?: boolean): number[] {
   const baseline = tf.memory().numTensors;
   const policy = PreTrainedModelForCausalLM.fromConfig(TINY_LLAMA, { seed: 7 });
   const reference = policy.frozenCopy();
+  if (expectFusedDecoder !== undefined) {
+    const probe = tf.tensor2d([[1, 2]], [1, 2], "int32");
+    const direct = policy.directTokenLogProbs({ inputIds: [[1, 1]] }, probe, {});
+    expect(direct !== undefined).toBe(expectFusedDecoder);
+    tf.dispose([probe, direct?.logProbs]);
+  }
   const optimizer = new AdamW({ learningRate: 1e-2, weightDecay: 0.01 });
   let afterFirstStep = 0;
   const refLogps = tf.tidy(() => {
-    const out = sequenceLogProbs(reference, IDS, COMPLETION, { attentionMask: ATTENTION });
+    const out = logProbs(reference, IDS, COMPLETION, { attentionMask: ATTENTION });
     return tf.keep(out.sums);
   });
   const losses: number[] = [];
   for (let step = 0; step < 5; step++) {
     const loss = tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => {
-        const logps = sequenceLogProbs(policy, IDS, COMPLETION, { attentionMask: ATTENTION }).sums;
+        const logps = logProbs(policy, IDS, COMPLETION, { attentionMask: ATTENTION }).sums;
         const ratios = tf.sub(logps, refLogps);
         const margin = tf.sub(tf.slice(ratios, [0], [2]), tf.slice(ratios, [2], [2]));
         // −log σ(β·margin), written as softplus (tf.logSigmoid's gradient fails on intermediates).
@@ -78,6 +96,9 @@ function dpoLosses(): number[] {
     if (step === 0) afterFirstStep = tf.memory().numTensors;
     else expect(tf.memory().numTensors).toBe(afterFirstStep);
   }
+  // The frozen reference shares no memory with the policy (AdamW updates the policy in place on cpu).
+  const refAfter = tf.tidy(() => logProbs(reference, IDS, COMPLETION, { attentionMask: ATTENTION }).sums.dataSync());
+  expect(Array.from(refAfter)).toEqual(Array.from(refLogps.dataSync()));
   refLogps.dispose();
   optimizer.dispose();
   reference.dispose();
@@ -108,5 +129,21 @@ describe.skipIf(!status.available && !underCi)("native-blas on a 2-layer tiny Ll
       expect(Math.abs(native[i]! - wasm[i]!) / Math.max(1, Math.abs(wasm[i]!))).toBeLessThanOrEqual(1e-4);
     }
     expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it("the fused native decoder gives the same DPO losses over 5 AdamW steps as wasm and stock cpu (1e-4)", async () => {
+    await initEngine({ backend: "wasm", threads: 1 });
+    const wasm = dpoLosses(fusedSequenceLogProbs, false);
+    const missing = nativeBlasPlugin({ addonPath: "/nonexistent/prefkit_native.node" });
+    await initEngine({ backend: "cpu", threads: 1, plugins: [missing] });
+    const stockCpu = dpoLosses(fusedSequenceLogProbs, false);
+    await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
+    const native = dpoLosses(fusedSequenceLogProbs, true);
+    expect(native[0]).toBeCloseTo(Math.log(2), 6);
+    expect(Math.abs(native[4]! - native[0]!)).toBeGreaterThan(1e-3);
+    for (let i = 0; i < 5; i++) {
+      expect(Math.abs(native[i]! - wasm[i]!)).toBeLessThanOrEqual(1e-4);
+      expect(Math.abs(native[i]! - stockCpu[i]!)).toBeLessThanOrEqual(1e-4);
+    }
   });
 });

@@ -16,7 +16,9 @@ export function builtinKernelPlugins(): KernelPlugin[] {
   return [wasmMatMulPlugin(), wasmSegmentSumPlugin(), wasmCpuFallbackPlugin(), cpuSegmentSumPlugin()];
 }
 export {
+  activeNativeAddon,
   NATIVE_BLAS_PLUGIN,
+  type NativeAddon,
   type NativeBlasOptions,
   type NativeBlasStatus,
   nativeBlasPlugin,

@@ -25,7 +25,7 @@ import { broadcastBatchIndex, sizeOf } from "./shape.js";
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /** The addon's exports (see `packages/core/native/src/prefkit_native.cc`). */
-interface NativeAddon {
+export interface NativeAddon {
   sgemm(
     transA: boolean,
     transB: boolean,
@@ -41,6 +41,29 @@ interface NativeAddon {
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   config(): string;
+  /**
+   * One `torch.optim.AdamW` step over equal-length Float32Arrays, updating `param`, `m` and `v`
+   * in place (`grad` is only read, scaled by `gradScale` first); `step` is the variable's 1-based
+   * step count. Throws a RangeError naming the argument when lengths differ or arrays overlap.
+   * See `native/src/optim.cc`. Optional: an addon built before it existed lacks it.
+   */
+  adamw?: (
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+    gradScale: number,
+  ) => void;
+  /** Σ a[i]² accumulated in double, for gradient norms (see `native/src/optim.cc`). */
+  sumSquares?: (a: Float32Array) => number;
+  /** The fused decoder (see `native/src/decoder.cc`). */
+  decoderTokenLogProbs?: (...args: never[]) => unknown;
 }
 
 /** What {@link nativeBlasStatus} reports. */
@@ -55,6 +78,19 @@ export interface NativeBlasStatus {
   threads?: number;
   /** Path the addon is (or would be) loaded from. */
   path: string;
+}
+
+/** The addon of the native-blas plugin the engine configured last, if any. */
+let activeAddon: NativeAddon | undefined;
+
+/**
+ * The native addon when the `native-blas` plugin is active on the current backend (`cpu`), else
+ * undefined. Fused native paths (the decoder's token log-probs, AdamW) check this first and fall
+ * back to tfjs ops when it is undefined.
+ * @internal
+ */
+export function activeNativeAddon(): NativeAddon | undefined {
+  return activeAddon !== undefined && tf.getBackend() === "cpu" ? activeAddon : undefined;
 }
 
 /** Name of the plugin returned by {@link nativeBlasPlugin}. */
@@ -264,10 +300,15 @@ export function nativeBlasPlugin(options: NativeBlasOptions = {}): KernelPlugin 
   });
   return {
     ...base,
+    unregister: () => {
+      if (activeAddon === load(path).addon) activeAddon = undefined;
+      base.unregister();
+    },
     unavailableReason: () => load(path).reason,
     configure: ({ threads }) => {
       const a = load(path).addon;
       if (a === undefined) return;
+      activeAddon = a;
       if (a.getNumThreads() !== threads) a.setNumThreads(threads);
     },
   };

@@ -1,0 +1,292 @@
+/**
+ * The decoder's fast path on the `cpu` backend with the `native-blas` plugin: the whole forward
+ * and backward pass of token log-probabilities (embedding → layers → final norm → LM head →
+ * selective log-softmax) in one native call each way (`packages/core/native/src/decoder.cc`),
+ * wired into tfjs autodiff with `tf.customGrad`. Same formulas as the tfjs decoder, so the
+ * results agree to float rounding; activations and the gradient buffers live in memory that is
+ * reused from step to step instead of being allocated per op.
+ *
+ * It applies only when every projection is the stock {@link Linear} (no LoRA/AMP wrapper),
+ * weights are float32, and the family's layout is supported (no o_proj/MLP biases); otherwise
+ * {@link nativeTokenLogProbs} returns undefined and the caller runs the tfjs ops.
+ * @module
+ */
+import { activeNativeAddon, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
+import type { DecoderConfig } from "./config.js";
+import { computeInverseFrequencies } from "./decoder/rope.js";
+import type { Decoder } from "./decoder/decoder.js";
+import { Linear } from "./decoder/linear.js";
+
+/** The addon's decoder functions (see decoder.cc). */
+interface DecoderAddon {
+  decoderCreate(dims: Float64Array, invFreq: Float32Array): object;
+  decoderForward(
+    ctx: object,
+    weights: Array<Float32Array | null>,
+    ids: Int32Array,
+    mask: Int32Array | null,
+    positions: Int32Array,
+    labels: Int32Array,
+    batch: number,
+    seqLen: number,
+    save: boolean,
+    withStats: boolean,
+  ): Float32Array;
+  decoderBackward(
+    ctx: object,
+    weights: Array<Float32Array | null>,
+    dy: Float32Array,
+    grads: Array<Float32Array | null>,
+  ): void;
+}
+
+const PER_LAYER = 14;
+
+/** Native contexts and reusable gradient buffers of one decoder. */
+export class NativeDecoderState {
+  private readonly free: object[] = [];
+  private pending = 0;
+  private gradBuffers = new Map<number, Float32Array>();
+  private lastGrads: tf.Tensor[] = [];
+  private dims: Float64Array;
+  private invFreq: Float32Array;
+
+  /** Build the state for one decoder configuration. */
+  constructor(config: DecoderConfig) {
+    this.dims = new Float64Array([
+      config.numLayers,
+      config.hiddenSize,
+      config.numHeads,
+      config.numKvHeads,
+      config.headDim,
+      config.intermediateSize,
+      config.vocabSize,
+      config.rmsNormEps,
+      config.attentionBias ? 1 : 0,
+      config.qkNorm ? 1 : 0,
+      config.slidingWindow ?? -1,
+      config.slidingWindowStartLayer,
+    ]);
+    this.invFreq = computeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+  }
+
+  /** A context for one forward pass (a fresh one when all are waiting for their backward). */
+  take(addon: DecoderAddon): object {
+    return this.free.pop() ?? addon.decoderCreate(this.dims, this.invFreq);
+  }
+
+  /** Return a context after its backward pass (or after a forward that saved nothing). */
+  release(ctx: object): void {
+    this.free.push(ctx);
+  }
+
+  /** Count of forwards waiting for a backward (diagnostics). */
+  get waiting(): number {
+    return this.pending;
+  }
+
+  /** @internal */
+  markPending(delta: number): void {
+    this.pending += delta;
+  }
+
+  /**
+   * Gradient buffers for the weights at `indices`, reused across steps unless a gradient tensor of the
+   * previous step is still alive (then fresh ones: a live tensor's data is never overwritten).
+   */
+  gradientBuffers(indices: number[], sizes: number[]): Float32Array[] {
+    if (this.lastGrads.some((t) => !t.isDisposed)) this.gradBuffers = new Map();
+    return indices.map((index, i) => {
+      let buf = this.gradBuffers.get(index);
+      if (buf === undefined || buf.length !== sizes[i]) {
+        buf = new Float32Array(sizes[i]!);
+        this.gradBuffers.set(index, buf);
+      }
+      return buf;
+    });
+  }
+
+  /** Remember the tensors handed out over the gradient buffers. */
+  handedOut(grads: tf.Tensor[]): void {
+    this.lastGrads = grads;
+  }
+}
+
+function decoderAddon(): DecoderAddon | undefined {
+  const addon = activeNativeAddon() as unknown as Partial<DecoderAddon> | undefined;
+  return addon !== undefined && typeof addon.decoderForward === "function" ? (addon as DecoderAddon) : undefined;
+}
+
+function float32(t: tf.Tensor): Float32Array | undefined {
+  if (t.dtype !== "float32") return undefined;
+  const values = t.dataSync();
+  return values instanceof Float32Array ? values : undefined;
+}
+
+function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Array | undefined {
+  const flat = Array.isArray(m)
+    ? Int32Array.from((m as number[][]).flat())
+    : Int32Array.from((m as tf.Tensor).dataSync());
+  if (flat.length === rows * cols) return flat;
+  if (flat.length === cols) {
+    // [1, T] broadcast over the batch (positionIds).
+    const out = new Int32Array(rows * cols);
+    for (let r = 0; r < rows; r++) out.set(flat, r * cols);
+    return out;
+  }
+  return undefined;
+}
+
+/**
+ * The decoder's weights in the addon's layout (`[embed, finalNorm, head]` then 14 per layer) with
+ * their variables, or undefined when a slot is wrapped or the layout is unsupported.
+ */
+function collectWeights(decoder: Decoder): tf.Variable[] | (tf.Variable | null)[] | undefined {
+  const c = decoder.config;
+  if (c.attentionOutputBias || c.mlpBias) return undefined;
+  const head = decoder.lmHead;
+  if (!(head instanceof Linear) || head.bias !== null) return undefined;
+  const out: (tf.Variable | null)[] = [decoder.embedTokens, decoder.norm.weight, head.weight];
+  for (const layer of decoder.layers) {
+    const a = layer.selfAttn.modules;
+    const m = layer.mlp.modules;
+    const linears = [a.qProj, a.kProj, a.vProj, a.oProj, m.gateProj, m.upProj, m.downProj];
+    if (!linears.every((l) => l instanceof Linear)) return undefined;
+    const [q, k, v, o, g, u, d] = linears as Linear[];
+    if (o!.bias || g!.bias || u!.bias || d!.bias) return undefined;
+    if (c.attentionBias !== (q!.bias !== null && k!.bias !== null && v!.bias !== null)) return undefined;
+    out.push(
+      layer.inputNorm.weight,
+      q!.weight,
+      k!.weight,
+      v!.weight,
+      o!.weight,
+      layer.postAttentionNorm.weight,
+      g!.weight,
+      u!.weight,
+      d!.weight,
+      q!.bias,
+      k!.bias,
+      v!.bias,
+      a.qNorm?.weight ?? null,
+      a.kNorm?.weight ?? null,
+    );
+  }
+  return out.length === 3 + PER_LAYER * decoder.layers.length ? out : undefined;
+}
+
+/**
+ * Per-row log-probabilities of `labels` through the native fused decoder, or undefined when the
+ * native path does not apply (no active `native-blas` plugin, a wrapped projection, non-float32
+ * weights, an unsupported layout). Differentiable w.r.t. every trainable weight via `tf.customGrad`.
+ * @param decoder the model's decoder.
+ * @param state the model's {@link NativeDecoderState}.
+ * @param inputs ids, optional attention mask and positions.
+ * @param labels `[B, T]` int32 labels.
+ * @param withStats also return `[B·T, 3]` mean logit, entropy and argmax hit.
+ */
+export function nativeTokenLogProbs(
+  decoder: Decoder,
+  state: NativeDecoderState,
+  inputs: ForwardInputs,
+  labels: tf.Tensor2D,
+  withStats: boolean,
+): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined {
+  const addon = decoderAddon();
+  if (addon === undefined) return undefined;
+  const variables = collectWeights(decoder);
+  if (variables === undefined) return undefined;
+  const weights: Array<Float32Array | null> = [];
+  for (const v of variables) {
+    if (v === null) {
+      weights.push(null);
+      continue;
+    }
+    const values = float32(v);
+    if (values === undefined) return undefined;
+    weights.push(values);
+  }
+  const [b, t] = labels.shape;
+  const ids = intArray(inputs.inputIds, b, t);
+  const mask = inputs.attentionMask !== undefined ? intArray(inputs.attentionMask, b, t) : null;
+  let positions: Int32Array | undefined;
+  if (inputs.positionIds !== undefined) positions = intArray(inputs.positionIds, b, t);
+  else {
+    positions = new Int32Array(b * t);
+    for (let r = 0; r < b; r++) for (let i = 0; i < t; i++) positions[r * t + i] = i;
+  }
+  if (ids === undefined || mask === undefined || positions === undefined) return undefined;
+  const labelValues = Int32Array.from(labels.dataSync());
+  const n = b * t;
+  const width = withStats ? 4 : 1;
+
+  // Unique trainable variables (the tied embedding appears twice) and their first weight index.
+  const trainable: Array<{ variable: tf.Variable; index: number }> = [];
+  const seen = new Set<tf.Variable>();
+  variables.forEach((v, index) => {
+    if (v?.trainable && !seen.has(v)) {
+      seen.add(v);
+      trainable.push({ variable: v, index });
+    }
+  });
+  const taped = tf.engine().isTapeOn() && trainable.length > 0;
+
+  const run = (save: boolean): { packed: Float32Array; ctx: object } => {
+    const ctx = state.take(addon);
+    const packed = addon.decoderForward(ctx, weights, ids, mask, positions, labelValues, b, t, save, withStats);
+    return { packed, ctx };
+  };
+
+  let packedTensor: tf.Tensor2D;
+  if (!taped) {
+    const { packed, ctx } = run(false);
+    state.release(ctx);
+    packedTensor = tf.tensor2d(packed, [n, width]);
+  } else {
+    const op = tf.customGrad((...args: unknown[]) => {
+      const { packed, ctx } = run(true);
+      state.markPending(1);
+      void args;
+      return {
+        value: tf.tensor2d(packed, [n, width]),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+          const dyTensor = Array.isArray(dy) ? dy[0]! : dy;
+          const dyAll = dyTensor.dataSync() as Float32Array;
+          let dyCol = dyAll;
+          if (width > 1) {
+            dyCol = new Float32Array(n);
+            for (let r = 0; r < n; r++) dyCol[r] = dyAll[r * width]!;
+          }
+          const buffers = state.gradientBuffers(
+            trainable.map((e) => e.index),
+            trainable.map((e) => e.variable.size),
+          );
+          const grads: Array<Float32Array | null> = variables.map(() => null);
+          trainable.forEach((e, i) => {
+            grads[e.index] = buffers[i]!;
+            // The tied head shares the embedding's buffer: the addon accumulates both into it.
+          });
+          try {
+            addon.decoderBackward(ctx, weights, dyCol, grads);
+          } finally {
+            state.markPending(-1);
+            state.release(ctx);
+          }
+          const out = trainable.map((e, i) => tf.tensor(buffers[i]!, e.variable.shape, "float32"));
+          state.handedOut(out);
+          return out;
+        },
+      };
+    });
+    packedTensor = op(...trainable.map((e) => e.variable)) as tf.Tensor2D;
+  }
+  if (!withStats) {
+    const logProbs = tf.reshape(packedTensor, [n]) as tf.Tensor1D;
+    packedTensor.dispose();
+    return { logProbs };
+  }
+  const logProbs = tf.tidy(() => tf.reshape(tf.slice(packedTensor, [0, 0], [n, 1]), [n]) as tf.Tensor1D);
+  const stats = tf.slice(packedTensor, [0, 1], [n, 3]) as tf.Tensor2D;
+  packedTensor.dispose();
+  return { logProbs, stats };
+}

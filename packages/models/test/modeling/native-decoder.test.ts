@@ -1,0 +1,179 @@
+/**
+ * Issue 8: the fused native decoder (cpu + `native-blas`, packages/core/native/src/decoder.cc) computes
+ * the same token log-probs, statistics and gradients as the tfjs decoder for every family layout (the
+ * DPO-training comparison with the portable paths is in native-blas.test.ts).
+ */
+import {
+  fusedSequenceLogProbs,
+  initEngine,
+  lmHeadLogProbs,
+  nativeBlasPlugin,
+  nativeBlasStatus,
+  Rng,
+  shutdownEngine,
+  tf,
+} from "@prefkit/core";
+import { getPeftModel, PreTrainedModelForCausalLM } from "@prefkit/models";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const status = nativeBlasStatus();
+const underCi = process.env.CI === "true";
+if (!status.available && !underCi) console.warn(`native decoder tests skipped: ${status.reason}`);
+
+afterAll(() => shutdownEngine());
+
+const BASE = {
+  vocab_size: 301,
+  hidden_size: 64,
+  intermediate_size: 96,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+};
+const FAMILIES: Array<[string, Record<string, unknown>]> = [
+  ["llama, tied", { ...BASE, model_type: "llama", tie_word_embeddings: true }],
+  [
+    "llama3 rope scaling, untied",
+    {
+      ...BASE,
+      model_type: "llama",
+      tie_word_embeddings: false,
+      rope_theta: 500000,
+      rope_scaling: {
+        rope_type: "llama3",
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 8,
+      },
+    },
+  ],
+  ["qwen2 (q/k/v bias)", { ...BASE, model_type: "qwen2", tie_word_embeddings: false }],
+  ["qwen3 (q/k norm, head_dim 32)", { ...BASE, model_type: "qwen3", head_dim: 32, tie_word_embeddings: true }],
+  ["mistral (sliding window 3)", { ...BASE, model_type: "mistral", sliding_window: 3 }],
+];
+
+const B = 3;
+const T = 9;
+function batch(vocab: number) {
+  const rng = new Rng(5);
+  const ids = Array.from({ length: B }, () => Array.from({ length: T }, () => rng.int(vocab)));
+  // Row 1 right-padded, row 2 left-padded with its positions starting at 0 on the first real token.
+  const mask = [
+    [1, 1, 1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 1, 0, 0, 0],
+    [0, 0, 1, 1, 1, 1, 1, 1, 1],
+  ];
+  const positions = mask.map((row) => {
+    let p = -1;
+    return row.map((m) => (m ? ++p : 0));
+  });
+  const labels = ids.map((row) => [...row.slice(1), 0]);
+  return { ids, mask, positions, labels };
+}
+
+/** Perturb norms and biases so that they matter (fromConfig makes them 1 and 0). */
+function perturb(model: PreTrainedModelForCausalLM): void {
+  let seed = 11;
+  for (const [name, v] of model.namedParameters()) {
+    if (name.includes("norm") || name.includes("bias")) {
+      tf.tidy(() => v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.3, "float32", seed++))));
+    }
+  }
+}
+
+/** Weighted sum of the per-row log-probs, its gradients and the stats, through `compute`. */
+function valueAndGrads(
+  model: PreTrainedModelForCausalLM,
+  compute: () => { logProbs: tf.Tensor1D; stats?: tf.Tensor2D },
+): { value: number; grads: Float32Array[]; stats: Float32Array } {
+  const weights = tf.tensor1d(Array.from({ length: B * T }, (_, i) => ((i * 7) % 5) - 2));
+  let stats = new Float32Array();
+  const { value, grads } = tf.variableGrads(() => {
+    const out = compute();
+    if (out.stats) stats = out.stats.dataSync().slice() as Float32Array;
+    return tf.sum(tf.mul(out.logProbs, weights)) as tf.Scalar;
+  }, model.trainableVariables());
+  const result = {
+    value: value.dataSync()[0]!,
+    grads: model.trainableVariables().map((v) => grads[v.name]!.dataSync().slice() as Float32Array),
+    stats,
+  };
+  tf.dispose([value, weights, ...Object.values(grads)]);
+  return result;
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
+}
+
+describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
+  beforeAll(async () => {
+    await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
+  });
+
+  it.each(FAMILIES)("%s: log-probs, stats and every gradient equal the tfjs decoder's", (_, config) => {
+    const baseline = tf.memory().numTensors;
+    const model = PreTrainedModelForCausalLM.fromConfig(config, { seed: 3 });
+    perturb(model);
+    const { ids, mask, positions, labels } = batch(model.decoderConfig.vocabSize);
+    const inputs = { inputIds: ids, attentionMask: mask, positionIds: positions };
+    const labelTensor = tf.tensor2d(labels, [B, T], "int32");
+
+    const native = valueAndGrads(model, () => {
+      const out = model.directTokenLogProbs(inputs, labelTensor, { withStats: true });
+      expect(out, "the native path applies to this layout").toBeDefined();
+      return out!;
+    });
+    const reference = valueAndGrads(model, () => {
+      const hidden = model.forwardHidden(inputs);
+      return lmHeadLogProbs(tf.reshape(hidden, [B * T, -1]) as tf.Tensor2D, model.lmHeadWeight()!, labelTensor, {
+        withStats: true,
+      });
+    });
+
+    expect(Math.abs(native.value - reference.value)).toBeLessThan(1e-3);
+    expect(Math.abs(native.value)).toBeGreaterThan(1); // not trivially zero
+    for (let i = 0; i < native.grads.length; i++) {
+      const scale = Math.max(...reference.grads[i]!.map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      expect(maxAbsDiff(native.grads[i]!, reference.grads[i]!) / Math.max(1, scale)).toBeLessThan(1e-5);
+    }
+    expect(maxAbsDiff(native.stats, reference.stats)).toBeLessThan(1e-4);
+    labelTensor.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(baseline);
+  });
+
+  it("is not used for a LoRA-wrapped model (the tfjs path runs instead)", () => {
+    const model = PreTrainedModelForCausalLM.fromConfig({ ...BASE, model_type: "llama" }, { seed: 3 });
+    const peft = getPeftModel(model, { r: 2, loraAlpha: 4, targetModules: ["q_proj"] }, { seed: 0 });
+    const labels = tf.tensor2d([[1, 2, 0]], [1, 3], "int32");
+    expect(model.directTokenLogProbs({ inputIds: [[3, 1, 2]] }, labels, {})).toBeUndefined();
+    labels.dispose();
+    peft.dispose();
+  });
+
+  it("never overwrites a gradient tensor that is still alive", () => {
+    const model = PreTrainedModelForCausalLM.fromConfig({ ...BASE, model_type: "llama" }, { seed: 3 });
+    const ids = [[3, 1, 2, 7, 9]];
+    const completion = [[0, 0, 1, 1, 1]];
+    const step = (sign: number) =>
+      tf.variableGrads(
+        () => tf.mul(fusedSequenceLogProbs(model, ids, completion).sums.sum(), sign) as tf.Scalar,
+        model.trainableVariables(),
+      );
+    const first = step(1);
+    const kept = Object.values(first.grads)[0]!;
+    const before = kept.dataSync().slice();
+    const second = step(-1); // the opposite gradient: written elsewhere because `first` is alive
+    expect(Array.from(kept.dataSync())).toEqual(Array.from(before));
+    const again = Object.values(second.grads)[0]!.dataSync();
+    for (let i = 0; i < before.length; i++) expect(again[i]).toBeCloseTo(-before[i]!, 6);
+    tf.dispose([first.value, second.value, ...Object.values(first.grads), ...Object.values(second.grads)]);
+    model.dispose();
+  });
+});
