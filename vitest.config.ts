@@ -23,7 +23,12 @@ export default defineConfig({
     // Two workers already fill both cores; a threaded wasm pool on top of that spins against the
     // other worker (measured: a tiny-model SFT step 185 ms on 1 thread, 1.1 s on 2 under load).
     // Tests that exercise threading pass `threads` explicitly.
-    env: { PREFKIT_THREADS: process.env["PREFKIT_THREADS"] ?? "1" },
+    // The suite's default engine stays the portable wasm path; tests of the native addon enable it
+    // explicitly (`plugins: [nativeBlasPlugin()]`), and PREFKIT_NATIVE=1 runs the whole suite on it.
+    env: {
+      PREFKIT_THREADS: process.env["PREFKIT_THREADS"] ?? "1",
+      PREFKIT_NATIVE: process.env["PREFKIT_NATIVE"] ?? "0",
+    },
     reporters: ["default"],
   },
 });

@@ -7,7 +7,7 @@ import os from "node:os";
 import { EngineError } from "../errors/index.js";
 import { hostEnv, IS_NODE } from "./host.js";
 import { builtinKernelPlugins } from "./kernels/index.js";
-import { NATIVE_BLAS_PLUGIN, nativeBlasPlugin } from "./kernels/native-blas.js";
+import { NATIVE_BLAS_PLUGIN, nativeBlasPlugin, nativeBlasStatus } from "./kernels/native-blas.js";
 import type { KernelPlugin } from "./plugin.js";
 import { tf } from "./tf.js";
 import { configureWasm, MAX_WASM_THREADS, shutdownWasm, wasmStatus } from "./wasm-threads.js";
@@ -18,7 +18,8 @@ export interface EngineOptions {
    * Backend to use: `"wasm"`, `"cpu"`, `"tensorflow"` (tfjs-node or tfjs-node-gpu, when
    * installed), any other registered TF.js backend, or `"auto"`. Defaults to the
    * `PREFKIT_BACKEND` environment variable, then `"auto"`: tfjs-node-gpu, tfjs-node, the
-   * backend of an available `preferred` kernel plugin, wasm, cpu, first that works.
+   * backend of an available `preferred` kernel plugin (`cpu` with the native addon, which is used
+   * whenever it is built unless `PREFKIT_NATIVE=0`), wasm, cpu, first that works.
    */
   backend?: string;
   /**
@@ -245,7 +246,14 @@ async function initEngineNow(options: EngineOptions): Promise<EngineInfo> {
     }
     userPlugins.set(plugin.name, plugin);
   }
-  if (hostEnv("PREFKIT_NATIVE") === "1" && !userPlugins.has(NATIVE_BLAS_PLUGIN)) {
+  // The native addon is used whenever it is built (npm ci builds it when libopenblas-dev is installed),
+  // unless PREFKIT_NATIVE=0; PREFKIT_NATIVE=1 asks for it and reports why when it is unavailable.
+  const nativeEnv = hostEnv("PREFKIT_NATIVE");
+  if (
+    nativeEnv !== "0" &&
+    !userPlugins.has(NATIVE_BLAS_PLUGIN) &&
+    (nativeEnv === "1" || nativeBlasStatus().available)
+  ) {
     userPlugins.set(NATIVE_BLAS_PLUGIN, nativeBlasPlugin());
   }
   const envBackend = hostEnv("PREFKIT_BACKEND");

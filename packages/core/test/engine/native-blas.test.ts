@@ -224,6 +224,7 @@ const missing = nativeBlasPlugin({ addonPath: "/nonexistent/prefkit_native.node"
 
 describe("native-blas fallback", () => {
   it("PREFKIT_NATIVE=1 adds the plugin, or notes why it cannot", async () => {
+    const previous = process.env.PREFKIT_NATIVE;
     process.env.PREFKIT_NATIVE = "1";
     try {
       const info = await initEngine({ backend: "cpu", threads: 1 });
@@ -235,7 +236,7 @@ describe("native-blas fallback", () => {
         expect(info.notes).toContain(`kernel plugin native-blas is not available: ${status.reason}`);
       }
     } finally {
-      delete process.env.PREFKIT_NATIVE;
+      process.env.PREFKIT_NATIVE = previous;
     }
   });
 

@@ -155,8 +155,10 @@ export class Attention {
       const key = past ? (tf.concat([past.key, projected.key], 2) as tf.Tensor4D) : projected.key;
       const value = past ? (tf.concat([past.value, projected.value], 2) as tf.Tensor4D) : projected.value;
       const t = x.shape[1];
+      // wasm: broadcast multiply + sum beats its per-batch matmul calls for one query; cpu (native
+      // BLAS): the batched matmuls win (its Sum kernel is slow).
       const output =
-        t === 1
+        t === 1 && tf.getBackend() !== "cpu"
           ? this.attendSingleQuery(projected.query, key, value, bias)
           : this.attend(projected.query, key, value, bias, t);
       return { output, present: { key, value } };
