@@ -12,7 +12,15 @@
 //             slidingWindow (-1 for none), slidingWindowStartLayer]
 //   decoderForward(ctx, weights, ids, mask|null, positions, labels, batch, seqLen, save, withStats)
 //     -> Float32Array [N] (log p(label)) or [N, 4] (log p, mean logit, entropy, argmax == label)
-//   decoderBackward(ctx, weights, dy [N], grads) -> undefined; writes d(sum dy * logp)/dW into grads
+//   decoderBackward(ctx, weights, dy [N], grads, lora...) -> undefined; writes d(sum dy * logp)/dW into grads
+//
+// LoRA (PEFT's `y = x W^T + scale * (dropout(x) A^T) B^T`) on any of the 7 projections of a layer
+// (q, k, v, o, gate, up, down) comes as three optional arguments after `withStats` (forward) or after
+// `grads` (backward), null when no projection is adapted:
+//   loraWeights: per layer and projection [A [r,in], B [out,r]] (null for a plain projection), 14 per layer
+//   loraShape: Float64Array of [scale, rank] per layer and projection (7 pairs per layer)
+//   loraMasks: per layer and projection the dropout multiplier [N, in] (0 or 1/(1-p)), or null
+// and, in the backward pass only, loraGrads (same layout as loraWeights; null entries get no gradient).
 //
 // `weights` (and `grads`, same layout; null entries get no gradient) is an array:
 //   [embed [V,H], finalNorm [H], head [V,H] (the embedding again when tied)] followed, per layer, by
@@ -130,10 +138,25 @@ struct Dims {
 
 // Activations one layer keeps for the backward pass (rows = batch * seqLen).
 struct LayerSaved {
+  std::vector<float> low[7];  // LoRA: (dropout(x) A^T) per projection
   std::vector<float> xin, r1, xn1, qraw, kraw, rq, rk, q, k, v, probs, ctx, xmid, r2, xn2, gate, up;
 };
 
+// One adapted projection: y += scale * (mask * x) A^T B^T.
+struct LoraSlot {
+  const float* a = nullptr;
+  const float* b = nullptr;
+  const float* mask = nullptr;
+  float* da = nullptr;
+  float* db = nullptr;
+  float scale = 0.0f;
+  int rank = 0;
+};
+enum Proj { kPq, kPk, kPv, kPo, kPg, kPu, kPd };
+
 struct Context {
+  std::vector<LoraSlot> lora;  // layers * 7, empty when no projection is adapted
+  std::vector<float> loraTmp, loraDlow;
   Dims d{};
   std::vector<float> invFreq;
   int batch = 0, seqLen = 0;
@@ -176,6 +199,72 @@ inline void LinearBackward(const float* x, const float* w, const float* dy, int 
     for (int r = 0; r < n; r++) {
       const float* row = dy + static_cast<size_t>(r) * out;
       for (int j = 0; j < out; j++) db[j] += row[j];
+    }
+  }
+  Enter(prev);
+}
+
+inline const LoraSlot* Adapter(const Context& c, int layer, int proj) {
+  if (c.lora.empty()) return nullptr;
+  const LoraSlot& l = c.lora[static_cast<size_t>(layer) * 7 + proj];
+  return l.a != nullptr ? &l : nullptr;
+}
+
+// mask * x into c.loraTmp (or x itself without a mask).
+inline const float* Masked(Context& c, const LoraSlot& l, const float* x, size_t count) {
+  if (l.mask == nullptr) return x;
+  if (c.loraTmp.size() < count) c.loraTmp.resize(count);
+  for (size_t i = 0; i < count; i++) c.loraTmp[i] = x[i] * l.mask[i];
+  return c.loraTmp.data();
+}
+
+// A projection with its optional LoRA update (forward); keeps (mask * x) A^T for the backward pass.
+void Project(Context& c, LayerSaved& s, int layer, int proj, const float* x, const float* w, const float* b, int n,
+             int in, int out, float* y) {
+  Linear(x, w, b, n, in, out, y);
+  const LoraSlot* l = Adapter(c, layer, proj);
+  if (l == nullptr) return;
+  const int prev = gPhase;
+  Enter(kFwdGemm);
+  const float* xm = Masked(c, *l, x, static_cast<size_t>(n) * in);
+  std::vector<float>& low = s.low[proj];
+  low.resize(static_cast<size_t>(n) * l->rank);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->rank, in, 1.0f, xm, in, l->a, in, 0.0f, low.data(),
+              l->rank);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, l->rank, l->scale, low.data(), l->rank, l->b, l->rank,
+              1.0f, y, out);
+  Enter(prev);
+}
+
+// Backward of Project: the base projection's gradients, then the adapter's (dB, dA, and its part of dx).
+void ProjectBackward(Context& c, LayerSaved& s, int layer, int proj, const float* x, const float* w, const float* dy,
+                     int n, int in, int out, float* dx, float dxBeta, float* dw, float* db) {
+  LinearBackward(x, w, dy, n, in, out, dx, dxBeta, dw, db);
+  const LoraSlot* l = Adapter(c, layer, proj);
+  if (l == nullptr) return;
+  const int prev = gPhase;
+  Enter(kBwdGemm);
+  const int r = l->rank;
+  const size_t nr = static_cast<size_t>(n) * r;
+  if (c.loraDlow.size() < nr) c.loraDlow.resize(nr);
+  float* dlow = c.loraDlow.data();
+  if (l->db != nullptr)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, n, l->scale, dy, out, s.low[proj].data(), r, 0.0f,
+                l->db, r);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, r, out, l->scale, dy, out, l->b, r, 0.0f, dlow, r);
+  if (l->da != nullptr) {
+    const float* xm = Masked(c, *l, x, static_cast<size_t>(n) * in);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, n, 1.0f, dlow, r, xm, in, 0.0f, l->da, in);
+  }
+  if (dx != nullptr) {
+    if (l->mask == nullptr) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dlow, r, l->a, in, 1.0f, dx, in);
+    } else {
+      const size_t count = static_cast<size_t>(n) * in;
+      if (c.loraTmp.size() < count) c.loraTmp.resize(count);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dlow, r, l->a, in, 0.0f,
+                  c.loraTmp.data(), in);
+      for (size_t i = 0; i < count; i++) dx[i] += c.loraTmp[i] * l->mask[i];
     }
   }
   Enter(prev);
@@ -320,9 +409,9 @@ void LayerForward(Context& c, int layer, const W& w, LayerSaved& s, const float*
   RmsNorm(xin, lw[kLn1], n, H, d.eps, s.xn1.data(), s.r1.data());
   float* qdst = d.qkNorm ? s.qraw.data() : s.q.data();
   float* kdst = d.qkNorm ? s.kraw.data() : s.k.data();
-  Linear(s.xn1.data(), lw[kWq], lw[kBq], n, H, QD, qdst);
-  Linear(s.xn1.data(), lw[kWk], lw[kBk], n, H, KVD, kdst);
-  Linear(s.xn1.data(), lw[kWv], lw[kBv], n, H, KVD, s.v.data());
+  Project(c, s, layer, kPq, s.xn1.data(), lw[kWq], lw[kBq], n, H, QD, qdst);
+  Project(c, s, layer, kPk, s.xn1.data(), lw[kWk], lw[kBk], n, H, KVD, kdst);
+  Project(c, s, layer, kPv, s.xn1.data(), lw[kWv], lw[kBv], n, H, KVD, s.v.data());
   if (d.qkNorm) {
     RmsNorm(s.qraw.data(), lw[kQn], n * d.heads, D, d.eps, s.q.data(), s.rq.data());
     RmsNorm(s.kraw.data(), lw[kKn], n * d.kvHeads, D, d.eps, s.k.data(), s.rk.data());
@@ -363,11 +452,11 @@ void LayerForward(Context& c, int layer, const W& w, LayerSaved& s, const float*
   }
   Enter(kFwdElem);
   // xmid = xin + ctx Wo^T
-  Linear(s.ctx.data(), lw[kWo], nullptr, n, QD, H, s.xmid.data());
+  Project(c, s, layer, kPo, s.ctx.data(), lw[kWo], nullptr, n, QD, H, s.xmid.data());
   for (size_t i = 0; i < static_cast<size_t>(n) * H; i++) s.xmid[i] += xin[i];
   RmsNorm(s.xmid.data(), lw[kLn2], n, H, d.eps, s.xn2.data(), s.r2.data());
-  Linear(s.xn2.data(), lw[kWg], nullptr, n, H, d.inter, s.gate.data());
-  Linear(s.xn2.data(), lw[kWu], nullptr, n, H, d.inter, s.up.data());
+  Project(c, s, layer, kPg, s.xn2.data(), lw[kWg], nullptr, n, H, d.inter, s.gate.data());
+  Project(c, s, layer, kPu, s.xn2.data(), lw[kWu], nullptr, n, H, d.inter, s.up.data());
   const size_t ni = static_cast<size_t>(n) * d.inter;
   float* a = c.act.data();
   const float* gate = s.gate.data();
@@ -375,7 +464,7 @@ void LayerForward(Context& c, int layer, const W& w, LayerSaved& s, const float*
   gHelper.ParallelFor(ni, [&](size_t b, size_t e) {
     for (size_t i = b; i < e; i++) a[i] = gate[i] * Sigmoid(gate[i]) * up[i];
   });
-  Linear(a, lw[kWd], nullptr, n, d.inter, H, xout);
+  Project(c, s, layer, kPd, a, lw[kWd], nullptr, n, d.inter, H, xout);
   for (size_t i = 0; i < static_cast<size_t>(n) * H; i++) xout[i] += s.xmid[i];
 }
 
@@ -395,7 +484,7 @@ void LayerBackward(Context& c, int layer, const W& w, const G& g, LayerSaved& s)
   gHelper.ParallelFor(ni, [&](size_t b, size_t e) {
     for (size_t i = b; i < e; i++) a[i] = gate[i] * Sigmoid(gate[i]) * up[i];
   });
-  LinearBackward(a, lw[kWd], c.dh.data(), n, I, H, c.dA.data(), 0.0f, lg[kWd], nullptr);
+  ProjectBackward(c, s, layer, kPd, a, lw[kWd], c.dh.data(), n, I, H, c.dA.data(), 0.0f, lg[kWd], nullptr);
   float* dA = c.dA.data();
   float* dU = c.dU.data();
   float* dG = c.dG.data();
@@ -406,14 +495,15 @@ void LayerBackward(Context& c, int layer, const W& w, const G& g, LayerSaved& s)
       dG[i] = da * up[i] * sg * (1.0f + gt * (1.0f - sg));
     }
   });
-  LinearBackward(s.xn2.data(), lw[kWg], c.dG.data(), n, H, I, c.dz.data(), 0.0f, lg[kWg], nullptr);
-  LinearBackward(s.xn2.data(), lw[kWu], c.dU.data(), n, H, I, c.dz.data(), 1.0f, lg[kWu], nullptr);
+  ProjectBackward(c, s, layer, kPg, s.xn2.data(), lw[kWg], c.dG.data(), n, H, I, c.dz.data(), 0.0f, lg[kWg], nullptr);
+  ProjectBackward(c, s, layer, kPu, s.xn2.data(), lw[kWu], c.dU.data(), n, H, I, c.dz.data(), 1.0f, lg[kWu], nullptr);
   // dmid = dh + norm2 backward.
   std::memcpy(c.dmid.data(), c.dh.data(), sizeof(float) * n * H);
   if (lg[kLn2] != nullptr) std::fill(lg[kLn2], lg[kLn2] + H, 0.0f);
   RmsNormBackward(s.xmid.data(), lw[kLn2], s.r2.data(), c.dz.data(), n, H, c.dmid.data(), true, lg[kLn2]);
   // Attention output projection.
-  LinearBackward(s.ctx.data(), lw[kWo], c.dmid.data(), n, QD, H, c.dctx.data(), 0.0f, lg[kWo], nullptr);
+  ProjectBackward(c, s, layer, kPo, s.ctx.data(), lw[kWo], c.dmid.data(), n, QD, H, c.dctx.data(), 0.0f, lg[kWo],
+                  nullptr);
   std::fill(c.dk.begin(), c.dk.begin() + static_cast<size_t>(n) * KVD, 0.0f);
   std::fill(c.dv.begin(), c.dv.begin() + static_cast<size_t>(n) * KVD, 0.0f);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -461,9 +551,11 @@ void LayerBackward(Context& c, int layer, const W& w, const G& g, LayerSaved& s)
                     lg[kKn]);
     std::memcpy(c.dk.data(), dkraw.data(), sizeof(float) * n * KVD);
   }
-  LinearBackward(s.xn1.data(), lw[kWq], c.dq.data(), n, H, QD, c.dz.data(), 0.0f, lg[kWq], lg[kBq]);
-  LinearBackward(s.xn1.data(), lw[kWk], c.dk.data(), n, H, KVD, c.dz.data(), 1.0f, lg[kWk], lg[kBk]);
-  LinearBackward(s.xn1.data(), lw[kWv], c.dv.data(), n, H, KVD, c.dz.data(), 1.0f, lg[kWv], lg[kBv]);
+  ProjectBackward(c, s, layer, kPq, s.xn1.data(), lw[kWq], c.dq.data(), n, H, QD, c.dz.data(), 0.0f, lg[kWq], lg[kBq]);
+  ProjectBackward(c, s, layer, kPk, s.xn1.data(), lw[kWk], c.dk.data(), n, H, KVD, c.dz.data(), 1.0f, lg[kWk],
+                  lg[kBk]);
+  ProjectBackward(c, s, layer, kPv, s.xn1.data(), lw[kWv], c.dv.data(), n, H, KVD, c.dz.data(), 1.0f, lg[kWv],
+                  lg[kBv]);
   // dh = dmid + norm1 backward.
   std::memcpy(c.dh.data(), c.dmid.data(), sizeof(float) * n * H);
   if (lg[kLn1] != nullptr) std::fill(lg[kLn1], lg[kLn1] + H, 0.0f);
@@ -770,12 +862,111 @@ bool GetInts(napi_env env, napi_value value, size_t want, std::vector<int>* out,
   return true;
 }
 
+// Optional Float32Array (null/undefined -> nullptr) of exactly `want` elements.
+bool OptionalFloats(napi_env env, napi_value value, size_t want, float** out, const char* name) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return false;
+  *out = nullptr;
+  if (type == napi_null || type == napi_undefined) return true;
+  void* data;
+  size_t len;
+  if (!GetTypedArray(env, value, napi_float32_array, &data, &len, name)) return false;
+  if (len != want) {
+    napi_throw_range_error(env, nullptr, name);
+    return false;
+  }
+  *out = static_cast<float*>(data);
+  return true;
+}
+
+bool Element(napi_env env, napi_value array, uint32_t i, napi_value* out, const char* name) {
+  uint32_t length = 0;
+  if (napi_get_array_length(env, array, &length) != napi_ok || i >= length) {
+    napi_throw_type_error(env, nullptr, name);
+    return false;
+  }
+  return napi_get_element(env, array, i, out) == napi_ok;
+}
+
+// Reads (loraWeights, loraShape, loraMasks[, loraGrads]) into c.lora; all null means no adapter.
+bool GetLora(napi_env env, Context& c, size_t rows, napi_value weights, napi_value shape, napi_value masks,
+             napi_value grads) {
+  c.lora.clear();
+  napi_valuetype type;
+  if (napi_typeof(env, weights, &type) != napi_ok) return false;
+  if (type == napi_null || type == napi_undefined) return true;
+  const Dims& d = c.d;
+  const size_t slots = static_cast<size_t>(d.layers) * 7;
+  void* shapeData;
+  size_t shapeLen;
+  if (!GetTypedArray(env, shape, napi_float64_array, &shapeData, &shapeLen, "decoder: loraShape must be a Float64Array"))
+    return false;
+  if (shapeLen != slots * 2) {
+    napi_throw_range_error(env, nullptr, "decoder: loraShape must have 14 entries per layer");
+    return false;
+  }
+  const double* sh = static_cast<const double*>(shapeData);
+  bool hasGrads = false;
+  if (grads != nullptr) {
+    napi_valuetype gt;
+    if (napi_typeof(env, grads, &gt) != napi_ok) return false;
+    hasGrads = gt != napi_null && gt != napi_undefined;
+  }
+  bool hasMasks = false;
+  {
+    napi_valuetype mt;
+    if (napi_typeof(env, masks, &mt) != napi_ok) return false;
+    hasMasks = mt != napi_null && mt != napi_undefined;
+  }
+  c.lora.assign(slots, LoraSlot{});
+  for (size_t i = 0; i < slots; i++) {
+    const int proj = static_cast<int>(i % 7);
+    const int rank = static_cast<int>(sh[2 * i + 1]);
+    if (rank <= 0) continue;
+    const int in = proj == kPo ? d.qd() : proj == kPd ? d.inter : d.hidden;
+    const int out = proj == kPq ? d.qd() : (proj == kPk || proj == kPv) ? d.kvd() : (proj == kPg || proj == kPu) ? d.inter : d.hidden;
+    LoraSlot& l = c.lora[i];
+    l.rank = rank;
+    l.scale = static_cast<float>(sh[2 * i]);
+    napi_value a, b;
+    float *pa, *pb;
+    if (!Element(env, weights, static_cast<uint32_t>(2 * i), &a, "decoder: loraWeights must have 14 entries per layer") ||
+        !Element(env, weights, static_cast<uint32_t>(2 * i + 1), &b, "decoder: loraWeights must have 14 entries per layer") ||
+        !OptionalFloats(env, a, static_cast<size_t>(rank) * in, &pa, "decoder: a lora_A has the wrong length") ||
+        !OptionalFloats(env, b, static_cast<size_t>(out) * rank, &pb, "decoder: a lora_B has the wrong length"))
+      return false;
+    if (pa == nullptr || pb == nullptr) {
+      napi_throw_type_error(env, nullptr, "decoder: an adapted projection lacks lora_A or lora_B");
+      return false;
+    }
+    l.a = pa;
+    l.b = pb;
+    if (hasMasks) {
+      napi_value m;
+      float* pm;
+      if (!Element(env, masks, static_cast<uint32_t>(i), &m, "decoder: loraMasks must have 7 entries per layer") ||
+          !OptionalFloats(env, m, rows * in, &pm, "decoder: a dropout mask must have batch*seqLen*in entries"))
+        return false;
+      l.mask = pm;
+    }
+    if (hasGrads) {
+      napi_value ga, gb;
+      if (!Element(env, grads, static_cast<uint32_t>(2 * i), &ga, "decoder: loraGrads must have 14 entries per layer") ||
+          !Element(env, grads, static_cast<uint32_t>(2 * i + 1), &gb, "decoder: loraGrads must have 14 entries per layer") ||
+          !OptionalFloats(env, ga, static_cast<size_t>(rank) * in, &l.da, "decoder: a lora_A gradient has the wrong length") ||
+          !OptionalFloats(env, gb, static_cast<size_t>(out) * rank, &l.db, "decoder: a lora_B gradient has the wrong length"))
+        return false;
+    }
+  }
+  return true;
+}
+
 napi_value ForwardJs(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 13;
+  napi_value argv[13];
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc != 10) {
-    napi_throw_type_error(env, nullptr, "decoderForward expects 10 arguments");
+  if (argc != 10 && argc != 13) {
+    napi_throw_type_error(env, nullptr, "decoderForward expects 10 arguments, or 13 with LoRA");
     return nullptr;
   }
   Context* c = GetContext(env, argv[0]);
@@ -804,6 +995,11 @@ napi_value ForwardJs(napi_env env, napi_callback_info info) {
     }
     c->labels[i] = std::min(std::max(c->labels[i], 0), c->d.vocab - 1);
   }
+  if (argc == 13) {
+    if (!GetLora(env, *c, n, argv[10], argv[11], argv[12], nullptr)) return nullptr;
+  } else {
+    c->lora.clear();
+  }
   Resize(*c, static_cast<int>(batch), static_cast<int>(seqLen), save);
   const int half = c->d.headDim / 2;
   for (size_t r = 0; r < n; r++) {
@@ -829,11 +1025,11 @@ napi_value ForwardJs(napi_env env, napi_callback_info info) {
 }
 
 napi_value BackwardJs(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 8;
+  napi_value argv[8];
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc != 4) {
-    napi_throw_type_error(env, nullptr, "decoderBackward expects 4 arguments");
+  if (argc != 4 && argc != 8) {
+    napi_throw_type_error(env, nullptr, "decoderBackward expects 4 arguments, or 8 with LoRA");
     return nullptr;
   }
   Context* c = GetContext(env, argv[0]);
@@ -857,7 +1053,12 @@ napi_value BackwardJs(napi_env env, napi_callback_info info) {
     PhaseClock clock;
     gClock = &clock;
     Enter(kBwdElem);
-    Backward(*c, w, static_cast<const float*>(dyData), gm);
+    if (argc == 8) {
+    if (!GetLora(env, *c, dyLen, argv[4], argv[5], argv[6], argv[7])) return nullptr;
+  } else {
+    c->lora.clear();
+  }
+  Backward(*c, w, static_cast<const float*>(dyData), gm);
   }
   gClock = nullptr;
   return nullptr;

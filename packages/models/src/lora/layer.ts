@@ -104,6 +104,19 @@ export class LoraLinear implements LinearModule {
     });
   }
 
+  /** Whether the update applies now (false while adapters are disabled). */
+  get active(): boolean {
+    return this.state.enabled;
+  }
+
+  /**
+   * The seed of this call's dropout mask when dropout applies now (drawn from the shared RNG exactly as
+   * {@link apply} draws it), else undefined. For fused implementations of `apply` (the native decoder).
+   */
+  nextDropoutSeed(): number | undefined {
+    return this.dropout > 0 && dropoutActive(this.state) ? this.state.rng.seed() : undefined;
+  }
+
   /** `scaling · B·A` `[out, in]`: what merging adds to the base weight. */
   deltaWeight(): tf.Tensor2D {
     return tf.tidy(() => tf.mul(tf.matMul(this.loraB, this.loraA), this.scaling) as tf.Tensor2D);

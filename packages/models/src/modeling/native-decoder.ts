@@ -6,16 +6,19 @@
  * results agree to float rounding; activations and the gradient buffers live in memory that is
  * reused from step to step instead of being allocated per op.
  *
- * It applies only when every projection is the stock {@link Linear} (no LoRA/AMP wrapper),
- * weights are float32, and the family's layout is supported (no o_proj/MLP biases); otherwise
- * {@link nativeTokenLogProbs} returns undefined and the caller runs the tfjs ops.
+ * It applies when every projection is the stock {@link Linear} or a LoRA adapter over one (PEFT's
+ * update with its dropout: the masks come from the same seeds as the tfjs path), the LM head is
+ * plain, weights are float32, and the family's layout is supported (no o_proj/MLP biases);
+ * otherwise (AMP's 16-bit storage, a wrapped LM head) {@link nativeTokenLogProbs} returns
+ * undefined and the caller runs the tfjs ops.
  * @module
  */
 import { activeNativeAddon, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
 import type { DecoderConfig } from "./config.js";
 import { computeInverseFrequencies } from "./decoder/rope.js";
 import type { Decoder } from "./decoder/decoder.js";
-import { Linear } from "./decoder/linear.js";
+import { LoraLinear } from "../lora/layer.js";
+import { Linear, type LinearModule } from "./decoder/linear.js";
 
 /** The addon's decoder functions (see decoder.cc). */
 interface DecoderAddon {
@@ -31,16 +34,21 @@ interface DecoderAddon {
     seqLen: number,
     save: boolean,
     withStats: boolean,
+    loraWeights?: Array<Float32Array | null> | null,
+    loraShape?: Float64Array | null,
+    loraMasks?: Array<Float32Array | null> | null,
   ): Float32Array;
   decoderBackward(
     ctx: object,
     weights: Array<Float32Array | null>,
     dy: Float32Array,
     grads: Array<Float32Array | null>,
+    loraWeights?: Array<Float32Array | null> | null,
+    loraShape?: Float64Array | null,
+    loraMasks?: Array<Float32Array | null> | null,
+    loraGrads?: Array<Float32Array | null> | null,
   ): void;
 }
-
-const PER_LAYER = 14;
 
 /** Native contexts and reusable gradient buffers of one decoder. */
 export class NativeDecoderState {
@@ -137,25 +145,44 @@ function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Ar
   return undefined;
 }
 
-/**
- * The decoder's weights in the addon's layout (`[embed, finalNorm, head]` then 14 per layer) with
- * their variables, or undefined when a slot is wrapped or the layout is unsupported.
- */
-function collectWeights(decoder: Decoder): tf.Variable[] | (tf.Variable | null)[] | undefined {
+/** The decoder's variables in the addon's layout, with its LoRA adapters. */
+interface Collected {
+  /** `[embed, finalNorm, head]` then 14 per layer (null for absent biases / q-k norms). */
+  variables: (tf.Variable | null)[];
+  /** Per layer and projection (q, k, v, o, gate, up, down): `[lora_A, lora_B]`, null when not adapted. */
+  loraVariables: (tf.Variable | null)[];
+  /** Per layer and projection: `[scale, rank]` (rank 0 when not adapted). */
+  loraShape: Float64Array;
+  /** Per layer and projection: the active adapter, or null. */
+  adapters: (LoraLinear | null)[];
+}
+
+/** The plain projection under `m` and its active adapter, or undefined when `m` is something else. */
+function unwrap(m: LinearModule): { base: Linear; adapter: LoraLinear | null } | undefined {
+  if (m instanceof Linear) return { base: m, adapter: null };
+  if (m instanceof LoraLinear && m.base instanceof Linear) return { base: m.base, adapter: m.active ? m : null };
+  return undefined;
+}
+
+/** The decoder's weights in the addon's layout, or undefined when a slot or the layout is unsupported. */
+function collectWeights(decoder: Decoder): Collected | undefined {
   const c = decoder.config;
   if (c.attentionOutputBias || c.mlpBias) return undefined;
   const head = decoder.lmHead;
   if (!(head instanceof Linear) || head.bias !== null) return undefined;
-  const out: (tf.Variable | null)[] = [decoder.embedTokens, decoder.norm.weight, head.weight];
+  const variables: (tf.Variable | null)[] = [decoder.embedTokens, decoder.norm.weight, head.weight];
+  const loraVariables: (tf.Variable | null)[] = [];
+  const adapters: (LoraLinear | null)[] = [];
+  const loraShape = new Float64Array(decoder.layers.length * 14);
   for (const layer of decoder.layers) {
     const a = layer.selfAttn.modules;
     const m = layer.mlp.modules;
-    const linears = [a.qProj, a.kProj, a.vProj, a.oProj, m.gateProj, m.upProj, m.downProj];
-    if (!linears.every((l) => l instanceof Linear)) return undefined;
-    const [q, k, v, o, g, u, d] = linears as Linear[];
+    const parts = [a.qProj, a.kProj, a.vProj, a.oProj, m.gateProj, m.upProj, m.downProj].map(unwrap);
+    if (parts.some((p) => p === undefined)) return undefined;
+    const [q, k, v, o, g, u, d] = parts.map((p) => p!.base);
     if (o!.bias || g!.bias || u!.bias || d!.bias) return undefined;
     if (c.attentionBias !== (q!.bias !== null && k!.bias !== null && v!.bias !== null)) return undefined;
-    out.push(
+    variables.push(
       layer.inputNorm.weight,
       q!.weight,
       k!.weight,
@@ -171,8 +198,18 @@ function collectWeights(decoder: Decoder): tf.Variable[] | (tf.Variable | null)[
       a.qNorm?.weight ?? null,
       a.kNorm?.weight ?? null,
     );
+    for (const part of parts) {
+      const adapter = part!.adapter;
+      const slot = adapters.length;
+      adapters.push(adapter);
+      loraVariables.push(adapter?.loraA ?? null, adapter?.loraB ?? null);
+      if (adapter !== null) {
+        loraShape[2 * slot] = adapter.scaling;
+        loraShape[2 * slot + 1] = adapter.r;
+      }
+    }
   }
-  return out.length === 3 + PER_LAYER * decoder.layers.length ? out : undefined;
+  return { variables, loraVariables, loraShape, adapters };
 }
 
 /**
@@ -194,18 +231,22 @@ export function nativeTokenLogProbs(
 ): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined {
   const addon = decoderAddon();
   if (addon === undefined) return undefined;
-  const variables = collectWeights(decoder);
-  if (variables === undefined) return undefined;
-  const weights: Array<Float32Array | null> = [];
-  for (const v of variables) {
-    if (v === null) {
-      weights.push(null);
-      continue;
+  const collected = collectWeights(decoder);
+  if (collected === undefined) return undefined;
+  const { variables, loraVariables, loraShape, adapters } = collected;
+  const arrays = (list: (tf.Variable | null)[]): Array<Float32Array | null> | undefined => {
+    const out: Array<Float32Array | null> = [];
+    for (const v of list) {
+      const values = v === null ? null : float32(v);
+      if (values === undefined) return undefined;
+      out.push(values);
     }
-    const values = float32(v);
-    if (values === undefined) return undefined;
-    weights.push(values);
-  }
+    return out;
+  };
+  const weights = arrays(variables);
+  const loraWeights = arrays(loraVariables);
+  if (weights === undefined || loraWeights === undefined) return undefined;
+  const anyAdapter = adapters.some((a) => a !== null);
   const [b, t] = labels.shape;
   const ids = intArray(inputs.inputIds, b, t);
   const mask = inputs.attentionMask !== undefined ? intArray(inputs.attentionMask, b, t) : null;
@@ -220,20 +261,55 @@ export function nativeTokenLogProbs(
   const n = b * t;
   const width = withStats ? 4 : 1;
 
-  // Unique trainable variables (the tied embedding appears twice) and their first weight index.
+  // Unique trainable variables (the tied embedding appears twice) and their index: base weights first,
+  // then the adapters' at variables.length + their slot.
   const trainable: Array<{ variable: tf.Variable; index: number }> = [];
   const seen = new Set<tf.Variable>();
-  variables.forEach((v, index) => {
+  [...variables, ...loraVariables].forEach((v, index) => {
     if (v?.trainable && !seen.has(v)) {
       seen.add(v);
       trainable.push({ variable: v, index });
     }
   });
+  const base = variables.length;
+  const h = decoder.config.hiddenSize;
+  const inFeatures = [h, h, h, decoder.config.numHeads * decoder.config.headDim, h, h, decoder.config.intermediateSize];
+  /** This call's dropout multipliers, drawn in the order the tfjs decoder draws them (layer, then q k v o gate up down). */
+  const dropoutMasks = (): Array<Float32Array | null> | null => {
+    let any = false;
+    const masks = adapters.map((adapter, slot) => {
+      const seed = adapter?.nextDropoutSeed();
+      if (adapter === null || seed === undefined) return null;
+      any = true;
+      const inF = inFeatures[slot % 7]!;
+      return tf.tidy(() => tf.dropout(tf.ones([n, inF]), adapter.dropout, undefined, seed).dataSync() as Float32Array);
+    });
+    return any ? masks : null;
+  };
   const taped = tf.engine().isTapeOn() && trainable.length > 0;
 
+  // Drawn here, before the op: inside tf.customGrad's forward the tape reads as off, and LoRA's "auto"
+  // dropout follows the tape.
+  const masks = anyAdapter ? dropoutMasks() : null;
   const run = (save: boolean): { packed: Float32Array; ctx: object } => {
     const ctx = state.take(addon);
-    const packed = addon.decoderForward(ctx, weights, ids, mask, positions, labelValues, b, t, save, withStats);
+    const packed = anyAdapter
+      ? addon.decoderForward(
+          ctx,
+          weights,
+          ids,
+          mask,
+          positions,
+          labelValues,
+          b,
+          t,
+          save,
+          withStats,
+          loraWeights,
+          loraShape,
+          masks,
+        )
+      : addon.decoderForward(ctx, weights, ids, mask, positions, labelValues, b, t, save, withStats);
     return { packed, ctx };
   };
 
@@ -261,13 +337,19 @@ export function nativeTokenLogProbs(
             trainable.map((e) => e.index),
             trainable.map((e) => e.variable.size),
           );
+          // The tied head shares the embedding's buffer: the addon accumulates both into it.
           const grads: Array<Float32Array | null> = variables.map(() => null);
+          const loraGrads: Array<Float32Array | null> = loraVariables.map(() => null);
           trainable.forEach((e, i) => {
-            grads[e.index] = buffers[i]!;
-            // The tied head shares the embedding's buffer: the addon accumulates both into it.
+            if (e.index < base) grads[e.index] = buffers[i]!;
+            else loraGrads[e.index - base] = buffers[i]!;
           });
           try {
-            addon.decoderBackward(ctx, weights, dyCol, grads);
+            if (anyAdapter) {
+              addon.decoderBackward(ctx, weights, dyCol, grads, loraWeights, loraShape, masks, loraGrads);
+            } else {
+              addon.decoderBackward(ctx, weights, dyCol, grads);
+            }
           } finally {
             state.markPending(-1);
             state.release(ctx);

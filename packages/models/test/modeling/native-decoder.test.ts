@@ -148,9 +148,66 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
     expect(tf.memory().numTensors).toBe(baseline);
   });
 
-  it("is not used for a LoRA-wrapped model (the tfjs path runs instead)", () => {
+  it("LoRA (with dropout, in training): log-probs and the adapters' gradients equal the tfjs path's", () => {
+    const baseline = tf.memory().numTensors;
+    const config = { ...BASE, model_type: "llama", tie_word_embeddings: true };
+    const lora = { r: 4, loraAlpha: 8, loraDropout: 0.25, targetModules: ["q_proj", "v_proj", "o_proj", "down_proj"] };
+    // Two identical adapted models: same base seed, same adapter init and dropout RNG.
+    const models = [0, 1].map(() => {
+      const base = PreTrainedModelForCausalLM.fromConfig(config, { seed: 3 });
+      const peft = getPeftModel(base, lora, { seed: 9 });
+      // B starts at zero (PEFT's init); make the update non-zero so that every path matters.
+      for (const [name, v] of peft.namedParameters()) {
+        if (name.includes("lora_B")) tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.2, "float32", 5)));
+      }
+      return { base, peft };
+    });
+    const { ids, mask, positions, labels } = batch(BASE.vocab_size);
+    const inputs = { inputIds: ids, attentionMask: mask, positionIds: positions };
+    const labelTensor = tf.tensor2d(labels, [B, T], "int32");
+    const gradsOf = (peft: (typeof models)[number]["peft"], compute: () => { logProbs: tf.Tensor1D }) => {
+      const vars = peft.trainableVariables();
+      expect(vars.length).toBe(16); // lora_A and lora_B of 4 projections in each of 2 layers
+      const weights = tf.tensor1d(Array.from({ length: B * T }, (_, i) => ((i * 7) % 5) - 2));
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(compute().logProbs, weights)) as tf.Scalar, vars);
+      const out = { value: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!.dataSync().slice()) };
+      tf.dispose([value, weights, ...Object.values(grads)]);
+      return out;
+    };
+    const [a, b] = models;
+    const native = gradsOf(a!.peft, () => {
+      const out = a!.base.directTokenLogProbs(inputs, labelTensor, {});
+      expect(out, "the native path applies to LoRA-adapted projections").toBeDefined();
+      return out!;
+    });
+    const reference = gradsOf(b!.peft, () => {
+      const hidden = b!.base.forwardHidden(inputs);
+      return lmHeadLogProbs(tf.reshape(hidden, [B * T, -1]) as tf.Tensor2D, b!.base.lmHeadWeight()!, labelTensor);
+    });
+    expect(Math.abs(native.value - reference.value)).toBeLessThan(1e-3);
+    for (let i = 0; i < native.grads.length; i++) {
+      const scale = Math.max(...reference.grads[i]!.map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      expect(
+        maxAbsDiff(native.grads[i]! as Float32Array, reference.grads[i]! as Float32Array) / Math.max(1, scale),
+      ).toBeLessThan(1e-5);
+    }
+    // With adapters disabled the native path runs the base model (what the DPO reference uses).
+    const disabled = a!.peft.withAdaptersDisabled(() =>
+      tf.tidy(() => a!.base.directTokenLogProbs(inputs, labelTensor, {})!.logProbs.dataSync().slice()),
+    );
+    const plain = PreTrainedModelForCausalLM.fromConfig(config, { seed: 3 });
+    const expected = tf.tidy(() => plain.directTokenLogProbs(inputs, labelTensor, {})!.logProbs.dataSync().slice());
+    expect(maxAbsDiff(disabled as Float32Array, expected as Float32Array)).toBeLessThan(1e-6);
+    plain.dispose();
+    labelTensor.dispose();
+    for (const m of models) m.peft.dispose();
+    expect(tf.memory().numTensors).toBe(baseline);
+  });
+
+  it("is not used when lm_head is wrapped (the tfjs path runs instead)", () => {
     const model = PreTrainedModelForCausalLM.fromConfig({ ...BASE, model_type: "llama" }, { seed: 3 });
-    const peft = getPeftModel(model, { r: 2, loraAlpha: 4, targetModules: ["q_proj"] }, { seed: 0 });
+    const peft = getPeftModel(model, { r: 2, loraAlpha: 4, targetModules: ["lm_head"] }, { seed: 0 });
     const labels = tf.tensor2d([[1, 2, 0]], [1, 3], "int32");
     expect(model.directTokenLogProbs({ inputIds: [[3, 1, 2]] }, labels, {})).toBeUndefined();
     labels.dispose();
