@@ -10,8 +10,10 @@
 //   decoderCreate(dims: Float64Array, invFreq: Float32Array) -> context
 //     dims = [layers, hidden, heads, kvHeads, headDim, intermediate, vocab, eps, qkvBias, qkNorm,
 //             slidingWindow (-1 for none), slidingWindowStartLayer]
-//   decoderForward(ctx, weights, ids, mask|null, positions, labels, batch, seqLen, save, withStats)
-//     -> Float32Array [N] (log p(label)) or [N, 4] (log p, mean logit, entropy, argmax == label)
+//   decoderForward(ctx, weights, ids, mask|null, positions, labels|null, batch, seqLen, save, withStats)
+//     -> Float32Array [N] (log p(label)) or [N, 4] (log p, mean logit, entropy, argmax == label); with
+//        labels null, the final-normed hidden states [N, hidden] instead (no LM head; the backward pass
+//        then takes d(hidden) [N, hidden] as dy)
 //   decoderBackward(ctx, weights, dy [N], grads, lora...) -> undefined; writes d(sum dy * logp)/dW into grads
 //
 // LoRA (PEFT's `y = x W^T + scale * (dropout(x) A^T) B^T`) on any of the 7 projections of a layer
@@ -165,6 +167,7 @@ struct Context {
   std::vector<float> xfinal, rfinal, xnfinal, cosT, sinT, headBuf, lse, dy;
   std::vector<int> ids, mask, labels;
   bool headStored = false;
+  bool hiddenMode = false;  // the last forward returned hidden states (labels were null)
   // Scratch.
   std::vector<float> h0, h1, act, dh, dmid, dz, dA, dG, dU, dq, dk, dv, dctx, dP;
 };
@@ -368,9 +371,9 @@ void Resize(Context& c, int batch, int seqLen, bool save) {
   c.act.resize(n * in);
   // Keep every row's probabilities for the backward pass when they fit in 256 MB, else recompute chunks.
   const size_t all = n * static_cast<size_t>(d.vocab);
-  c.headStored = save && all <= (size_t{1} << 26);
+  c.headStored = save && !c.hiddenMode && all <= (size_t{1} << 26);
   const size_t chunkRows = std::min<size_t>(n, 128);
-  c.headBuf.resize(c.headStored ? all : chunkRows * d.vocab);
+  if (!c.hiddenMode) c.headBuf.resize(c.headStored ? all : chunkRows * d.vocab);
   c.batch = batch;
   c.seqLen = seqLen;
 }
@@ -593,6 +596,11 @@ void Forward(Context& c, const W& w, bool save, bool withStats, float* out) {
   Enter(kFwdElem);
   std::memcpy(c.xfinal.data(), x, sizeof(float) * n * H);
   RmsNorm(c.xfinal.data(), w[1], n, H, d.eps, c.xnfinal.data(), c.rfinal.data());
+  if (c.hiddenMode) {
+    std::memcpy(out, c.xnfinal.data(), sizeof(float) * n * H);
+    c.saved = save;
+    return;
+  }
   const float* head = w[2];
   const int width = withStats ? 4 : 1;
   // Chunks of 128 rows in every mode (same products, same rounding for policy and reference).
@@ -660,11 +668,12 @@ void Backward(Context& c, const W& w, const float* dyIn, const G& g) {
   float* dHead = g[2];
   float* dEmbed = g[0];
   const bool tied = w[2] == w[0];
-  // Head: g = dy (onehot - p); dxn = g W; dW = g^T xn.
-  std::fill(c.dz.begin(), c.dz.begin() + static_cast<size_t>(n) * H, 0.0f);
+  // Head: g = dy (onehot - p); dxn = g W; dW = g^T xn. (In hidden mode dy is d(xn) itself.)
+  if (c.hiddenMode) std::memcpy(c.dz.data(), dyIn, sizeof(float) * n * H);
+  else std::fill(c.dz.begin(), c.dz.begin() + static_cast<size_t>(n) * H, 0.0f);
   const int chunk = c.headStored ? n : std::min(n, 128);
   bool firstHeadGrad = true;
-  for (int r0 = 0; r0 < n; r0 += chunk) {
+  for (int r0 = 0; c.hiddenMode ? false : r0 < n; r0 += chunk) {
     const int rows = std::min(chunk, n - r0);
     float* buf = c.headBuf.data() + (c.headStored ? static_cast<size_t>(r0) * V : 0);
     Enter(kBwdHeadSoftmax);
@@ -701,7 +710,7 @@ void Backward(Context& c, const W& w, const float* dyIn, const G& g) {
   Enter(kBwdEmbed);
   // Embedding.
   if (dEmbed != nullptr) {
-    if (!tied) std::fill(dEmbed, dEmbed + static_cast<size_t>(V) * H, 0.0f);
+    if (!tied || c.hiddenMode) std::fill(dEmbed, dEmbed + static_cast<size_t>(V) * H, 0.0f);
     for (int r = 0; r < n; r++) {
       float* dst = dEmbed + static_cast<size_t>(c.ids[r]) * H;
       const float* src = c.dh.data() + static_cast<size_t>(r) * H;
@@ -986,14 +995,17 @@ napi_value ForwardJs(napi_env env, napi_callback_info info) {
   if (!GetInts(env, argv[2], n, &c->ids, "decoderForward: ids must be an Int32Array of batch*seqLen", false) ||
       !GetInts(env, argv[3], n, &c->mask, "decoderForward: mask must be an Int32Array of batch*seqLen or null", true) ||
       !GetInts(env, argv[4], n, &positions, "decoderForward: positions must be an Int32Array of batch*seqLen", false) ||
-      !GetInts(env, argv[5], n, &c->labels, "decoderForward: labels must be an Int32Array of batch*seqLen", false))
+      !GetInts(env, argv[5], n, &c->labels, "decoderForward: labels must be an Int32Array of batch*seqLen or null", true))
     return nullptr;
+  napi_valuetype labelsType;
+  CHECK_NAPI(env, napi_typeof(env, argv[5], &labelsType));
+  c->hiddenMode = labelsType == napi_null || labelsType == napi_undefined;
   for (size_t i = 0; i < n; i++) {
     if (c->ids[i] < 0 || c->ids[i] >= c->d.vocab) {
       napi_throw_range_error(env, nullptr, "decoderForward: a token id is outside [0, vocab)");
       return nullptr;
     }
-    c->labels[i] = std::min(std::max(c->labels[i], 0), c->d.vocab - 1);
+    if (!c->hiddenMode) c->labels[i] = std::min(std::max(c->labels[i], 0), c->d.vocab - 1);
   }
   if (argc == 13) {
     if (!GetLora(env, *c, n, argv[10], argv[11], argv[12], nullptr)) return nullptr;
@@ -1010,7 +1022,7 @@ napi_value ForwardJs(napi_env env, napi_callback_info info) {
       c->sinT[r * half + j] = std::sin(f);
     }
   }
-  const int width = withStats ? 4 : 1;
+  const size_t width = c->hiddenMode ? static_cast<size_t>(c->d.hidden) : withStats ? 4 : 1;
   void* outData;
   napi_value buffer, result;
   CHECK_NAPI(env, napi_create_arraybuffer(env, n * width * sizeof(float), &outData, &buffer));
@@ -1045,8 +1057,9 @@ napi_value BackwardJs(napi_env env, napi_callback_info info) {
   size_t dyLen;
   if (!GetTypedArray(env, argv[2], napi_float32_array, &dyData, &dyLen, "decoderBackward: dy must be a Float32Array"))
     return nullptr;
-  if (dyLen != static_cast<size_t>(c->batch) * c->seqLen) {
-    napi_throw_range_error(env, nullptr, "decoderBackward: dy must have batch*seqLen entries");
+  const size_t rowsN = static_cast<size_t>(c->batch) * c->seqLen;
+  if (dyLen != (c->hiddenMode ? rowsN * c->d.hidden : rowsN)) {
+    napi_throw_range_error(env, nullptr, "decoderBackward: dy must have batch*seqLen (hidden mode: *hidden) entries");
     return nullptr;
   }
   {
@@ -1054,7 +1067,7 @@ napi_value BackwardJs(napi_env env, napi_callback_info info) {
     gClock = &clock;
     Enter(kBwdElem);
     if (argc == 8) {
-    if (!GetLora(env, *c, dyLen, argv[4], argv[5], argv[6], argv[7])) return nullptr;
+    if (!GetLora(env, *c, rowsN, argv[4], argv[5], argv[6], argv[7])) return nullptr;
   } else {
     c->lora.clear();
   }

@@ -10,6 +10,12 @@ import {
   tf,
 } from "../../src/engine/index.js";
 
+// This file tests engine/plugin selection itself: the native addon only when a test asks for it.
+const nativeEnvBefore = process.env.PREFKIT_NATIVE;
+process.env.PREFKIT_NATIVE = "0";
+afterAll(() => {
+  process.env.PREFKIT_NATIVE = nativeEnvBefore;
+});
 const ENV_KEYS = ["PREFKIT_BACKEND", "PREFKIT_THREADS"] as const;
 const savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
 

@@ -17,6 +17,12 @@ import { clipByGlobalNorm } from "../../src/optim/clip.js";
 import { Rng } from "../../src/rng/index.js";
 import { expectClose } from "../engine/helpers.js";
 
+// This file tests engine/plugin selection itself: the native addon only when a test asks for it.
+const nativeEnvBefore = process.env.PREFKIT_NATIVE;
+process.env.PREFKIT_NATIVE = "0";
+afterAll(() => {
+  process.env.PREFKIT_NATIVE = nativeEnvBefore;
+});
 const status = nativeBlasStatus();
 const underCi = process.env.CI === "true";
 if (!status.available && !underCi) console.warn(`native AdamW tests skipped: ${status.reason}`);

@@ -46,7 +46,7 @@ import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
 import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
-import { NativeDecoderState, nativeTokenLogProbs } from "./native-decoder.js";
+import { nativeTokenLogProbs } from "./native-decoder.js";
 
 /** Options of {@link PreTrainedModelForCausalLM.fromPretrained}. */
 export interface FromPretrainedOptions {
@@ -111,7 +111,6 @@ export class PreTrainedModelForCausalLM
   readonly sourceDir: string | undefined;
   private readonly ownVariables: Map<string, tf.Variable>;
   private disposed = false;
-  private nativeState: NativeDecoderState | undefined;
 
   /**
    * Build from already validated, sanitized weights. Prefer {@link fromPretrained} or
@@ -249,8 +248,13 @@ export class PreTrainedModelForCausalLM
     options: { withStats?: boolean },
   ): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined {
     this.assertAlive();
-    this.nativeState ??= new NativeDecoderState(this.decoderConfig);
-    return nativeTokenLogProbs(this.decoder, this.nativeState, inputs, labels, options.withStats === true);
+    return nativeTokenLogProbs(
+      this.decoder,
+      this.decoder.nativeDecoderState(),
+      inputs,
+      labels,
+      options.withStats === true,
+    );
   }
 
   /**

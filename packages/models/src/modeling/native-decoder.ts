@@ -29,7 +29,7 @@ interface DecoderAddon {
     ids: Int32Array,
     mask: Int32Array | null,
     positions: Int32Array,
-    labels: Int32Array,
+    labels: Int32Array | null,
     batch: number,
     seqLen: number,
     save: boolean,
@@ -213,22 +213,19 @@ function collectWeights(decoder: Decoder): Collected | undefined {
 }
 
 /**
- * Per-row log-probabilities of `labels` through the native fused decoder, or undefined when the
- * native path does not apply (no active `native-blas` plugin, a wrapped projection, non-float32
- * weights, an unsupported layout). Differentiable w.r.t. every trainable weight via `tf.customGrad`.
- * @param decoder the model's decoder.
- * @param state the model's {@link NativeDecoderState}.
- * @param inputs ids, optional attention mask and positions.
- * @param labels `[B, T]` int32 labels.
- * @param withStats also return `[B·T, 3]` mean logit, entropy and argmax hit.
+ * One native decoder call wired into autodiff: per-row `[log p, stats…]` of `labelValues`, or with
+ * `labelValues` null the final-normed hidden states `[B·T, hidden]`. Undefined when the native path
+ * does not apply.
  */
-export function nativeTokenLogProbs(
+function nativeDecoderRun(
   decoder: Decoder,
   state: NativeDecoderState,
   inputs: ForwardInputs,
-  labels: tf.Tensor2D,
+  b: number,
+  t: number,
+  labelValues: Int32Array | null,
   withStats: boolean,
-): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined {
+): tf.Tensor2D | undefined {
   const addon = decoderAddon();
   if (addon === undefined) return undefined;
   const collected = collectWeights(decoder);
@@ -247,7 +244,6 @@ export function nativeTokenLogProbs(
   const loraWeights = arrays(loraVariables);
   if (weights === undefined || loraWeights === undefined) return undefined;
   const anyAdapter = adapters.some((a) => a !== null);
-  const [b, t] = labels.shape;
   const ids = intArray(inputs.inputIds, b, t);
   const mask = inputs.attentionMask !== undefined ? intArray(inputs.attentionMask, b, t) : null;
   let positions: Int32Array | undefined;
@@ -257,15 +253,17 @@ export function nativeTokenLogProbs(
     for (let r = 0; r < b; r++) for (let i = 0; i < t; i++) positions[r * t + i] = i;
   }
   if (ids === undefined || mask === undefined || positions === undefined) return undefined;
-  const labelValues = Int32Array.from(labels.dataSync());
   const n = b * t;
-  const width = withStats ? 4 : 1;
+  const hiddenMode = labelValues === null;
+  const width = hiddenMode ? decoder.config.hiddenSize : withStats ? 4 : 1;
 
   // Unique trainable variables (the tied embedding appears twice) and their index: base weights first,
   // then the adapters' at variables.length + their slot.
   const trainable: Array<{ variable: tf.Variable; index: number }> = [];
   const seen = new Set<tf.Variable>();
   [...variables, ...loraVariables].forEach((v, index) => {
+    // Hidden states do not use the LM head (an untied lm_head gets no gradient, as in the tfjs path).
+    if (hiddenMode && index === 2) return;
     if (v?.trainable && !seen.has(v)) {
       seen.add(v);
       trainable.push({ variable: v, index });
@@ -329,7 +327,7 @@ export function nativeTokenLogProbs(
           const dyTensor = Array.isArray(dy) ? dy[0]! : dy;
           const dyAll = dyTensor.dataSync() as Float32Array;
           let dyCol = dyAll;
-          if (width > 1) {
+          if (!hiddenMode && width > 1) {
             dyCol = new Float32Array(n);
             for (let r = 0; r < n; r++) dyCol[r] = dyAll[r * width]!;
           }
@@ -362,6 +360,30 @@ export function nativeTokenLogProbs(
     });
     packedTensor = op(...trainable.map((e) => e.variable)) as tf.Tensor2D;
   }
+  return packedTensor;
+}
+
+/**
+ * Per-row log-probabilities of `labels` through the native fused decoder, or undefined when the
+ * native path does not apply (no active `native-blas` plugin, a wrapped projection, non-float32
+ * weights, an unsupported layout). Differentiable w.r.t. every trainable weight via `tf.customGrad`.
+ * @param decoder the model's decoder.
+ * @param state the model's {@link NativeDecoderState}.
+ * @param inputs ids, optional attention mask and positions.
+ * @param labels `[B, T]` int32 labels.
+ * @param withStats also return `[B·T, 3]` mean logit, entropy and argmax hit.
+ */
+export function nativeTokenLogProbs(
+  decoder: Decoder,
+  state: NativeDecoderState,
+  inputs: ForwardInputs,
+  labels: tf.Tensor2D,
+  withStats: boolean,
+): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined {
+  const [b, t] = labels.shape;
+  const n = b * t;
+  const packedTensor = nativeDecoderRun(decoder, state, inputs, b, t, Int32Array.from(labels.dataSync()), withStats);
+  if (packedTensor === undefined) return undefined;
   if (!withStats) {
     const logProbs = tf.reshape(packedTensor, [n]) as tf.Tensor1D;
     packedTensor.dispose();
@@ -371,4 +393,28 @@ export function nativeTokenLogProbs(
   const stats = tf.slice(packedTensor, [0, 1], [n, 3]) as tf.Tensor2D;
   packedTensor.dispose();
   return { logProbs, stats };
+}
+
+/**
+ * The final-normed hidden states `[B, T, hidden]` (what `Decoder.forwardHidden` returns) through the
+ * native fused decoder, or undefined when the native path does not apply. Differentiable w.r.t. every
+ * weight it uses (not an untied `lm_head`).
+ * @param decoder the model's decoder.
+ * @param state its {@link NativeDecoderState}.
+ * @param inputs ids, optional attention mask and positions.
+ */
+export function nativeHiddenStates(
+  decoder: Decoder,
+  state: NativeDecoderState,
+  inputs: ForwardInputs,
+): tf.Tensor3D | undefined {
+  const ids = inputs.inputIds;
+  const shape = Array.isArray(ids) ? [ids.length, ids.length > 0 ? ids[0]!.length : 0] : (ids as tf.Tensor).shape;
+  if (shape.length !== 2 || shape[0]! * shape[1]! === 0) return undefined;
+  const [b, t] = shape as [number, number];
+  const packed = nativeDecoderRun(decoder, state, inputs, b, t, null, false);
+  if (packed === undefined) return undefined;
+  const hidden = tf.reshape(packed, [b, t, decoder.config.hiddenSize]) as tf.Tensor3D;
+  packed.dispose();
+  return hidden;
 }

@@ -234,3 +234,50 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
     model.dispose();
   });
 });
+
+describe.skipIf(!status.available && !underCi)("native fused decoder: hidden states", () => {
+  beforeAll(async () => {
+    await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
+  });
+
+  it.each(FAMILIES)("%s: forwardHidden and its gradients equal the tfjs decoder's", (_, config) => {
+    const baseline = tf.memory().numTensors;
+    const model = PreTrainedModelForCausalLM.fromConfig(config, { seed: 3 });
+    perturb(model);
+    const { ids, mask, positions } = batch(model.decoderConfig.vocabSize);
+    const inputs = { inputIds: ids, attentionMask: mask, positionIds: positions };
+    const h = model.decoderConfig.hiddenSize;
+    const probe = tf.randomNormal([B, T, h], 0, 1, "float32", 4);
+    const labels = tf.tensor2d([[1, 2]], [1, 2], "int32");
+    const direct = model.directTokenLogProbs({ inputIds: [[1, 1]] }, labels, {});
+    expect(direct, "the native path applies (so forwardHidden takes it too)").toBeDefined();
+    tf.dispose([labels, direct!.logProbs]);
+    const run = (tfjsPath: boolean) => {
+      const vars = model.trainableVariables();
+      const { value, grads } = tf.variableGrads(() => {
+        // outputHiddenStates forces the tfjs decoder; without it the native path runs.
+        const hidden = tfjsPath
+          ? model.decoder.forwardHidden(inputs, { outputHiddenStates: true }).hidden
+          : model.forwardHidden(inputs);
+        return tf.sum(tf.mul(hidden, probe)) as tf.Scalar;
+      }, vars);
+      const out = {
+        value: value.dataSync()[0]!,
+        grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, g.dataSync().slice() as Float32Array])),
+      };
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    };
+    const native = run(false);
+    const reference = run(true);
+    expect(Math.abs(native.value - reference.value)).toBeLessThan(1e-3);
+    expect(Object.keys(native.grads).sort()).toEqual(Object.keys(reference.grads).sort());
+    for (const [name, g] of Object.entries(reference.grads)) {
+      const scale = Math.max(...g.map(Math.abs));
+      expect(maxAbsDiff(native.grads[name]!, g) / Math.max(1, scale), name).toBeLessThan(1e-5);
+    }
+    probe.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(baseline);
+  });
+});

@@ -11,6 +11,7 @@ import { Linear, type LinearModule } from "./linear.js";
 import { MLP } from "./mlp.js";
 import { RMSNorm } from "./rmsnorm.js";
 import { RotaryEmbedding, type RotaryTables } from "./rope.js";
+import { NativeDecoderState, nativeHiddenStates } from "../native-decoder.js";
 
 /** One pre-norm transformer block. */
 export class DecoderLayer {
@@ -137,6 +138,7 @@ export class Decoder {
   lmHead: LinearModule;
   private readonly rotary: RotaryEmbedding;
   private readonly slots = new Map<string, { get: () => LinearModule; set: (m: LinearModule) => void }>();
+  private nativeState: NativeDecoderState | undefined;
 
   /**
    * @param config decoder flags.
@@ -290,6 +292,11 @@ export class Decoder {
    * free of data syncs, so it can run inside `tf.variableGrads`.
    */
   forwardHidden(inputs: ForwardInputs, options: DecoderForwardOptions = {}): DecoderHiddenOutput {
+    if (!options.outputHiddenStates) {
+      // The fused native decoder when the native addon is active (cpu) and the layout allows it.
+      const native = nativeHiddenStates(this, this.nativeDecoderState(), inputs);
+      if (native !== undefined) return { hidden: native };
+    }
     const result = tf.tidy(() => {
       const ids = toIntTensor(inputs.inputIds, "inputIds");
       const [b, t] = ids.shape;
@@ -396,6 +403,12 @@ export class Decoder {
   /** Logits `[B, T, vocab]` from final-normed hidden states, through the `lm_head` slot. */
   logits(hidden: tf.Tensor3D): tf.Tensor3D {
     return this.lmHead.apply(hidden) as tf.Tensor3D;
+  }
+
+  /** Native contexts and gradient buffers of this decoder's fused native path (created on first use). */
+  nativeDecoderState(): NativeDecoderState {
+    this.nativeState ??= new NativeDecoderState(this.config);
+    return this.nativeState;
   }
 
   /** Free the rotary tables (variables are owned and disposed by the model). */
