@@ -148,6 +148,21 @@ function computations(): Array<[string, () => tf.Tensor[]]> {
       return [tf.exp(x), tf.grad((p: tf.Tensor) => tf.sum(tf.mul(tf.exp(p), 0.5)))(x)];
     },
   ]);
+  list.push([
+    "Sigmoid and last-axis Softmax (with masked −1e9 entries, any rank), and their gradients",
+    () => {
+      const x = tf.mul(tf.tensor(uniform([3, 4, 17], 700), [3, 4, 17]), 12);
+      const masked = tf.where(tf.greater(x, 4), tf.fill(x.shape, -1e9), x);
+      const w = tf.tensor(uniform([3, 4, 17], 701), [3, 4, 17]);
+      return [
+        tf.sigmoid(x),
+        tf.softmax(masked),
+        tf.softmax(tf.tensor1d([1, 2, 3])),
+        tf.grad((p: tf.Tensor) => tf.sum(tf.mul(tf.sigmoid(p), w)))(x),
+        tf.grad((p: tf.Tensor) => tf.sum(tf.mul(tf.softmax(p), w)))(masked),
+      ];
+    },
+  ]);
   const perms: Array<[number[], number[]]> = [
     [
       [5, 7],
@@ -292,7 +307,18 @@ describe.skipIf(!status.available && !underCi)("native-blas plugin (cpu, OpenBLA
     expect(plugin).toEqual({
       name: "native-blas",
       backend: "cpu",
-      kernels: ["BatchMatMul", "_FusedMatMul", "Add", "Sub", "Multiply", "RealDiv", "Transpose", "Exp"],
+      kernels: [
+        "BatchMatMul",
+        "_FusedMatMul",
+        "Add",
+        "Sub",
+        "Multiply",
+        "RealDiv",
+        "Transpose",
+        "Exp",
+        "Sigmoid",
+        "Softmax",
+      ],
     });
     expect(info.threads).toBe(2);
     expect(nativeBlasStatus().threads).toBe(2);

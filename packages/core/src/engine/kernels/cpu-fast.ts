@@ -1,7 +1,8 @@
 /**
  * Tight typed-array kernels for the `cpu` backend's hottest elementwise work, registered by the
  * native BLAS plugin once matmuls are fast: broadcast `Add`/`Sub`/`Multiply`/`RealDiv`,
- * `Transpose` and `Exp`.
+ * `Transpose`, `Exp`, `Sigmoid` and last-axis `Softmax` (the stock Softmax runs five kernels with
+ * their temporaries; it and `Sigmoid` dominated a KV-cache decoding step once matmuls were native).
  *
  * The stock cpu kernels compute every broadcast or transposed element's index with a
  * per-element coordinate conversion; a vocabulary-sized `[256,49152] − [256,1]` takes seconds.
@@ -228,6 +229,51 @@ function expKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
   };
 }
 
+/** `Sigmoid` as `1 / (1 + exp(−x))` in one loop (the stock formula). */
+function sigmoidKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const backend = args.backend as unknown as CpuBackendLike;
+    const xv = float32Values(backend, x);
+    if (xv === undefined) {
+      if (stock === undefined) throw new Error("Sigmoid: no stock cpu kernel to fall back to");
+      return stock.kernelFunc(args);
+    }
+    const out = new Float32Array(xv.length);
+    for (let i = 0; i < xv.length; i++) out[i] = 1 / (1 + Math.exp(-xv[i]!));
+    return backend.makeTensorInfo([...x.shape], "float32", out);
+  };
+}
+
+/** `Softmax` over the last axis, row by row: max, exp(x − max), sum, divide (the stock kernel's steps). */
+function softmaxKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { logits } = args.inputs as { logits: tf.TensorInfo };
+    const { dim } = args.attrs as { dim: number };
+    const backend = args.backend as unknown as CpuBackendLike;
+    const xv = float32Values(backend, logits);
+    const rank = logits.shape.length;
+    if (xv === undefined || rank === 0 || (dim !== -1 && dim !== rank - 1)) {
+      if (stock === undefined) throw new Error("Softmax: no stock cpu kernel to fall back to");
+      return stock.kernelFunc(args);
+    }
+    const width = logits.shape[rank - 1]!;
+    const out = new Float32Array(xv.length);
+    for (let row = 0; row < xv.length; row += width) {
+      let max = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j < width; j++) max = Math.max(max, xv[row + j]!);
+      let sum = 0;
+      for (let j = 0; j < width; j++) {
+        const e = Math.fround(Math.exp(Math.fround(xv[row + j]! - max)));
+        out[row + j] = e;
+        sum = Math.fround(sum + e);
+      }
+      for (let j = 0; j < width; j++) out[row + j] = out[row + j]! / sum;
+    }
+    return backend.makeTensorInfo([...logits.shape], "float32", out);
+  };
+}
+
 /** Kernel specs (for {@link defineKernelPlugin}) of the fast cpu elementwise kernels. */
 export const cpuFastKernels: ReadonlyArray<{
   kernelName: string;
@@ -239,4 +285,6 @@ export const cpuFastKernels: ReadonlyArray<{
   { kernelName: tf.RealDiv, build: (stock) => ({ kernelFunc: binaryKernel("x / y", stock, tf.RealDiv) }) },
   { kernelName: tf.Transpose, build: (stock) => ({ kernelFunc: transposeKernel(stock) }) },
   { kernelName: tf.Exp, build: (stock) => ({ kernelFunc: expKernel(stock) }) },
+  { kernelName: tf.Sigmoid, build: (stock) => ({ kernelFunc: sigmoidKernel(stock) }) },
+  { kernelName: tf.Softmax, build: (stock) => ({ kernelFunc: softmaxKernel(stock) }) },
 ];
