@@ -1,6 +1,16 @@
 import { activeNativeAddon } from "../engine/kernels/native-blas.js";
 import { tf } from "../engine/tf.js";
 
+/** Options of {@link clipByGlobalNorm}. */
+export interface ClipOptions {
+  /**
+   * On the native path, scale each gradient whose data no other tensor shares in place (same float32
+   * products as `tf.mul`) instead of allocating a scaled copy; the returned tensors share that data.
+   * For callers that own `grads` and drop them afterwards (the trainer). Default false.
+   */
+  inPlace?: boolean;
+}
+
 /** Result of {@link clipByGlobalNorm}. */
 export interface ClippedGradients {
   /** The (possibly scaled) gradients, same keys as the input. */
@@ -18,9 +28,13 @@ export interface ClippedGradients {
  * natively over the backend's arrays (in double, no temporaries), and gradients that need no
  * scaling are returned as `tf.clone`s (which share data on cpu) instead of being multiplied by 1.
  */
-export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): ClippedGradients {
+export function clipByGlobalNorm(
+  grads: tf.NamedTensorMap,
+  maxNorm: number,
+  options: ClipOptions = {},
+): ClippedGradients {
   const nativeNorm = nativeGlobalNorm(grads);
-  if (nativeNorm !== undefined) return clipNative(grads, maxNorm, nativeNorm);
+  if (nativeNorm !== undefined) return clipNative(grads, maxNorm, nativeNorm, options.inPlace === true);
   const list = Object.values(grads);
   const norm = (
     list.length === 0 ? tf.scalar(0) : tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g)))))
@@ -33,7 +47,7 @@ export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): Cli
 }
 
 /** The tfjs path's arithmetic on the natively summed norm (coef in float32, as tfjs computes it). */
-function clipNative(grads: tf.NamedTensorMap, maxNorm: number, normValue: number): ClippedGradients {
+function clipNative(grads: tf.NamedTensorMap, maxNorm: number, normValue: number, inPlace: boolean): ClippedGradients {
   const norm = tf.scalar(normValue);
   if (!(maxNorm > 0)) return { grads: { ...grads }, norm };
   const f32norm = Math.fround(normValue);
@@ -42,8 +56,19 @@ function clipNative(grads: tf.NamedTensorMap, maxNorm: number, normValue: number
   if (coef >= 1) {
     for (const [k, g] of Object.entries(grads)) out[k] = tf.clone(g);
   } else {
+    const data = (tf.backend() as unknown as CpuBackendData).data;
     const scale = tf.scalar(coef);
-    for (const [k, g] of Object.entries(grads)) out[k] = tf.mul(g, scale);
+    for (const [k, g] of Object.entries(grads)) {
+      const entry = data.get(g.dataId);
+      if (inPlace && entry.refCount === 1 && entry.values instanceof Float32Array) {
+        // A new page costs ~4 ms per MB here: scaling a 135M-parameter gradient in place saves ~2 s.
+        const values = entry.values;
+        for (let i = 0; i < values.length; i++) values[i] = values[i]! * coef;
+        out[k] = tf.clone(g);
+      } else {
+        out[k] = tf.mul(g, scale);
+      }
+    }
     scale.dispose();
   }
   return { grads: out, norm };
@@ -71,5 +96,5 @@ function nativeGlobalNorm(grads: tf.NamedTensorMap): number | undefined {
 
 /** The slice of the cpu backend's storage read here (`backend.data`). */
 interface CpuBackendData {
-  data: { has(dataId: tf.DataId): boolean; get(dataId: tf.DataId): { values?: unknown } };
+  data: { has(dataId: tf.DataId): boolean; get(dataId: tf.DataId): { values?: unknown; refCount?: number } };
 }

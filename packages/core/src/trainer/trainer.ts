@@ -390,7 +390,8 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
       this.optimizer.learningRate = scheduler.lr;
       if (hooks.length === 0) {
         const gradNorm = tf.tidy(() => {
-          const { grads, norm } = clipByGlobalNorm(accum, this.args.maxGradNorm);
+          // The accumulated gradients are the trainer's own: scale them in place when clipping.
+          const { grads, norm } = clipByGlobalNorm(accum, this.args.maxGradNorm, { inPlace: true });
           this.optimizer.applyGradients(grads);
           return norm.dataSync()[0]!;
         });

@@ -139,6 +139,30 @@ describe.skipIf(!status.available && !underCi)("native in-place AdamW and gradie
     for (const [i, values] of nativeClip.entries()) expectClose(values, portableClip[i]!, 1e-6);
   });
 
+  it("clipByGlobalNorm inPlace scales owned gradients in place (as tf.mul would) and copies shared ones", async () => {
+    await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
+    const rng = new Rng(3);
+    const owned = tf.tensor(randomArray(1000, rng, 1), [10, 100]);
+    const shared = tf.tensor(randomArray(50, rng, 1), [50]);
+    const keep = tf.clone(shared); // shares `shared`'s data
+    const before = [owned.dataSync().slice(), shared.dataSync().slice()];
+    const baseline = tf.memory().numTensors;
+    tf.tidy(() => {
+      const { grads, norm } = clipByGlobalNorm({ owned, shared }, 0.5, { inPlace: true });
+      const n = norm.dataSync()[0]!;
+      expect(n).toBeGreaterThan(0.5);
+      const coef = Math.fround(Math.fround(0.5) / Math.fround(Math.fround(n) + Math.fround(1e-6)));
+      const expected = before.map((b) => Float32Array.from(b, (x) => x * coef));
+      expect(Array.from(grads.owned!.dataSync())).toEqual(Array.from(expected[0]!));
+      expect(Array.from(grads.shared!.dataSync())).toEqual(Array.from(expected[1]!));
+      // The owned input was scaled in place; the shared one (and its clone) kept their values.
+      expect(Array.from(owned.dataSync())).toEqual(Array.from(expected[0]!));
+      expect(Array.from(keep.dataSync())).toEqual(Array.from(before[1]!));
+    });
+    expect(tf.memory().numTensors).toBe(baseline);
+    tf.dispose([owned, shared, keep]);
+  });
+
   it("matches torch.optim.AdamW + clip_grad_norm_ to 1e-6 (the adamw.test.ts fixture)", async () => {
     await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
     const ref = JSON.parse(readFileSync(new URL("../fixtures/adamw_reference.json", import.meta.url), "utf8")) as {
