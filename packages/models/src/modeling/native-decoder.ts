@@ -78,12 +78,18 @@ export class NativeDecoderState {
     this.invFreq = computeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
   }
 
-  /** A context for one forward pass (a fresh one when all are waiting for their backward). */
+  /**
+   * A context for one forward pass (a fresh one when all are waiting for their backward).
+   * @internal
+   */
   take(addon: DecoderAddon): object {
     return this.free.pop() ?? addon.decoderCreate(this.dims, this.invFreq);
   }
 
-  /** Return a context after its backward pass (or after a forward that saved nothing). */
+  /**
+   * Return a context after its backward pass (or after a forward that saved nothing).
+   * @internal
+   */
   release(ctx: object): void {
     this.free.push(ctx);
   }
