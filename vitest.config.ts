@@ -29,6 +29,7 @@ export default defineConfig({
       PREFKIT_THREADS: process.env["PREFKIT_THREADS"] ?? "1",
       PREFKIT_NATIVE: process.env["PREFKIT_NATIVE"] ?? "0",
     },
+    setupFiles: ["test/helpers/setup-engine.ts"],
     reporters: ["default"],
   },
 });

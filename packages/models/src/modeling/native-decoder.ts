@@ -50,12 +50,21 @@ interface DecoderAddon {
   ): void;
 }
 
+/** Gradient buffers by weight index, and the data ids of the tensors last made over them. */
+interface GradientSet {
+  buffers: Map<number, Float32Array>;
+  handedOut: tf.DataId[];
+}
+
+/** Gradient-buffer sets kept per decoder (two cover gradient accumulation). */
+const MAX_GRADIENT_SETS = 2;
+
 /** Native contexts and reusable gradient buffers of one decoder. */
 export class NativeDecoderState {
   private readonly free: object[] = [];
   private pending = 0;
-  private gradBuffers = new Map<number, Float32Array>();
-  private lastGrads: tf.Tensor[] = [];
+  /** Up to {@link MAX_GRADIENT_SETS} reusable sets of gradient buffers and the data ids handed out over each. */
+  private readonly gradientSets: GradientSet[] = [];
   private dims: Float64Array;
   private invFreq: Float32Array;
 
@@ -105,24 +114,36 @@ export class NativeDecoderState {
   }
 
   /**
-   * Gradient buffers for the weights at `indices`, reused across steps unless a gradient tensor of the
-   * previous step is still alive (then fresh ones: a live tensor's data is never overwritten).
+   * A set of gradient buffers for the weights at `indices`: a pooled set none of whose data is held by a
+   * live tensor any more (the cpu backend still has the data id while any tensor, e.g. a `tf.clone`,
+   * shares it), else a new one. Pooling two sets lets gradient accumulation (the previous micro-batch's
+   * gradients still alive) run without fresh allocations; a live tensor's data is never overwritten.
+   * @internal
    */
-  gradientBuffers(indices: number[], sizes: number[]): Float32Array[] {
-    if (this.lastGrads.some((t) => !t.isDisposed)) this.gradBuffers = new Map();
-    return indices.map((index, i) => {
-      let buf = this.gradBuffers.get(index);
+  gradientBuffers(indices: number[], sizes: number[]): { set: GradientSet; buffers: Float32Array[] } {
+    const data = (tf.backend() as unknown as { data: { has(id: tf.DataId): boolean } }).data;
+    let set = this.gradientSets.find((g) => !g.handedOut.some((id) => data.has(id)));
+    if (set === undefined) {
+      set = { buffers: new Map(), handedOut: [] };
+      if (this.gradientSets.length < MAX_GRADIENT_SETS) this.gradientSets.push(set);
+    }
+    const buffers = indices.map((index, i) => {
+      let buf = set.buffers.get(index);
       if (buf === undefined || buf.length !== sizes[i]) {
         buf = new Float32Array(sizes[i]!);
-        this.gradBuffers.set(index, buf);
+        set.buffers.set(index, buf);
       }
       return buf;
     });
+    return { set, buffers };
   }
 
-  /** Remember the tensors handed out over the gradient buffers. */
-  handedOut(grads: tf.Tensor[]): void {
-    this.lastGrads = grads;
+  /**
+   * Remember the tensors handed out over a set's buffers.
+   * @internal
+   */
+  handedOut(set: GradientSet, grads: tf.Tensor[]): void {
+    set.handedOut = grads.map((g) => g.dataId);
   }
 }
 
@@ -172,6 +193,7 @@ function unwrap(m: LinearModule): { base: Linear; adapter: LoraLinear | null } |
 
 /** The decoder's weights in the addon's layout, or undefined when a slot or the layout is unsupported. */
 function collectWeights(decoder: Decoder): Collected | undefined {
+  if (!decoder.useNativeDecoder) return undefined;
   const c = decoder.config;
   if (c.attentionOutputBias || c.mlpBias) return undefined;
   const head = decoder.lmHead;
@@ -337,7 +359,7 @@ function nativeDecoderRun(
             dyCol = new Float32Array(n);
             for (let r = 0; r < n; r++) dyCol[r] = dyAll[r * width]!;
           }
-          const buffers = state.gradientBuffers(
+          const { set, buffers } = state.gradientBuffers(
             trainable.map((e) => e.index),
             trainable.map((e) => e.variable.size),
           );
@@ -359,7 +381,7 @@ function nativeDecoderRun(
             state.release(ctx);
           }
           const out = trainable.map((e, i) => tf.tensor(buffers[i]!, e.variable.shape, "float32"));
-          state.handedOut(out);
+          state.handedOut(set, out);
           return out;
         },
       };

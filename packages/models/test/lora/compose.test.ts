@@ -43,8 +43,9 @@ afterAll(async () => {
 });
 
 type Params = { namedParameters(): Map<string, tf.Variable> };
+// A copy: on cpu with the native addon, dataSync() is the variable's own array, which AdamW updates in place.
 const bytesOf = (v: tf.Tensor) => {
-  const d = v.dataSync() as Float32Array;
+  const d = (v.dataSync() as Float32Array).slice();
   return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
 };
 /** HF name → float32 bytes of every parameter of the plain model. */

@@ -230,7 +230,21 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
     expect(Array.from(kept.dataSync())).toEqual(Array.from(before));
     const again = Object.values(second.grads)[0]!.dataSync();
     for (let i = 0; i < before.length; i++) expect(again[i]).toBeCloseTo(-before[i]!, 6);
-    tf.dispose([first.value, second.value, ...Object.values(first.grads), ...Object.values(second.grads)]);
+    // A clone keeps the data alive after its original is disposed: still not reused.
+    const firstArray = kept.dataSync();
+    const clone = tf.clone(kept);
+    tf.dispose([first.value, ...Object.values(first.grads)]);
+    const third = step(1);
+    expect(Object.values(third.grads)[0]!.dataSync()).not.toBe(firstArray);
+    expect(Array.from(clone.dataSync())).toEqual(Array.from(before));
+    // Once nothing holds them, the buffers are reused (no fresh allocation per step).
+    clone.dispose();
+    tf.dispose([second.value, ...Object.values(second.grads), third.value, ...Object.values(third.grads)]);
+    const fourth = step(1);
+    const reused = Object.values(fourth.grads)[0]!.dataSync();
+    expect(reused === firstArray || reused === again).toBe(true);
+    expect(Array.from(reused)).toEqual(Array.from(before));
+    tf.dispose([fourth.value, ...Object.values(fourth.grads)]);
     model.dispose();
   });
 });

@@ -139,6 +139,12 @@ export class Decoder {
   private readonly rotary: RotaryEmbedding;
   private readonly slots = new Map<string, { get: () => LinearModule; set: (m: LinearModule) => void }>();
   private nativeState: NativeDecoderState | undefined;
+  /**
+   * Take the fused native decoder when it applies (the default; see `docs/guides/backends.md`). Set
+   * false to always run the tfjs ops, e.g. to compare bit for bit with a model whose projections are
+   * wrapped (which runs the tfjs ops); the two paths agree to float rounding, not bitwise.
+   */
+  useNativeDecoder = true;
 
   /**
    * @param config decoder flags.
