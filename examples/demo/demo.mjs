@@ -73,7 +73,11 @@ async function main() {
   engineOpts.threads = cli.threads ?? 1;
   await initEngine(engineOpts);
   const info = engineInfo();
-  console.log(`prefkit demo · backend ${info.backend}, ${info.threads} thread(s)`);
+  const fast = info.kernelPlugins.some((p) => p.name === "native-blas");
+  const path = fast
+    ? " + native addon (the fast path)"
+    : " (the portable path; `npm ci` with libopenblas-dev builds the fast one)";
+  console.log(`prefkit demo · backend ${info.backend}${path}, ${info.threads} thread(s)`);
   const result =
     cli.model !== undefined
       ? await runModelDemo({ dir: cli.model, quick: cli.quick, seed: cli.seed })
