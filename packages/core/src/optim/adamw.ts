@@ -1,3 +1,4 @@
+import { cpuFloat32Values } from "../engine/kernels/cpu-data.js";
 import { activeNativeAddon } from "../engine/kernels/native-blas.js";
 import { tf } from "../engine/tf.js";
 import { CheckpointError } from "../errors/index.js";
@@ -87,7 +88,6 @@ export class AdamW extends tf.Optimizer {
       : Object.entries(variableGradients);
     const lr = this.learningRate;
     const nativeAdamW = activeNativeAddon()?.adamw;
-    const cpuData = nativeAdamW !== undefined ? (tf.backend() as unknown as CpuBackendData).data : undefined;
     for (const [name, grad] of entries) {
       if (grad == null) continue;
       const variable = tf.engine().registeredVariables[name];
@@ -106,11 +106,11 @@ export class AdamW extends tf.Optimizer {
       const bc2Sqrt = Math.sqrt(1 - this.beta2 ** slot.step);
       const stepSize = lr / bc1;
       const s = slot;
-      if (cpuData !== undefined && nativeAdamW !== undefined) {
-        const param = float32Values(cpuData, variable, true);
-        const g = float32Values(cpuData, grad, false);
-        const m = float32Values(cpuData, s.m, true);
-        const v = float32Values(cpuData, s.v, true);
+      if (nativeAdamW !== undefined) {
+        const param = cpuFloat32Values(variable, true);
+        const g = cpuFloat32Values(grad);
+        const m = cpuFloat32Values(s.m, true);
+        const v = cpuFloat32Values(s.v, true);
         const sameShape = tf.util.arraysEqual(grad.shape, variable.shape);
         if (sameShape && param !== undefined && g !== undefined && m !== undefined && v !== undefined) {
           nativeAdamW(param, g, m, v, lr, this.beta1, this.beta2, this.epsilon, this.weightDecay, s.step, 1);
@@ -209,25 +209,4 @@ export class AdamW extends tf.Optimizer {
 function freeAfter<T extends tf.Tensor>(result: T, ...used: tf.Tensor[]): T {
   for (const t of used) t.dispose();
   return result;
-}
-
-/** The slice of the cpu backend's storage the native path reads (`backend.data`). */
-interface CpuBackendData {
-  data: {
-    has(dataId: tf.DataId): boolean;
-    get(dataId: tf.DataId): { values?: unknown; refCount?: number };
-  };
-}
-
-/**
- * The cpu backend's own Float32Array of a float32 tensor, or undefined when the tensor is not
- * float32 on cpu, or (`soleOwner`) when another tensor shares its data (a `tf.clone`, or a
- * variable made from a live tensor): writing into it in place would change that tensor too.
- */
-function float32Values(data: CpuBackendData["data"], t: tf.Tensor, soleOwner: boolean): Float32Array | undefined {
-  if (t.dtype !== "float32" || t.isDisposed || !data.has(t.dataId)) return undefined;
-  const entry = data.get(t.dataId);
-  if (!(entry.values instanceof Float32Array) || entry.values.length !== t.size) return undefined;
-  if (soleOwner && entry.refCount !== 1) return undefined;
-  return entry.values;
 }

@@ -1,3 +1,4 @@
+import { cpuFloat32Values } from "../engine/kernels/cpu-data.js";
 import { activeNativeAddon } from "../engine/kernels/native-blas.js";
 import { tf } from "../engine/tf.js";
 
@@ -56,13 +57,11 @@ function clipNative(grads: tf.NamedTensorMap, maxNorm: number, normValue: number
   if (coef >= 1) {
     for (const [k, g] of Object.entries(grads)) out[k] = tf.clone(g);
   } else {
-    const data = (tf.backend() as unknown as CpuBackendData).data;
     const scale = tf.scalar(coef);
     for (const [k, g] of Object.entries(grads)) {
-      const entry = data.get(g.dataId);
-      if (inPlace && entry.refCount === 1 && entry.values instanceof Float32Array) {
+      const values = inPlace ? cpuFloat32Values(g, true) : undefined;
+      if (values !== undefined) {
         // A new page costs ~4 ms per MB here: scaling a 135M-parameter gradient in place saves ~2 s.
-        const values = entry.values;
         for (let i = 0; i < values.length; i++) values[i] = values[i]! * coef;
         out[k] = tf.clone(g);
       } else {
@@ -81,20 +80,13 @@ function clipNative(grads: tf.NamedTensorMap, maxNorm: number, normValue: number
 function nativeGlobalNorm(grads: tf.NamedTensorMap): number | undefined {
   const sumSquares = activeNativeAddon()?.sumSquares;
   if (sumSquares === undefined) return undefined;
-  const data = (tf.backend() as unknown as CpuBackendData).data;
   const arrays: Float32Array[] = [];
   for (const g of Object.values(grads)) {
-    if (g.dtype !== "float32" || g.isDisposed || !data.has(g.dataId)) return undefined;
-    const values = data.get(g.dataId).values;
-    if (!(values instanceof Float32Array) || values.length !== g.size) return undefined;
+    const values = cpuFloat32Values(g);
+    if (values === undefined) return undefined;
     arrays.push(values);
   }
   let total = 0;
   for (const a of arrays) total += sumSquares(a);
   return Math.sqrt(total);
-}
-
-/** The slice of the cpu backend's storage read here (`backend.data`). */
-interface CpuBackendData {
-  data: { has(dataId: tf.DataId): boolean; get(dataId: tf.DataId): { values?: unknown; refCount?: number } };
 }

@@ -18,6 +18,7 @@ import type { Callback, TrainerControl, TrainerState } from "../interfaces/callb
 import type { CausalLM } from "../interfaces/model.js";
 import type { BatchSource, StepOutput, Trainer, TrainingArgs, TrainOutput } from "../interfaces/trainer.js";
 import { AdamW } from "../optim/adamw.js";
+import { cpuFloat32Values } from "../engine/kernels/cpu-data.js";
 import { activeNativeAddon } from "../engine/kernels/native-blas.js";
 import { type ClippedGradients, clipByGlobalNorm } from "../optim/clip.js";
 import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
@@ -585,17 +586,11 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
  * micro-batch (a fresh array costs ~4 ms per MB on these machines). False when it did not apply.
  */
 function addInPlace(prev: tf.Tensor, g: tf.Tensor): boolean {
-  if (activeNativeAddon() === undefined || prev.dtype !== "float32" || g.dtype !== "float32") return false;
+  if (activeNativeAddon() === undefined) return false;
   if (prev.size !== g.size || prev.shape.some((d, i) => d !== g.shape[i])) return false;
-  const data = (tf.backend() as unknown as { data: { get(id: tf.DataId): { values?: unknown; refCount?: number } } })
-    .data;
-  const target = data.get(prev.dataId);
-  const source = data.get(g.dataId).values;
-  if (target.refCount !== 1 || !(target.values instanceof Float32Array) || !(source instanceof Float32Array)) {
-    return false;
-  }
-  if (target.values === source) return false;
-  const out = target.values;
-  for (let i = 0; i < out.length; i++) out[i] = out[i]! + source[i]!;
+  const target = cpuFloat32Values(prev, true);
+  const source = cpuFloat32Values(g);
+  if (target === undefined || source === undefined || target === source) return false;
+  for (let i = 0; i < target.length; i++) target[i] = target[i]! + source[i]!;
   return true;
 }

@@ -15,6 +15,7 @@ import {
 } from "@prefkit/core";
 import { getPeftModel, PreTrainedModelForCausalLM } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FAMILIES, randomModel } from "../generation/helpers.js";
 
 const status = nativeBlasStatus();
 const underCi = process.env.CI === "true";
@@ -22,36 +23,10 @@ if (!status.available && !underCi) console.warn(`native decoder tests skipped: $
 
 afterAll(() => shutdownEngine());
 
-const BASE = {
-  vocab_size: 301,
-  hidden_size: 64,
-  intermediate_size: 96,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-};
-const FAMILIES: Array<[string, Record<string, unknown>]> = [
-  ["llama, tied", { ...BASE, model_type: "llama", tie_word_embeddings: true }],
-  [
-    "llama3 rope scaling, untied",
-    {
-      ...BASE,
-      model_type: "llama",
-      tie_word_embeddings: false,
-      rope_theta: 500000,
-      rope_scaling: {
-        rope_type: "llama3",
-        factor: 8,
-        low_freq_factor: 1,
-        high_freq_factor: 4,
-        original_max_position_embeddings: 8,
-      },
-    },
-  ],
-  ["qwen2 (q/k/v bias)", { ...BASE, model_type: "qwen2", tie_word_embeddings: false }],
-  ["qwen3 (q/k norm, head_dim 32)", { ...BASE, model_type: "qwen3", head_dim: 32, tie_word_embeddings: true }],
-  ["mistral (sliding window 3)", { ...BASE, model_type: "mistral", sliding_window: 3 }],
-];
+// Every family layout, with every weight (biases, norm scales) randomised: the generation tests' models.
+const CASES = Object.entries(FAMILIES);
+const LLAMA = FAMILIES["llama_gqa"]!;
+const TIED_LLAMA = FAMILIES["smollm_tied"]!;
 
 const B = 3;
 const T = 9;
@@ -70,16 +45,6 @@ function batch(vocab: number) {
   });
   const labels = ids.map((row) => [...row.slice(1), 0]);
   return { ids, mask, positions, labels };
-}
-
-/** Perturb norms and biases so that they matter (fromConfig makes them 1 and 0). */
-function perturb(model: PreTrainedModelForCausalLM): void {
-  let seed = 11;
-  for (const [name, v] of model.namedParameters()) {
-    if (name.includes("norm") || name.includes("bias")) {
-      tf.tidy(() => v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.3, "float32", seed++))));
-    }
-  }
 }
 
 /** Weighted sum of the per-row log-probs, its gradients and the stats, through `compute`. */
@@ -115,10 +80,9 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
     await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
   });
 
-  it.each(FAMILIES)("%s: log-probs, stats and every gradient equal the tfjs decoder's", (_, config) => {
+  it.each(CASES)("%s: log-probs, stats and every gradient equal the tfjs decoder's", (_, config) => {
     const baseline = tf.memory().numTensors;
-    const model = PreTrainedModelForCausalLM.fromConfig(config, { seed: 3 });
-    perturb(model);
+    const model = randomModel(config, 3);
     const { ids, mask, positions, labels } = batch(model.decoderConfig.vocabSize);
     const inputs = { inputIds: ids, attentionMask: mask, positionIds: positions };
     const labelTensor = tf.tensor2d(labels, [B, T], "int32");
@@ -150,11 +114,11 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
 
   it("LoRA (with dropout, in training): log-probs and the adapters' gradients equal the tfjs path's", () => {
     const baseline = tf.memory().numTensors;
-    const config = { ...BASE, model_type: "llama", tie_word_embeddings: true };
+    const config = TIED_LLAMA;
     const lora = { r: 4, loraAlpha: 8, loraDropout: 0.25, targetModules: ["q_proj", "v_proj", "o_proj", "down_proj"] };
     // Two identical adapted models: same base seed, same adapter init and dropout RNG.
     const models = [0, 1].map(() => {
-      const base = PreTrainedModelForCausalLM.fromConfig(config, { seed: 3 });
+      const base = randomModel(config, 3);
       const peft = getPeftModel(base, lora, { seed: 9 });
       // B starts at zero (PEFT's init); make the update non-zero so that every path matters.
       for (const [name, v] of peft.namedParameters()) {
@@ -162,7 +126,7 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
       }
       return { base, peft };
     });
-    const { ids, mask, positions, labels } = batch(BASE.vocab_size);
+    const { ids, mask, positions, labels } = batch(models[0]!.base.decoderConfig.vocabSize);
     const inputs = { inputIds: ids, attentionMask: mask, positionIds: positions };
     const labelTensor = tf.tensor2d(labels, [B, T], "int32");
     const gradsOf = (peft: (typeof models)[number]["peft"], compute: () => { logProbs: tf.Tensor1D }) => {
@@ -196,7 +160,7 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
     const disabled = a!.peft.withAdaptersDisabled(() =>
       tf.tidy(() => a!.base.directTokenLogProbs(inputs, labelTensor, {})!.logProbs.dataSync().slice()),
     );
-    const plain = PreTrainedModelForCausalLM.fromConfig(config, { seed: 3 });
+    const plain = randomModel(config, 3);
     const expected = tf.tidy(() => plain.directTokenLogProbs(inputs, labelTensor, {})!.logProbs.dataSync().slice());
     expect(maxAbsDiff(disabled as Float32Array, expected as Float32Array)).toBeLessThan(1e-6);
     plain.dispose();
@@ -206,7 +170,7 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
   });
 
   it("is not used when lm_head is wrapped (the tfjs path runs instead)", () => {
-    const model = PreTrainedModelForCausalLM.fromConfig({ ...BASE, model_type: "llama" }, { seed: 3 });
+    const model = PreTrainedModelForCausalLM.fromConfig(LLAMA, { seed: 3 });
     const peft = getPeftModel(model, { r: 2, loraAlpha: 4, targetModules: ["lm_head"] }, { seed: 0 });
     const labels = tf.tensor2d([[1, 2, 0]], [1, 3], "int32");
     expect(model.directTokenLogProbs({ inputIds: [[3, 1, 2]] }, labels, {})).toBeUndefined();
@@ -215,7 +179,7 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
   });
 
   it("never overwrites a gradient tensor that is still alive", () => {
-    const model = PreTrainedModelForCausalLM.fromConfig({ ...BASE, model_type: "llama" }, { seed: 3 });
+    const model = PreTrainedModelForCausalLM.fromConfig(LLAMA, { seed: 3 });
     const ids = [[3, 1, 2, 7, 9]];
     const completion = [[0, 0, 1, 1, 1]];
     const step = (sign: number) =>
@@ -254,10 +218,9 @@ describe.skipIf(!status.available && !underCi)("native fused decoder: hidden sta
     await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
   });
 
-  it.each(FAMILIES)("%s: forwardHidden and its gradients equal the tfjs decoder's", (_, config) => {
+  it.each(CASES)("%s: forwardHidden and its gradients equal the tfjs decoder's", (_, config) => {
     const baseline = tf.memory().numTensors;
-    const model = PreTrainedModelForCausalLM.fromConfig(config, { seed: 3 });
-    perturb(model);
+    const model = randomModel(config, 3);
     const { ids, mask, positions } = batch(model.decoderConfig.vocabSize);
     const inputs = { inputIds: ids, attentionMask: mask, positionIds: positions };
     const h = model.decoderConfig.hiddenSize;

@@ -12,18 +12,9 @@
  * @module
  */
 import { tf } from "../tf.js";
+import { type CpuBackendLike, kernelFloat32Values as float32Values } from "./cpu-data.js";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
-
-interface CpuBackendLike {
-  data: { get(dataId: tf.DataId): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
-}
-
-function float32Values(backend: CpuBackendLike, t: tf.TensorInfo): Float32Array | undefined {
-  const values = backend.data.get(t.dataId).values;
-  return t.dtype === "float32" && values instanceof Float32Array ? values : undefined;
-}
 
 function contiguousStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
@@ -213,34 +204,26 @@ function transposeKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
   };
 }
 
-/** `Exp` as one monomorphic loop (the stock cpu unary kernels call a shared callback per element). */
-function expKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
+/**
+ * A unary float32 kernel computing `expr` of `x` in one loop, specialised on the expression (the stock
+ * cpu unary kernels call a shared callback per element).
+ */
+function unaryKernel(expr: string, stock: tf.KernelConfig | undefined, kernelName: string): tf.KernelFunc {
+  const loop = new Function(
+    "out",
+    "a",
+    `"use strict"; for (let i = 0; i < a.length; i++) { const x = a[i]; out[i] = ${expr}; }`,
+  ) as (out: Float32Array, a: Float32Array) => void;
   return (args: KernelArgs) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const backend = args.backend as unknown as CpuBackendLike;
     const xv = float32Values(backend, x);
     if (xv === undefined) {
-      if (stock === undefined) throw new Error("Exp: no stock cpu kernel to fall back to");
+      if (stock === undefined) throw new Error(`${kernelName}: no stock cpu kernel to fall back to`);
       return stock.kernelFunc(args);
     }
     const out = new Float32Array(xv.length);
-    for (let i = 0; i < xv.length; i++) out[i] = Math.exp(xv[i]!);
-    return backend.makeTensorInfo([...x.shape], "float32", out);
-  };
-}
-
-/** `Sigmoid` as `1 / (1 + exp(−x))` in one loop (the stock formula). */
-function sigmoidKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
-  return (args: KernelArgs) => {
-    const { x } = args.inputs as { x: tf.TensorInfo };
-    const backend = args.backend as unknown as CpuBackendLike;
-    const xv = float32Values(backend, x);
-    if (xv === undefined) {
-      if (stock === undefined) throw new Error("Sigmoid: no stock cpu kernel to fall back to");
-      return stock.kernelFunc(args);
-    }
-    const out = new Float32Array(xv.length);
-    for (let i = 0; i < xv.length; i++) out[i] = 1 / (1 + Math.exp(-xv[i]!));
+    loop(out, xv);
     return backend.makeTensorInfo([...x.shape], "float32", out);
   };
 }
@@ -284,7 +267,11 @@ export const cpuFastKernels: ReadonlyArray<{
   { kernelName: tf.Multiply, build: (stock) => ({ kernelFunc: binaryKernel("x * y", stock, tf.Multiply) }) },
   { kernelName: tf.RealDiv, build: (stock) => ({ kernelFunc: binaryKernel("x / y", stock, tf.RealDiv) }) },
   { kernelName: tf.Transpose, build: (stock) => ({ kernelFunc: transposeKernel(stock) }) },
-  { kernelName: tf.Exp, build: (stock) => ({ kernelFunc: expKernel(stock) }) },
-  { kernelName: tf.Sigmoid, build: (stock) => ({ kernelFunc: sigmoidKernel(stock) }) },
+  { kernelName: tf.Exp, build: (stock) => ({ kernelFunc: unaryKernel("Math.exp(x)", stock, tf.Exp) }) },
+  // The stock formula: 1 / (1 + exp(−x)).
+  {
+    kernelName: tf.Sigmoid,
+    build: (stock) => ({ kernelFunc: unaryKernel("1 / (1 + Math.exp(-x))", stock, tf.Sigmoid) }),
+  },
   { kernelName: tf.Softmax, build: (stock) => ({ kernelFunc: softmaxKernel(stock) }) },
 ];

@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { IS_NODE } from "../host.js";
 import { defineKernelPlugin, type KernelPlugin } from "../plugin.js";
 import { tf } from "../tf.js";
+import { type CpuBackendLike, kernelFloat32Values as float32Values } from "./cpu-data.js";
 import { cpuFastKernels } from "./cpu-fast.js";
 import { broadcastBatchIndex, sizeOf } from "./shape.js";
 
@@ -150,17 +151,6 @@ export function nativeBlasStatus(addonPath?: string): NativeBlasStatus {
 export interface NativeBlasOptions {
   /** Path of the `.node` addon; defaults to `packages/core/native/build/Release/prefkit_native.node`. */
   addonPath?: string;
-}
-
-interface CpuBackendLike {
-  data: { get(dataId: tf.DataId): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
-  disposeIntermediateTensorInfo(info: tf.TensorInfo): void;
-}
-
-function float32Values(backend: CpuBackendLike, t: tf.TensorInfo): Float32Array | undefined {
-  const values = backend.data.get(t.dataId).values;
-  return values instanceof Float32Array ? values : undefined;
 }
 
 /**
