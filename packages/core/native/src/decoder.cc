@@ -158,7 +158,7 @@ enum Proj { kPq, kPk, kPv, kPo, kPg, kPu, kPd };
 
 struct Context {
   std::vector<LoraSlot> lora;  // layers * 7, empty when no projection is adapted
-  std::vector<float> loraTmp, loraDlow;
+  std::vector<float> loraTmp, loraDlow, dkraw;
   Dims d{};
   std::vector<float> invFreq;
   int batch = 0, seqLen = 0;
@@ -549,7 +549,8 @@ void LayerBackward(Context& c, int layer, const W& w, const G& g, LayerSaved& s)
     if (lg[kKn] != nullptr) std::fill(lg[kKn], lg[kKn] + D, 0.0f);
     RmsNormBackward(s.qraw.data(), lw[kQn], s.rq.data(), c.dq.data(), n * d.heads, D, dqraw, false, lg[kQn]);
     std::memcpy(c.dq.data(), dqraw, sizeof(float) * n * QD);
-    std::vector<float> dkraw(static_cast<size_t>(n) * KVD);
+    std::vector<float>& dkraw = c.dkraw;  // reused like every other buffer
+    dkraw.resize(static_cast<size_t>(n) * KVD);
     RmsNormBackward(s.kraw.data(), lw[kKn], s.rk.data(), c.dk.data(), n * d.kvHeads, D, dkraw.data(), false,
                     lg[kKn]);
     std::memcpy(c.dk.data(), dkraw.data(), sizeof(float) * n * KVD);
@@ -897,6 +898,16 @@ bool Element(napi_env env, napi_value array, uint32_t i, napi_value* out, const 
   return napi_get_element(env, array, i, out) == napi_ok;
 }
 
+// Entries 2i and 2i+1 of `array` as lora_A [rank, in] and lora_B [out, rank] (each may be null).
+bool GetLoraPair(napi_env env, napi_value array, size_t i, int rank, int in, int out, float** a, float** b,
+                 const char* what) {
+  napi_value va, vb;
+  return Element(env, array, static_cast<uint32_t>(2 * i), &va, what) &&
+         Element(env, array, static_cast<uint32_t>(2 * i + 1), &vb, what) &&
+         OptionalFloats(env, va, static_cast<size_t>(rank) * in, a, what) &&
+         OptionalFloats(env, vb, static_cast<size_t>(out) * rank, b, what);
+}
+
 // Reads (loraWeights, loraShape, loraMasks[, loraGrads]) into c.lora; all null means no adapter.
 bool GetLora(napi_env env, Context& c, size_t rows, napi_value weights, napi_value shape, napi_value masks,
              napi_value grads) {
@@ -937,12 +948,9 @@ bool GetLora(napi_env env, Context& c, size_t rows, napi_value weights, napi_val
     LoraSlot& l = c.lora[i];
     l.rank = rank;
     l.scale = static_cast<float>(sh[2 * i]);
-    napi_value a, b;
     float *pa, *pb;
-    if (!Element(env, weights, static_cast<uint32_t>(2 * i), &a, "decoder: loraWeights must have 14 entries per layer") ||
-        !Element(env, weights, static_cast<uint32_t>(2 * i + 1), &b, "decoder: loraWeights must have 14 entries per layer") ||
-        !OptionalFloats(env, a, static_cast<size_t>(rank) * in, &pa, "decoder: a lora_A has the wrong length") ||
-        !OptionalFloats(env, b, static_cast<size_t>(out) * rank, &pb, "decoder: a lora_B has the wrong length"))
+    if (!GetLoraPair(env, weights, i, rank, in, out, &pa, &pb,
+                     "decoder: loraWeights must hold Float32Arrays lora_A [r, in] and lora_B [out, r], 14 per layer"))
       return false;
     if (pa == nullptr || pb == nullptr) {
       napi_throw_type_error(env, nullptr, "decoder: an adapted projection lacks lora_A or lora_B");
@@ -959,11 +967,8 @@ bool GetLora(napi_env env, Context& c, size_t rows, napi_value weights, napi_val
       l.mask = pm;
     }
     if (hasGrads) {
-      napi_value ga, gb;
-      if (!Element(env, grads, static_cast<uint32_t>(2 * i), &ga, "decoder: loraGrads must have 14 entries per layer") ||
-          !Element(env, grads, static_cast<uint32_t>(2 * i + 1), &gb, "decoder: loraGrads must have 14 entries per layer") ||
-          !OptionalFloats(env, ga, static_cast<size_t>(rank) * in, &l.da, "decoder: a lora_A gradient has the wrong length") ||
-          !OptionalFloats(env, gb, static_cast<size_t>(out) * rank, &l.db, "decoder: a lora_B gradient has the wrong length"))
+      if (!GetLoraPair(env, grads, i, rank, in, out, &l.da, &l.db,
+                       "decoder: loraGrads must hold null or Float32Arrays shaped like lora_A and lora_B, 14 per layer"))
         return false;
     }
   }

@@ -62,7 +62,6 @@ const MAX_GRADIENT_SETS = 2;
 /** Native contexts and reusable gradient buffers of one decoder. */
 export class NativeDecoderState {
   private readonly free: object[] = [];
-  private pending = 0;
   /** Up to {@link MAX_GRADIENT_SETS} reusable sets of gradient buffers and the data ids handed out over each. */
   private readonly gradientSets: GradientSet[] = [];
   private dims: Float64Array;
@@ -101,16 +100,6 @@ export class NativeDecoderState {
    */
   release(ctx: object): void {
     this.free.push(ctx);
-  }
-
-  /** Count of forwards waiting for a backward (diagnostics). */
-  get waiting(): number {
-    return this.pending;
-  }
-
-  /** @internal */
-  markPending(delta: number): void {
-    this.pending += delta;
   }
 
   /**
@@ -347,7 +336,6 @@ function nativeDecoderRun(
   } else {
     const op = tf.customGrad((...args: unknown[]) => {
       const { packed, ctx } = run(true);
-      state.markPending(1);
       void args;
       return {
         value: tf.tensor2d(packed, [n, width]),
@@ -377,7 +365,6 @@ function nativeDecoderRun(
               addon.decoderBackward(ctx, weights, dyCol, grads);
             }
           } finally {
-            state.markPending(-1);
             state.release(ctx);
           }
           const out = trainable.map((e, i) => tf.tensor(buffers[i]!, e.variable.shape, "float32"));
