@@ -45,7 +45,13 @@ import { adapterFor } from "./adapters/index.js";
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
-import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
+import {
+  copyOfWeights,
+  expectedWeightShapes,
+  initialWeights,
+  validateWeights,
+  variablesFromWeights,
+} from "./decoder/weights.js";
 import { nativeTokenLogProbs } from "./native-decoder.js";
 
 /** Options of {@link PreTrainedModelForCausalLM.fromPretrained}. */
@@ -128,12 +134,7 @@ export class PreTrainedModelForCausalLM
     this.decoderConfig = decoderConfig;
     this.generationConfig = extras.generationConfig;
     this.sourceDir = extras.sourceDir;
-    this.ownVariables = new Map();
-    for (const [name, w] of weights) {
-      const initial = tf.tensor(w.data, w.shape, "float32");
-      this.ownVariables.set(name, tf.variable(initial, true));
-      initial.dispose();
-    }
+    this.ownVariables = variablesFromWeights(weights);
     this.decoder = new Decoder(decoderConfig, this.ownVariables);
   }
 
@@ -346,12 +347,8 @@ export class PreTrainedModelForCausalLM
    */
   frozenCopy(): PreTrainedModelForCausalLM {
     this.assertAlive();
-    const weights = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const name of expectedWeightShapes(this.decoderConfig).keys()) {
-      const v = this.ownVariables.get(name)!;
-      // A copy: on cpu dataSync() is the variable's own array, which AdamW may update in place.
-      weights.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
-    }
+    const names = [...expectedWeightShapes(this.decoderConfig).keys()];
+    const weights = copyOfWeights(names.map((name) => [name, this.ownVariables.get(name)!] as const));
     const copy = new PreTrainedModelForCausalLM(this.config, this.decoderConfig, weights, {
       ...(this.generationConfig !== undefined ? { generationConfig: this.generationConfig } : {}),
       ...(this.sourceDir !== undefined ? { sourceDir: this.sourceDir } : {}),

@@ -24,7 +24,13 @@ import type { PreTrainedModelForCausalLM, SavePretrainedOptions } from "./causal
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
-import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
+import {
+  copyOfWeights,
+  expectedWeightShapes,
+  initialWeights,
+  validateWeights,
+  variablesFromWeights,
+} from "./decoder/weights.js";
 
 /** HF tensor name of the classification head. */
 export const SCORE_WEIGHT_NAME = "score.weight";
@@ -170,12 +176,7 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     this.decoderConfig = bodyConfig;
     this.numLabels = extras.numLabels;
     this.sourceDir = extras.sourceDir;
-    this.ownVariables = new Map();
-    for (const [name, w] of [...body, [SCORE_WEIGHT_NAME, score] as const]) {
-      const initial = tf.tensor(w.data, w.shape, "float32");
-      this.ownVariables.set(name, tf.variable(initial, true));
-      initial.dispose();
-    }
+    this.ownVariables = variablesFromWeights([...body, [SCORE_WEIGHT_NAME, score] as const]);
     this.decoder = new Decoder(bodyConfig, this.ownVariables);
     this.score = new Linear("score", this.ownVariables.get(SCORE_WEIGHT_NAME)!);
   }
@@ -258,13 +259,14 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
   ): PreTrainedModelForSequenceClassification {
     const numLabels = labelCount(lm.config, options.numLabels);
     const params = lm.namedParameters();
-    const weights = new Map<string, Pick<TensorRecord, "shape" | "data">>();
-    for (const name of expectedWeightShapes({ ...lm.decoderConfig, tieWordEmbeddings: true }).keys()) {
-      const v = params.get(name);
-      if (!v) throw new ConfigError("the causal LM lacks this tensor", { tensor: name });
-      // A copy: on cpu dataSync() is the variable's own array, which AdamW may update in place.
-      weights.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
-    }
+    const names = [...expectedWeightShapes({ ...lm.decoderConfig, tieWordEmbeddings: true }).keys()];
+    const weights: Map<string, Pick<TensorRecord, "shape" | "data">> = copyOfWeights(
+      names.map((name) => {
+        const v = params.get(name);
+        if (!v) throw new ConfigError("the causal LM lacks this tensor", { tensor: name });
+        return [name, v] as const;
+      }),
+    );
     const c = lm.decoderConfig;
     weights.set(SCORE_WEIGHT_NAME, headInit(numLabels, c.hiddenSize, c.initializerRange, new Rng(options.seed ?? 42)));
     return new PreTrainedModelForSequenceClassification(
@@ -391,10 +393,7 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
    */
   copy(options: { trainable?: boolean } = {}): PreTrainedModelForSequenceClassification {
     this.assertAlive();
-    const weights = new Map<string, { shape: number[]; data: Float32Array }>();
-    // Copies: on cpu dataSync() is the variable's own array, which AdamW may update in place.
-    for (const [name, v] of this.ownVariables)
-      weights.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
+    const weights = copyOfWeights(this.ownVariables);
     const copy = new PreTrainedModelForSequenceClassification(this.config, this.decoderConfig, weights, {
       numLabels: this.numLabels,
       ...(this.sourceDir !== undefined ? { sourceDir: this.sourceDir } : {}),

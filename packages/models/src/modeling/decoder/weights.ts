@@ -4,7 +4,7 @@
  * initialisation.
  * @module
  */
-import { ConfigError, type Rng } from "@prefkit/core";
+import { ConfigError, type Rng, tf } from "@prefkit/core";
 import type { TensorRecord } from "../../io/index.js";
 import type { DecoderConfig } from "../config.js";
 
@@ -92,5 +92,30 @@ export function initialWeights(c: DecoderConfig, rng: Rng): Map<string, TensorRe
     }
     out.set(name, { dtype: "F32", shape, data });
   }
+  return out;
+}
+
+/** Trainable float32 variables holding `weights`, by the same names (what model constructors own). */
+export function variablesFromWeights(
+  weights: Iterable<readonly [string, Pick<TensorRecord, "shape" | "data">]>,
+): Map<string, tf.Variable> {
+  const out = new Map<string, tf.Variable>();
+  for (const [name, w] of weights) {
+    const initial = tf.tensor(w.data, w.shape, "float32");
+    out.set(name, tf.variable(initial, true));
+    initial.dispose();
+  }
+  return out;
+}
+
+/**
+ * The current values of `variables` as weight records, copied: on cpu `dataSync()` is the variable's own
+ * array, which AdamW may update in place, so a model built from it must not share it.
+ */
+export function copyOfWeights(
+  variables: Iterable<readonly [string, tf.Variable]>,
+): Map<string, { shape: number[]; data: Float32Array }> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, v] of variables) out.set(name, { shape: v.shape, data: (v.dataSync() as Float32Array).slice() });
   return out;
 }
