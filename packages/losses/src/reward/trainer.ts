@@ -19,7 +19,7 @@ import {
 import type { DependencyContainer } from "tsyringe";
 import { type PreferenceDatasetInput, resolvePreferenceDataset } from "../trainers/datasets.js";
 import { PreparingTrainer, type TrainerCommonOptions } from "../trainers/preparing-trainer.js";
-import { DeferredBatchSource, definedFields, trainerContainer } from "../trainers/setup.js";
+import { type DeferredBatchSource, deferredSources, definedFields, trainerContainer } from "../trainers/setup.js";
 import { defaultRewardConfig, type RewardConfig, validateRewardConfig } from "./config.js";
 import { rewardLoss } from "./loss.js";
 
@@ -112,17 +112,7 @@ export class RewardTrainer extends PreparingTrainer<RewardTrainerBatch, RewardCo
     }
     const holder: { trainer?: RewardTrainer } = {};
     const collate = (rows: Array<{ row: TokenizedPreference; index: number }>) => holder.trainer!.collate(rows);
-    const trainSource = new DeferredBatchSource("trainDataset", args.perDeviceTrainBatchSize, collate, {
-      shuffle: true,
-      seed: args.seed,
-    });
-    const evalSource =
-      options.evalDataset === undefined
-        ? undefined
-        : new DeferredBatchSource("evalDataset", args.perDeviceTrainBatchSize, collate, {
-            shuffle: false,
-            seed: args.seed,
-          });
+    const { trainSource, evalSource } = deferredSources(args, options.evalDataset !== undefined, () => collate);
     // BaseTrainer only uses namedParameters/trainableVariables/savePretrained, which a classifier has.
     super(
       args,

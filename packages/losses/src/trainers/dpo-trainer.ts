@@ -38,7 +38,14 @@ import {
   writeRefLogProbs,
 } from "./reference.js";
 import { PreparingTrainer } from "./preparing-trainer.js";
-import { DeferredBatchSource, definedFields, lossFactory, registryOf, trainerContainer } from "./setup.js";
+import {
+  type DeferredBatchSource,
+  deferredSources,
+  definedFields,
+  lossFactory,
+  registryOf,
+  trainerContainer,
+} from "./setup.js";
 import { tokenMetrics, tokenMetricsFromStats } from "./token-metrics.js";
 
 /** A DPO micro-batch: core's {@link DpoBatch} plus dataset row indices and, when known, the reference log-probs. */
@@ -196,17 +203,7 @@ export class DPOTrainer extends PreparingTrainer<DPOTrainerBatch, ResolvedDPOCon
     const holder: { trainer?: DPOTrainer } = {};
     const collate = (split: Split) => (rows: Array<{ row: TokenizedPreference; index: number }>) =>
       holder.trainer!.collate(rows, split);
-    const trainSource = new DeferredBatchSource("trainDataset", args.perDeviceTrainBatchSize, collate("train"), {
-      shuffle: true,
-      seed: args.seed,
-    });
-    const evalSource =
-      options.evalDataset === undefined
-        ? undefined
-        : new DeferredBatchSource("evalDataset", args.perDeviceTrainBatchSize, collate("eval"), {
-            shuffle: false,
-            seed: args.seed,
-          });
+    const { trainSource, evalSource } = deferredSources(args, options.evalDataset !== undefined, collate);
     const refHook: Callback<ResolvedDPOConfig> = {
       onTrainBegin: async () => {
         await holder.trainer!.onTrainStart();

@@ -140,3 +140,22 @@ export class DeferredBatchSource<TRow, TBatch> implements BatchSource<TBatch> {
 export function definedFields<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/**
+ * A trainer's data sources: `trainDataset` shuffled per epoch and, when there is an eval dataset,
+ * `evalDataset` in order; both in micro-batches of `perDeviceTrainBatchSize`, seeded by `seed`.
+ * @param collateFor the collate function of each split.
+ */
+export function deferredSources<TRow, TBatch>(
+  args: { perDeviceTrainBatchSize: number; seed: number },
+  hasEval: boolean,
+  collateFor: (split: "train" | "eval") => (rows: Array<{ row: TRow; index: number }>) => TBatch,
+): { trainSource: DeferredBatchSource<TRow, TBatch>; evalSource: DeferredBatchSource<TRow, TBatch> | undefined } {
+  const size = args.perDeviceTrainBatchSize;
+  return {
+    trainSource: new DeferredBatchSource("trainDataset", size, collateFor("train"), { shuffle: true, seed: args.seed }),
+    evalSource: hasEval
+      ? new DeferredBatchSource("evalDataset", size, collateFor("eval"), { shuffle: false, seed: args.seed })
+      : undefined,
+  };
+}

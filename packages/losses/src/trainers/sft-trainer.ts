@@ -17,7 +17,7 @@ import type { DependencyContainer } from "tsyringe";
 import { type CompletionDatasetInput, resolveCompletionDataset } from "./datasets.js";
 import { defaultSFTConfig, type SFTConfig, validateSFTConfig } from "./sft-config.js";
 import { PreparingTrainer, type TrainerCommonOptions } from "./preparing-trainer.js";
-import { DeferredBatchSource, definedFields, trainerContainer } from "./setup.js";
+import { type DeferredBatchSource, deferredSources, definedFields, trainerContainer } from "./setup.js";
 import { tokenMetrics } from "./token-metrics.js";
 
 /** An SFT micro-batch: core's {@link SftBatch} plus the mask of the positions the loss scores. */
@@ -71,17 +71,7 @@ export class SFTTrainer extends PreparingTrainer<SFTTrainerBatch, SFTConfig> {
     validateSFTConfig(args);
     const holder: { trainer?: SFTTrainer } = {};
     const collate = (rows: Row[]) => holder.trainer!.collate(rows);
-    const trainSource = new DeferredBatchSource("trainDataset", args.perDeviceTrainBatchSize, collate, {
-      shuffle: true,
-      seed: args.seed,
-    });
-    const evalSource =
-      options.evalDataset === undefined
-        ? undefined
-        : new DeferredBatchSource("evalDataset", args.perDeviceTrainBatchSize, collate, {
-            shuffle: false,
-            seed: args.seed,
-          });
+    const { trainSource, evalSource } = deferredSources(args, options.evalDataset !== undefined, () => collate);
     super(args, options.model, trainSource, evalSource, options.callbacks ?? [], options.optimizer);
     holder.trainer = this;
     this.options = options;
