@@ -13,12 +13,11 @@ import {
   initEngine,
   nativeBlasPlugin,
   nativeBlasStatus,
-  Rng,
   tf,
 } from "@prefkit/core";
 import { dpoLoss } from "@prefkit/losses";
 import { PreTrainedModelForCausalLM } from "@prefkit/models";
-import { smolConfig } from "./smol.mjs";
+import { randomBatch, smolConfig } from "./smol.mjs";
 
 const { values: opts } = parseArgs({
   options: { layers: { type: "string", default: "30" }, steps: { type: "string", default: "3" } },
@@ -40,17 +39,7 @@ const config = smolConfig(layers);
 const policy = PreTrainedModelForCausalLM.fromConfig(config, { seed: 0 });
 const reference = policy.frozenCopy();
 const optimizer = new AdamW({ learningRate: 1e-6, weightDecay: 0 });
-const rng = new Rng(1);
-const ids = tf.tensor2d(
-  Array.from({ length: rows * T }, () => 3 + rng.int(config.vocab_size - 3)),
-  [rows, T],
-  "int32",
-);
-const completion = tf.tensor2d(
-  Array.from({ length: rows * T }, (_, i) => (i % T >= 32 ? 1 : 0)),
-  [rows, T],
-  "int32",
-);
+const { ids, completion } = randomBatch({ rows, seqLen: T, prompt: 32, vocab: config.vocab_size });
 const vars = policy.trainableVariables();
 const parts = { reference: 0, policyForwardBackward: 0, adamw: 0 };
 let total = 0;

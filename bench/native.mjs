@@ -12,9 +12,9 @@
 // Timings on a shared 2-core machine swing up to 3×: each line carries the 1-minute load average.
 import os from "node:os";
 import { parseArgs } from "node:util";
-import { initEngine, nativeBlasPlugin, nativeBlasStatus, Rng, sequenceLogProbs, tf } from "@prefkit/core";
+import { initEngine, nativeBlasPlugin, nativeBlasStatus, sequenceLogProbs, tf } from "@prefkit/core";
 import { PreTrainedModelForCausalLM } from "@prefkit/models";
-import { smolConfig } from "./smol.mjs";
+import { randomBatch, smolConfig } from "./smol.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -79,17 +79,7 @@ async function modelStep(label, engineOptions, profile) {
   const info = await initEngine(engineOptions);
   tf.env().set("CHECK_COMPUTATION_FOR_ERRORS", false);
   const model = PreTrainedModelForCausalLM.fromConfig(SMOL, { seed: 0 });
-  const rng = new Rng(1);
-  const ids = tf.tensor2d(
-    Array.from({ length: ROWS * T }, () => 3 + rng.int(SMOL.vocab_size - 3)),
-    [ROWS, T],
-    "int32",
-  );
-  const mask = tf.tensor2d(
-    Array.from({ length: ROWS * T }, (_, i) => (i % T >= PROMPT ? 1 : 0)),
-    [ROWS, T],
-    "int32",
-  );
+  const { ids, completion: mask } = randomBatch({ rows: ROWS, seqLen: T, prompt: PROMPT, vocab: SMOL.vocab_size });
   const vars = model.trainableVariables();
   const step = () =>
     tf.tidy(() => {

@@ -9,10 +9,10 @@
 //
 // Prints a table to stdout (or one JSON line with --json). Timings swing ~3x on a shared machine.
 import { parseArgs } from "node:util";
-import { AdamW, initEngine, Rng, sequenceLogProbs, tf } from "@prefkit/core";
+import { AdamW, initEngine, sequenceLogProbs, tf } from "@prefkit/core";
 import { dpoLoss } from "@prefkit/losses";
 import { PreTrainedModelForCausalLM } from "@prefkit/models";
-import { smolConfig } from "./smol.mjs";
+import { randomBatch, smolConfig } from "./smol.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -34,17 +34,7 @@ tf.env().set("CHECK_COMPUTATION_FOR_ERRORS", false);
 const policy = PreTrainedModelForCausalLM.fromConfig(SMOL, { seed: 0 });
 const reference = policy.frozenCopy();
 const optimizer = new AdamW({ learningRate: 1e-6 });
-const rng = new Rng(1);
-const ids = tf.tensor2d(
-  Array.from({ length: ROWS * T }, () => 3 + rng.int(SMOL.vocab_size - 3)),
-  [ROWS, T],
-  "int32",
-);
-const mask = tf.tensor2d(
-  Array.from({ length: ROWS * T }, (_, i) => (i % T >= PROMPT ? 1 : 0)),
-  [ROWS, T],
-  "int32",
-);
+const { ids, completion: mask } = randomBatch({ rows: ROWS, seqLen: T, prompt: PROMPT, vocab: SMOL.vocab_size });
 const vars = policy.trainableVariables();
 
 // Phases are tagged by wrapping them: tf.profile lists kernels in execution order, so we cut the list.

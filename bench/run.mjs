@@ -23,7 +23,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { smolConfig } from "./smol.mjs";
+import { randomBatch, smolConfig } from "./smol.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const SYSTEM_PYTHON = "/usr/bin/python3";
@@ -82,7 +82,7 @@ function dpoGflop(layers, rows, t) {
 // Child side: one workload in this process.
 
 async function childDpo() {
-  const { initEngine, engineInfo, AdamW, Rng, fusedSequenceLogProbs, tf } = await import("@prefkit/core");
+  const { initEngine, engineInfo, AdamW, fusedSequenceLogProbs, tf } = await import("@prefkit/core");
   const { PreTrainedModelForCausalLM } = await import("@prefkit/models");
   const { dpoLoss } = await import("@prefkit/losses");
   const layers = Number(opts.layers);
@@ -116,14 +116,8 @@ async function childDpo() {
   const reference = policy.frozenCopy();
   log(`dpo ${layers}L: policy and reference built, wasm heap ${wasmHeapMB() ?? "n/a"} MB, rss ${peakRssMB()} MB`);
   const optimizer = new AdamW({ learningRate: DPO.lr, weightDecay: 0 });
-  const rng = new Rng(1);
   // Rows 0..pairs-1 are the chosen completions, pairs..2·pairs-1 the rejected ones (DPOTrainer's concat).
-  const inputIds = Array.from({ length: rows }, () =>
-    Array.from({ length: T }, () => 3 + rng.int(SMOL.vocab_size - 3)),
-  );
-  const mask = inputIds.map((row) => row.map((_, t) => (t >= DPO.prompt ? 1 : 0)));
-  const ids = tf.tensor2d(inputIds.flat(), [rows, T], "int32");
-  const completion = tf.tensor2d(mask.flat(), [rows, T], "int32");
+  const { ids, completion } = randomBatch({ rows, seqLen: T, prompt: DPO.prompt, vocab: SMOL.vocab_size });
   const vars = policy.trainableVariables();
 
   const step = () =>
