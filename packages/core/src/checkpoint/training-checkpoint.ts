@@ -4,7 +4,7 @@ import { serializeTrainerState, parseTrainerState } from "../callbacks/state.js"
 import { tf } from "../engine/tf.js";
 import { CheckpointError } from "../errors/index.js";
 import type { TrainerState } from "../interfaces/callback.js";
-import type { CausalLM } from "../interfaces/model.js";
+import type { TrainableModel } from "../interfaces/task.js";
 import type { LRScheduler, LRSchedulerState } from "../optim/schedules.js";
 import type { Rng, RngState } from "../rng/index.js";
 import { TRAINER_STATE_NAME, writeDirAtomically } from "./atomic.js";
@@ -22,7 +22,7 @@ export const CHECKPOINT_FILES = {
 /** What a training checkpoint holds. */
 export interface TrainingCheckpoint {
   /** The model; its `savePretrained` writes the weights in HF layout at the checkpoint root. */
-  model: CausalLM;
+  model: TrainableModel;
   /** The optimizer; its `getWeights()` are stored by parameter name. */
   optimizer: tf.Optimizer;
   /** The learning-rate schedule. */
@@ -35,7 +35,7 @@ export interface TrainingCheckpoint {
   args?: object;
 }
 
-function varToParamNames(model: CausalLM): Map<string, string> {
+function varToParamNames(model: TrainableModel): Map<string, string> {
   const out = new Map<string, string>();
   for (const [param, v] of model.namedParameters()) if (!out.has(v.name)) out.set(v.name, param);
   return out;
@@ -120,7 +120,7 @@ async function isFile(path: string): Promise<boolean> {
  * resumed run would silently restart them. Exact resumption needs `savePretrained` to write
  * the trainable weights in float32.
  */
-export async function loadModelWeights(model: CausalLM, dir: string): Promise<void> {
+export async function loadModelWeights(model: TrainableModel, dir: string): Promise<void> {
   const files: string[] = [];
   const index = join(dir, "model.safetensors.index.json");
   if (await isFile(index)) {
@@ -155,7 +155,7 @@ export async function loadModelWeights(model: CausalLM, dir: string): Promise<vo
 /** What {@link loadTrainingCheckpoint} restores into. */
 export interface RestoreTargets {
   /** The model whose weights are overwritten. */
-  model: CausalLM;
+  model: TrainableModel;
   /** The optimizer whose state is replaced. */
   optimizer: tf.Optimizer;
   /** The schedule whose step count is restored. */

@@ -1,13 +1,13 @@
 /**
- * The composition root of a run.
+ * The run container and plugin installation.
  *
  * **Why explicit `@inject` everywhere.** tsyringe can infer constructor parameter types from
  * `design:paramtypes` metadata, but whether that metadata exists depends on the compiler:
  * `tsc` and vitest 4 (Oxc) emit it, vitest 3 (esbuild) does not, and a class with `@inject`
  * on only some parameters then silently receives `undefined`. Interfaces (`CausalLM`,
  * `Loss`) have no runtime type either. So every injectable prefkit class puts an explicit
- * `@inject(TOKEN)` (or `@injectAll`) on every constructor parameter, and every token is a
- * symbol. Classes stay plain: a test can build one with `new` and no container.
+ * `@inject(TOKEN)` on every constructor parameter, and every token is a symbol. Classes stay
+ * plain: a test can build one with `new` and no container.
  *
  * **Why a child container per run.** The tsyringe root `container` is process-global. A run
  * resolves everything from `createRunContainer()`, a child whose own registrations (model,
@@ -17,26 +17,23 @@
  */
 import "reflect-metadata";
 import { type DependencyContainer, container as rootContainer } from "tsyringe";
-import { tf } from "../engine/tf.js";
+import { defaultEngine } from "../engine/engine.js";
 import { ConfigError } from "../errors/index.js";
 import type { CausalLM } from "../interfaces/model.js";
-import type { Plugin } from "../interfaces/plugin.js";
+import type { Plugin, PluginContext } from "../interfaces/plugin.js";
 import { defaultLossRegistry, LossRegistry } from "./loss-registry.js";
-import { ENGINE, LOSS_REGISTRY, MODEL, PLUGINS } from "./tokens.js";
+import { CALLBACKS, ENGINE, GRADIENT_HOOKS, LOSS_REGISTRY, PLUGINS } from "./tokens.js";
 
 /**
- * A fresh child container for one run. It registers `ENGINE` (the `tf` namespace) and a
- * `LOSS_REGISTRY` whose parent is the parent container's registry if it has one, else
- * {@link defaultLossRegistry}.
+ * A fresh child container for one run. It registers a `LOSS_REGISTRY` whose parent is the parent
+ * container's registry if it has one, else {@link defaultLossRegistry}, and `ENGINE` (the
+ * {@link defaultEngine}) unless the parent has one.
  * @param parent container to inherit from; defaults to tsyringe's global `container`.
  */
 export function createRunContainer(parent: DependencyContainer = rootContainer): DependencyContainer {
   const child = parent.createChildContainer();
-  const parentRegistry = parent.isRegistered(LOSS_REGISTRY, true)
-    ? parent.resolve<LossRegistry>(LOSS_REGISTRY)
-    : defaultLossRegistry;
-  child.register(LOSS_REGISTRY, { useValue: new LossRegistry(parentRegistry) });
-  if (!child.isRegistered(ENGINE, true)) child.register(ENGINE, { useValue: tf });
+  child.register(LOSS_REGISTRY, { useValue: new LossRegistry(lossRegistryOf(parent)) });
+  if (!child.isRegistered(ENGINE, true)) child.register(ENGINE, { useValue: defaultEngine });
   return child;
 }
 
@@ -52,34 +49,58 @@ export function lossRegistryOf(container: DependencyContainer): LossRegistry {
     : defaultLossRegistry;
 }
 
+/** The model transforms plugins asked for, in plugin order (see {@link installPlugins}). */
+export interface ModelTransforms {
+  /** `PluginContext.wrapModel` functions, in order. */
+  wrap: Array<(model: CausalLM) => CausalLM>;
+  /** `PluginContext.onModelReady` observers, in order. */
+  ready: Array<(model: CausalLM) => void>;
+  /** Apply every wrap, then every observer; returns the final model. */
+  apply(model: CausalLM): CausalLM;
+}
+
 /**
- * Install plugins into a run container: each is registered under `PLUGINS` and its
- * `register(container)` is awaited, in order. Throws a {@link ConfigError} on a duplicate name.
+ * Install plugins into a run container: each is registered under `PLUGINS` and its `register` is called
+ * with a {@link PluginContext} bound to this container, in order. What they contribute lands under
+ * `LOSS_REGISTRY`, `CALLBACKS`, `GRADIENT_HOOKS` (or the token they `provide`); model transforms are
+ * returned, to apply once the model is known. Throws a {@link ConfigError} on a duplicate name.
+ * @param method the method name plugins see (`"dpo"`, …).
  */
-export async function installPlugins(container: DependencyContainer, plugins: readonly Plugin[]): Promise<void> {
+export function installPlugins(
+  container: DependencyContainer,
+  plugins: readonly Plugin[],
+  method = "custom",
+): ModelTransforms {
   const seen = new Set(resolveAllOrEmpty<Plugin>(container, PLUGINS).map((p) => p.name));
+  const transforms: ModelTransforms = {
+    wrap: [],
+    ready: [],
+    apply(model) {
+      let current = model;
+      for (const w of this.wrap) current = w(current);
+      for (const r of this.ready) r(current);
+      return current;
+    },
+  };
+  const context: PluginContext = {
+    method,
+    registerLoss: (name, factory, options) => lossRegistryOf(container).register(name, factory, options),
+    addCallback: (callback) => container.register(CALLBACKS, { useValue: callback }),
+    addGradientHook: (hook) => container.register(GRADIENT_HOOKS, { useValue: hook }),
+    wrapModel: (transform) => transforms.wrap.push(transform),
+    onModelReady: (observer) => transforms.ready.push(observer),
+    provide: (token, value) => container.register(token, { useValue: value }),
+  };
   for (const plugin of plugins) {
     if (!plugin || typeof plugin.name !== "string" || typeof plugin.register !== "function") {
-      throw new ConfigError("a plugin needs a string `name` and a `register(container)` method", { field: "plugins" });
+      throw new ConfigError("a plugin needs a string `name` and a `register(context)` method", { field: "plugins" });
     }
     if (seen.has(plugin.name)) {
       throw new ConfigError(`plugin "${plugin.name}" is installed twice`, { field: "plugins" });
     }
     seen.add(plugin.name);
     container.register(PLUGINS, { useValue: plugin });
-    await plugin.register(container);
+    plugin.register(context);
   }
-}
-
-/**
- * Pass a freshly loaded model through the installed plugins (`wrapModel` in order, then
- * `onModelLoaded` in order) and register the result under `MODEL`. Returns the final model.
- */
-export async function attachModel(container: DependencyContainer, model: CausalLM): Promise<CausalLM> {
-  const plugins = resolveAllOrEmpty<Plugin>(container, PLUGINS);
-  let current = model;
-  for (const p of plugins) if (p.wrapModel) current = await p.wrapModel(current, container);
-  for (const p of plugins) if (p.onModelLoaded) await p.onModelLoaded(current, container);
-  container.register(MODEL, { useValue: current });
-  return current;
+  return transforms;
 }

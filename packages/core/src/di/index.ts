@@ -6,3 +6,4 @@ export * from "./tokens.js";
 export * from "./loss-registry.js";
 export * from "./container.js";
 export * from "./plugins.js";
+export * from "./composition.js";

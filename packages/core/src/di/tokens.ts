@@ -10,7 +10,7 @@ export const MODEL: unique symbol = Symbol("prefkit.MODEL");
 export const REFERENCE_MODEL: unique symbol = Symbol("prefkit.REFERENCE_MODEL");
 /** The `TokenizerLike`. */
 export const TOKENIZER: unique symbol = Symbol("prefkit.TOKENIZER");
-/** The `Loss` a trainer minimises. */
+/** The `Loss` a trainer minimises (built from the run's `LossRegistry` by the config's `lossType`). */
 export const LOSS: unique symbol = Symbol("prefkit.LOSS");
 /** The run's `LossRegistry` (a child of `defaultLossRegistry`). */
 export const LOSS_REGISTRY: unique symbol = Symbol("prefkit.LOSS_REGISTRY");
@@ -22,7 +22,7 @@ export const SCHEDULER: unique symbol = Symbol("prefkit.SCHEDULER");
 export const CALLBACKS: unique symbol = Symbol("prefkit.CALLBACKS");
 /** Plugins installed in the run; register several and resolve with `resolveAll`. */
 export const PLUGINS: unique symbol = Symbol("prefkit.PLUGINS");
-/** The TensorFlow.js namespace (`tf` from `@prefkit/core`). */
+/** The run's `Engine` (`defaultEngine`): the `tf` namespace, and `ready()` which initialises it if the user did not. */
 export const ENGINE: unique symbol = Symbol("prefkit.ENGINE");
 /** The trainer config (a `TrainingArgs` or a subtype such as `DPOConfig`). */
 export const TRAINING_ARGS: unique symbol = Symbol("prefkit.TRAINING_ARGS");
@@ -32,3 +32,7 @@ export const TRAIN_DATA: unique symbol = Symbol("prefkit.TRAIN_DATA");
 export const EVAL_DATA: unique symbol = Symbol("prefkit.EVAL_DATA");
 /** Gradient hooks (`GradientHook`): loss scaling, unscaling and step vetoes; register several. */
 export const GRADIENT_HOOKS: unique symbol = Symbol("prefkit.GRADIENT_HOOKS");
+/** The run's `TrainingTask`: the per-method step (forward passes, loss, metrics) the generic `Trainer` runs. */
+export const TASK: unique symbol = Symbol("prefkit.TASK");
+/** The `TrainerParts` the generic `Trainer` is constructed from, resolved from the tokens above. */
+export const TRAINER_PARTS: unique symbol = Symbol("prefkit.TRAINER_PARTS");

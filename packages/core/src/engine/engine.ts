@@ -313,6 +313,23 @@ export function engineInfo(): EngineInfo {
   };
 }
 
+/** The engine as a run sees it: what the `ENGINE` token of a run container resolves to. */
+export interface Engine {
+  /** The TensorFlow.js namespace prefkit computes with. */
+  readonly tf: typeof tf;
+  /**
+   * {@link engineInfo} once the engine is initialised: the first call runs {@link initEngine} with its defaults
+   * (environment variables included) unless the user already called it. Trainers await it before training.
+   */
+  ready(): Promise<EngineInfo>;
+}
+
+/** The process's engine ({@link Engine}): trainers call `ready()`, so `initEngine` is optional for users. */
+export const defaultEngine: Engine = {
+  tf,
+  ready: () => (state !== undefined ? pending.then(() => engineInfo()) : initEngine()),
+};
+
 /**
  * Releases the engine: removes the wasm backend (terminating its pthread workers, freeing
  * its heap) and unregisters every kernel plugin. Tensors on wasm become invalid. Call

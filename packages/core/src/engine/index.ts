@@ -1,5 +1,5 @@
-export type { EngineInfo, EngineOptions, KernelPluginInfo } from "./engine.js";
-export { engineInfo, initEngine, shutdownEngine } from "./engine.js";
+export type { Engine, EngineInfo, EngineOptions, KernelPluginInfo } from "./engine.js";
+export { defaultEngine, engineInfo, initEngine, shutdownEngine } from "./engine.js";
 export {
   builtinKernelPlugins,
   cpuSegmentSumPlugin,

@@ -1,6 +1,6 @@
 import type { RngState } from "../rng/index.js";
 import type { TrainingArgs } from "./trainer.js";
-import type { GradientHook } from "../trainer/gradient-hook.js";
+import type { GradientHook } from "./gradient-hook.js";
 
 /**
  * Progress of a training run, as transformers' `TrainerState`. Callbacks read it; only the

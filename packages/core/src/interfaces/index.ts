@@ -5,3 +5,5 @@ export * from "./trainer.js";
 export * from "./callback.js";
 export * from "./plugin.js";
 export * from "./classifier.js";
+export * from "./gradient-hook.js";
+export * from "./task.js";

@@ -1,4 +1,3 @@
-import type { LossOutput } from "./loss.js";
 
 /** Learning-rate schedule names, as transformers' `SchedulerType`. */
 export type LrSchedulerType = "constant" | "constant_with_warmup" | "linear" | "cosine";
@@ -75,12 +74,11 @@ export interface BatchSource<TBatch> {
   readonly numBatches: number;
   /** The micro-batches of one epoch, in order. */
   batches(epoch: number): Iterable<TBatch> | AsyncIterable<TBatch>;
-}
-
-/** What a trainer's `computeLoss` returns for one micro-batch. */
-export interface StepOutput extends LossOutput {
-  /** Attention-mask tokens in the micro-batch, added to `state.numInputTokensSeen`. */
-  numTokens?: number;
+  /**
+   * Load and tokenise the rows, once, before `numBatches` or `batches` is read (the trainer awaits it when
+   * training or evaluation starts). Sources over ready rows need not implement it.
+   */
+  prepare?(): Promise<void>;
 }
 
 /** Training result, as transformers' `TrainOutput`. */
@@ -91,12 +89,4 @@ export interface TrainOutput {
   trainingLoss: number;
   /** The final log entry (`train_loss`, `train_runtime`, ...). */
   metrics: Record<string, number>;
-}
-
-/** A trainer as callers see it. */
-export interface Trainer {
-  /** Run the training loop (optionally resuming) and return the summary. */
-  train(options?: { resumeFromCheckpoint?: string | boolean }): Promise<TrainOutput>;
-  /** Evaluate on the evaluation data; metric names carry `metricKeyPrefix` (default `"eval"`). */
-  evaluate(options?: { metricKeyPrefix?: string }): Promise<Record<string, number>>;
 }

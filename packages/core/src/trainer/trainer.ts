@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import { join } from "node:path";
-import { inject, injectAll } from "tsyringe";
+import { inject, injectable } from "tsyringe";
 import { CallbackHandler } from "../callbacks/handler.js";
 import { DefaultFlowCallback } from "../callbacks/default-flow.js";
 import { createTrainerControl, createTrainerState } from "../callbacks/state.js";
@@ -11,130 +11,133 @@ import {
   rotateCheckpoints,
 } from "../checkpoint/atomic.js";
 import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../checkpoint/training-checkpoint.js";
-import { CALLBACKS, EVAL_DATA, MODEL, OPTIMIZER, SCHEDULER, TRAIN_DATA, TRAINING_ARGS } from "../di/tokens.js";
+import { TRAINER_PARTS } from "../di/tokens.js";
+import { defaultEngine, type Engine } from "../engine/engine.js";
 import { tf } from "../engine/tf.js";
 import { CheckpointError, ConfigError } from "../errors/index.js";
 import type { Callback, TrainerControl, TrainerState } from "../interfaces/callback.js";
-import type { CausalLM } from "../interfaces/model.js";
-import type { BatchSource, StepOutput, Trainer, TrainingArgs, TrainOutput } from "../interfaces/trainer.js";
+import type { GradientHook, SkippedStep } from "../interfaces/gradient-hook.js";
+import type { TaskContext, TrainableModel, TrainingTask } from "../interfaces/task.js";
+import type { BatchSource, TrainingArgs, TrainOutput } from "../interfaces/trainer.js";
 import { AdamW } from "../optim/adamw.js";
-import { cpuFloat32Values } from "../engine/kernels/cpu-data.js";
-import { activeNativeAddon } from "../engine/kernels/native-blas.js";
-import { type ClippedGradients, clipByGlobalNorm } from "../optim/clip.js";
 import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
 import { Rng } from "../rng/index.js";
 import { resolveTrainingArgs } from "./args.js";
-import type { GradientHook, GradientStepOutcome, SkippedStep } from "./gradient-hook.js";
-
-/** Whether `computeLoss` runs for training (under a gradient tape) or evaluation. */
-export interface ComputeLossContext {
-  /** True inside the training step; false in evaluation (no gradients are taken). */
-  training: boolean;
-}
-
-/** Numbers of one optimizer step, as {@link BaseTrainer.trainingStep} returns them. */
-export interface StepResult {
-  /** Loss of the step: Σ share·loss over micro-batches (= the loss of one big batch). */
-  loss: number;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
-  /** True when a {@link GradientHook} vetoed the optimizer step (absent when none did). */
-  skipped?: boolean;
-  /** Metrics, each the share-weighted mean over the micro-batches. */
-  metrics: Record<string, number>;
-  /** Tokens seen in the step (sum of `StepOutput.numTokens`). */
-  numTokens: number;
-}
+import {
+  accumulateGradients,
+  applyGradients,
+  lossScaleOf,
+  type StepResult,
+  stepMetrics,
+} from "./gradient-step.js";
+import { LogWindow } from "./log-window.js";
 
 /** A tfjs optimizer whose learning rate the trainer can set every step (AdamW and tfjs's own have one). */
 export type TunableOptimizer = tf.Optimizer & { learningRate: number };
+
+/**
+ * What a {@link Trainer} is built from: the parts a composition root resolves from a run container
+ * (`TRAINER_PARTS`), or that a test passes to `new Trainer(...)` directly.
+ */
+export interface TrainerParts<TBatch, TArgs extends TrainingArgs = TrainingArgs, TMicro = TBatch> {
+  /** The config; missing loop fields take `DEFAULT_TRAINING_ARGS`. */
+  args: Partial<TArgs>;
+  /** The model whose trainable variables are optimised and which checkpoints save. */
+  model: TrainableModel;
+  /** The per-method step: forward passes, loss, metrics (and a rollout for on-policy methods). */
+  task: TrainingTask<TBatch, TMicro>;
+  /** Training micro-batches (prompt chunks for on-policy tasks). */
+  trainData: BatchSource<TBatch>;
+  /** Evaluation micro-batches. */
+  evalData?: BatchSource<TBatch>;
+  /** Callbacks, called in order after the default flow callback. */
+  callbacks?: readonly Callback<any>[];
+  /** Gradient hooks (loss scaling, step vetoes), run before callbacks' hooks. */
+  gradientHooks?: readonly GradientHook[];
+  /** The optimizer; default AdamW from the args. */
+  optimizer?: tf.Optimizer;
+  /** The learning-rate schedule; default the one `args.lrSchedulerType` names. */
+  scheduler?: SchedulerFactory;
+  /** The engine, made ready before training; default {@link defaultEngine}. */
+  engine?: Engine;
+  /** Total optimizer steps when the method counts them its own way (PPO's `totalEpisodes`); else from the args. */
+  totalSteps?: (stepsPerEpoch: number) => number | undefined;
+  /** Where warnings go. Default `console.warn`. */
+  warn?: (message: string) => void;
+}
 
 async function* iterate<T>(x: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
   yield* x;
 }
 
 /** `state.statefulCallbacks` key of the skipped-step record (saved when gradient hooks are installed). */
-export const SKIPPED_STEPS_KEY = "BaseTrainer.skippedSteps";
+export const SKIPPED_STEPS_KEY = "Trainer.skippedSteps";
 
-/** What {@link BaseTrainer.applyStepGradients} did. */
-export interface AppliedGradients {
-  /** Global gradient norm before clipping (after unscaling). */
-  gradNorm: number;
-  /** False when a hook vetoed the step. */
-  applied: boolean;
-}
-
-function scalarValue(x: tf.Tensor | number): number {
-  return typeof x === "number" ? x : x.dataSync()[0]!;
+/** `state.statefulCallbacks` key of a task's checkpointed state. */
+export function taskStateKey(task: { readonly name: string }): string {
+  return `task:${task.name}`;
 }
 
 /**
- * The loop every prefkit trainer shares (transformers' `Trainer.train` semantics). A subclass
- * (DPOTrainer, RewardTrainer, ...) implements {@link BaseTrainer.computeLoss}; everything else is
- * here: gradient accumulation, clipping, AdamW with a warm-up schedule, logging, evaluation,
- * checkpoints, exact resumption, all reported through the callback contract.
+ * The one training loop of prefkit (transformers' `Trainer.train` semantics), for every method: the method
+ * lives in its {@link TrainingTask}; everything else is here — gradient accumulation (micro-batch i's loss
+ * scaled by `wᵢ / Σw`, `wᵢ = task.batchWeight`), clipping, AdamW with the schedule, gradient hooks,
+ * logging, evaluation, checkpoints and exact resumption, all reported through the callback contract.
+ * On-policy tasks add a rollout phase: each trainer step is one update whose optimizer steps the task plans.
  *
- * **Gradient accumulation.** The micro-batches of one optimizer step are fetched first; the
- * loss of micro-batch i is scaled by `wᵢ / Σw`, with `wᵢ = batchWeight(batchᵢ)` (override it
- * to return rows or tokens), so N micro-batches give the gradient of one big batch whose loss
- * is the `w`-weighted mean.
- *
- * **Frozen weights.** Gradients are taken only for `model.trainableVariables()`, so frozen
- * weights get neither gradients nor optimizer slots.
- *
- * **Gradient hooks.** {@link GradientHook}s (loss scaling, unscaling, step vetoes) run between
- * back-propagation and `applyGradients`; see {@link BaseTrainer.addGradientHook}. Without one the step is
- * the plain one above.
- *
- * **DI.** Every constructor parameter carries an explicit `@inject` token (see the `di`
- * module for why); subclasses add `@injectable()` and do the same for their own parameters.
+ * Extension points for subclasses: {@link Trainer.prepare}, {@link Trainer.trainingStep},
+ * {@link Trainer.evaluate}. The TRL façades (`DPOTrainer`, …) are subclasses that only compose parts.
  */
-export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingArgs> implements Trainer {
+@injectable()
+export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs, TMicro = TBatch> {
   /** The resolved config (defaults filled). */
   readonly args: TArgs;
+  /** The model being trained. */
+  readonly model: TrainableModel;
+  /** The per-method step. */
+  readonly task: TrainingTask<TBatch, TMicro>;
+  /** Training data. */
+  readonly trainData: BatchSource<TBatch>;
+  /** Evaluation data, if any. */
+  readonly evalData: BatchSource<TBatch> | undefined;
   /** Run progress; JSON-serialisable. */
   state: TrainerState = createTrainerState();
   /** Flags callbacks set to steer the loop. */
   readonly control: TrainerControl = createTrainerControl();
   /** The callback bus ({@link DefaultFlowCallback} first, then the given callbacks). */
   readonly callbackHandler: CallbackHandler<TArgs>;
-  /** The optimizer (AdamW from the args unless one was injected). */
+  /** The optimizer (AdamW from the args unless another was given). */
   readonly optimizer: TunableOptimizer;
-  /** The schedule, built when {@link BaseTrainer.train} knows the step count. */
+  /** The schedule, built when {@link Trainer.train} knows the step count. */
   scheduler: LRScheduler | undefined;
-  /** The trainer's RNG (seeded with `args.seed`; saved in checkpoints). Use it for dropout seeds and sampling. */
+  /** The trainer's RNG (seeded with `args.seed`; saved in checkpoints): dropout seeds and sampling. */
   readonly rng: Rng;
   /** Steps a {@link GradientHook} vetoed, in order (restored on resume). */
   skippedSteps: SkippedStep[] = [];
-  private readonly schedulerFactory: SchedulerFactory | undefined;
+  /** The engine made ready before training. */
+  readonly engine: Engine;
+  private readonly parts: TrainerParts<TBatch, TArgs, TMicro>;
+  private readonly gradientHooks: readonly GradientHook[];
+  private readonly window = new LogWindow();
   private initEmitted = false;
-  private readonly gradientHooks: GradientHook[] = [];
+  private prepared: Promise<void> | undefined;
 
-  /**
-   * @param args trainer config; missing fields take `DEFAULT_TRAINING_ARGS`.
-   * @param model the model to train.
-   * @param trainData training micro-batches.
-   * @param evalData evaluation micro-batches (optional).
-   * @param callbacks extra callbacks, called in order after the default flow callback.
-   * @param optimizer optimizer to use instead of AdamW built from `args`.
-   * @param schedulerFactory schedule to use instead of the one `args.lrSchedulerType` names.
-   */
-  constructor(
-    @inject(TRAINING_ARGS) args: Partial<TArgs>,
-    @inject(MODEL) readonly model: CausalLM,
-    @inject(TRAIN_DATA) readonly trainData: BatchSource<TBatch>,
-    @inject(EVAL_DATA, { isOptional: true }) readonly evalData?: BatchSource<TBatch>,
-    @injectAll(CALLBACKS, { isOptional: true }) callbacks: readonly Callback<any>[] = [],
-    @inject(OPTIMIZER, { isOptional: true }) optimizer?: tf.Optimizer,
-    @inject(SCHEDULER, { isOptional: true }) schedulerFactory?: SchedulerFactory,
-  ) {
-    this.args = resolveTrainingArgs<TArgs>(args);
+  /** @param parts what the trainer is built from (see {@link TrainerParts}). */
+  constructor(@inject(TRAINER_PARTS) parts: TrainerParts<TBatch, TArgs, TMicro>) {
+    this.parts = parts;
+    this.args = resolveTrainingArgs<TArgs>(parts.args);
+    this.model = parts.model;
+    this.task = parts.task;
+    this.trainData = parts.trainData;
+    this.evalData = parts.evalData;
+    this.engine = parts.engine ?? defaultEngine;
     this.rng = new Rng(this.args.seed);
+    this.gradientHooks = parts.gradientHooks ?? [];
     this.callbackHandler = new CallbackHandler<TArgs>([
       new DefaultFlowCallback() as Callback<TArgs>,
-      ...((callbacks ?? []) as Callback<TArgs>[]),
+      ...((parts.callbacks ?? []) as Callback<TArgs>[]),
     ]);
-    this.optimizer = (optimizer ??
+    this.optimizer = (parts.optimizer ??
       new AdamW({
         learningRate: this.args.learningRate,
         beta1: this.args.adamBeta1,
@@ -142,37 +145,9 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
         epsilon: this.args.adamEpsilon,
         weightDecay: this.args.weightDecay,
       })) as TunableOptimizer;
-    this.schedulerFactory = schedulerFactory;
   }
 
-  /**
-   * Loss and metrics of one micro-batch. Called inside `tf.variableGrads` when
-   * `ctx.training` (use tf ops only on the path to the loss, no data syncs), inside `tf.tidy`
-   * otherwise. Return the loss averaged over the micro-batch.
-   */
-  protected abstract computeLoss(batch: TBatch, ctx: ComputeLossContext): StepOutput;
-
-  /** Weight of a micro-batch in its accumulation group (rows or tokens). Default 1: equal shares. */
-  protected batchWeight(_batch: TBatch): number {
-    return 1;
-  }
-
-  /** Add a callback after those already registered. */
-  addCallback(callback: Callback<TArgs>): this {
-    this.callbackHandler.add(callback);
-    return this;
-  }
-
-  /**
-   * Add a {@link GradientHook} after those already added (they run before the hooks of callbacks).
-   * Plugins reach it by registering under `GRADIENT_HOOKS`.
-   */
-  addGradientHook(hook: GradientHook): this {
-    this.gradientHooks.push(hook);
-    return this;
-  }
-
-  /** The hooks of the coming step: those added with {@link BaseTrainer.addGradientHook}, then callbacks' `gradientHook`s. */
+  /** The hooks of the coming step: the `gradientHooks` part, then callbacks' `gradientHook`s. */
   activeGradientHooks(): readonly GradientHook[] {
     const fromCallbacks = this.callbackHandler.callbacks
       .map((cb) => cb.gradientHook)
@@ -180,7 +155,7 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     return fromCallbacks.length === 0 ? this.gradientHooks : [...this.gradientHooks, ...fromCallbacks];
   }
 
-  /** Fire `onInitEnd` once (called by {@link BaseTrainer.train} if the caller did not). */
+  /** Fire `onInitEnd` once (called by {@link Trainer.train} if the caller did not). */
   async init(): Promise<void> {
     if (this.initEmitted) return;
     this.initEmitted = true;
@@ -192,17 +167,38 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     return Math.max(1, Math.ceil(this.trainData.numBatches / this.args.gradientAccumulationSteps));
   }
 
-  /** Run training; see {@link Trainer.train}. */
+  /** What the task is told when training or evaluation starts. */
+  protected taskContext(): TaskContext {
+    return { state: this.state, rng: this.rng, warn: this.parts.warn ?? ((m) => console.warn(m)) };
+  }
+
+  /**
+   * One-time preparation before the first training step or evaluation: the engine is made ready and the
+   * data sources load and tokenise their rows. Later calls share the first one's promise.
+   */
+  protected prepare(): Promise<void> {
+    this.prepared ??= (async () => {
+      await this.engine.ready();
+      await this.trainData.prepare?.();
+      await this.evalData?.prepare?.();
+    })();
+    return this.prepared;
+  }
+
+  /** Run training (optionally resuming) and return the summary, as transformers' `Trainer.train`. */
   async train(options: { resumeFromCheckpoint?: string | boolean } = {}): Promise<TrainOutput> {
+    await this.prepare();
     const args = this.args;
     if (this.trainData.numBatches <= 0)
       throw new ConfigError("the training data has no batches", { field: "trainData" });
     await this.init();
     const perEpoch = this.numUpdateStepsPerEpoch;
-    const maxSteps = args.maxSteps > 0 ? args.maxSteps : Math.ceil(args.numTrainEpochs * perEpoch);
-    const numEpochs = args.maxSteps > 0 ? Math.ceil(maxSteps / perEpoch) : Math.ceil(args.numTrainEpochs);
+    const maxSteps =
+      this.parts.totalSteps?.(perEpoch) ??
+      (args.maxSteps > 0 ? args.maxSteps : Math.ceil(args.numTrainEpochs * perEpoch));
+    const numEpochs = Math.ceil(maxSteps / perEpoch);
     this.scheduler =
-      this.schedulerFactory?.(maxSteps) ??
+      this.parts.scheduler?.(maxSteps) ??
       new LRScheduler(
         args.lrSchedulerType,
         args.learningRate,
@@ -212,38 +208,22 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
 
     await cleanStaleCheckpointTemps(args.outputDir);
     const resume = options.resumeFromCheckpoint ?? args.resumeFromCheckpoint;
-    if (resume) {
-      const dir = resume === true ? await latestCheckpoint(args.outputDir) : resume;
-      if (!dir) throw new CheckpointError("resumeFromCheckpoint: no checkpoint found", { file: args.outputDir });
-      this.state = await loadTrainingCheckpoint(dir, {
-        model: this.model,
-        optimizer: this.optimizer,
-        scheduler: this.scheduler,
-        rng: this.rng,
-      });
-      for (const cb of this.callbackHandler.callbacks) {
-        if (cb.name && cb.loadState && cb.name in this.state.statefulCallbacks) {
-          cb.loadState(this.state.statefulCallbacks[cb.name]);
-        }
-      }
-      const saved = this.state.statefulCallbacks;
-      for (const hook of this.activeGradientHooks()) {
-        const key = `gradientHook:${hook.name}`;
-        if (hook.loadState && key in saved) hook.loadState(saved[key]);
-      }
-      this.skippedSteps = structuredClone((saved[SKIPPED_STEPS_KEY] as SkippedStep[] | undefined) ?? []);
-    } else {
+    if (resume) await this.restore(resume === true ? await latestCheckpoint(args.outputDir) : resume);
+    else {
       this.state = createTrainerState();
       this.skippedSteps = [];
     }
     const s = this.state;
-    s.maxSteps = maxSteps;
-    s.numUpdateStepsPerEpoch = perEpoch;
-    s.numTrainEpochs = numEpochs;
-    s.loggingSteps = args.loggingSteps;
-    s.evalSteps = args.evalSteps ?? args.loggingSteps;
-    s.saveSteps = args.saveSteps;
-    s.trainBatchSize = args.perDeviceTrainBatchSize;
+    Object.assign(s, {
+      maxSteps,
+      numUpdateStepsPerEpoch: perEpoch,
+      numTrainEpochs: numEpochs,
+      loggingSteps: args.loggingSteps,
+      evalSteps: args.evalSteps ?? args.loggingSteps,
+      saveSteps: args.saveSteps,
+      trainBatchSize: args.perDeviceTrainBatchSize,
+    });
+    await this.task.prepare?.(this.taskContext());
 
     const started = performance.now();
     const startStep = s.globalStep;
@@ -252,17 +232,16 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     const firstEpoch = Math.floor(s.globalStep / perEpoch);
     let skipSteps = s.globalStep - firstEpoch * perEpoch;
     const ga = args.gradientAccumulationSteps;
-    this.resetLogAccumulators();
+    this.window.reset();
 
-    for (let epoch = firstEpoch; epoch < numEpochs && !this.control.shouldTrainingStop; epoch++) {
+    for (let epoch = firstEpoch; epoch < numEpochs && !this.stopping(); epoch++) {
       await this.callbackHandler.emit("onEpochBegin", args, s, this.control);
       let group: TBatch[] = [];
       let stepInEpoch = skipSteps;
       let toSkip = skipSteps * ga;
       skipSteps = 0;
       const runGroup = async () => {
-        const result = await this.optimizerStep(group, epoch, stepInEpoch, perEpoch);
-        runLossSum += result.loss;
+        runLossSum += (await this.runStep(group, epoch, stepInEpoch, perEpoch)).loss;
         stepInEpoch++;
         group = [];
       };
@@ -274,10 +253,10 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
         group.push(batch);
         if (group.length === ga) {
           await runGroup();
-          if (this.control.shouldTrainingStop || this.control.shouldEpochStop) break;
+          if (this.stopping() || this.control.shouldEpochStop) break;
         }
       }
-      if (group.length > 0 && !this.control.shouldTrainingStop && !this.control.shouldEpochStop) await runGroup();
+      if (group.length > 0 && !this.stopping() && !this.control.shouldEpochStop) await runGroup();
       await this.callbackHandler.emit("onEpochEnd", args, s, this.control);
       await this.maybeLogSaveEvaluate();
     }
@@ -292,195 +271,118 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     return { globalStep: s.globalStep, trainingLoss: metrics["train_loss"]!, metrics };
   }
 
-  // Sums since the last log.
-  private logLossSum = 0;
-  private logSteps = 0;
-  private logMetricSums = new Map<string, { sum: number; count: number }>();
-  private lastGradNorm = Number.NaN;
-
-  private resetLogAccumulators(): void {
-    this.logLossSum = 0;
-    this.logSteps = 0;
-    this.logMetricSums = new Map();
+  private stopping(): boolean {
+    return this.control.shouldTrainingStop;
   }
 
-  private async optimizerStep(
-    group: TBatch[],
-    epoch: number,
-    stepInEpoch: number,
-    perEpoch: number,
-  ): Promise<StepResult> {
+  /** Restore model, optimizer, schedule, RNG, state, callbacks, hooks and task from a checkpoint directory. */
+  private async restore(dir: string | undefined): Promise<void> {
+    if (!dir) throw new CheckpointError("resumeFromCheckpoint: no checkpoint found", { file: this.args.outputDir });
+    this.state = await loadTrainingCheckpoint(dir, {
+      model: this.model,
+      optimizer: this.optimizer,
+      scheduler: this.scheduler,
+      rng: this.rng,
+    });
+    const saved = this.state.statefulCallbacks;
+    for (const cb of this.callbackHandler.callbacks) {
+      if (cb.name && cb.loadState && cb.name in saved) cb.loadState(saved[cb.name]);
+    }
+    for (const hook of this.activeGradientHooks()) {
+      const key = `gradientHook:${hook.name}`;
+      if (hook.loadState && key in saved) hook.loadState(saved[key]);
+    }
+    const taskKey = taskStateKey(this.task);
+    if (this.task.loadState && taskKey in saved) this.task.loadState(saved[taskKey]);
+    this.skippedSteps = structuredClone((saved[SKIPPED_STEPS_KEY] as SkippedStep[] | undefined) ?? []);
+  }
+
+  private async runStep(group: TBatch[], epoch: number, stepInEpoch: number, perEpoch: number): Promise<StepResult> {
     const s = this.state;
     await this.callbackHandler.emit("onStepBegin", this.args, s, this.control);
     const result = await this.trainingStep(group);
     s.globalStep += 1;
     s.epoch = epoch + (stepInEpoch + 1) / perEpoch;
     s.numInputTokensSeen += result.numTokens;
-    this.logLossSum += result.loss;
-    this.logSteps += 1;
-    this.lastGradNorm = result.gradNorm;
-    for (const [k, v] of Object.entries(result.metrics)) {
-      const acc = this.logMetricSums.get(k) ?? { sum: 0, count: 0 };
-      acc.sum += v;
-      acc.count += 1;
-      this.logMetricSums.set(k, acc);
-    }
+    this.window.add(result);
     await this.callbackHandler.emit("onStepEnd", this.args, s, this.control);
     await this.maybeLogSaveEvaluate();
     return result;
   }
 
   /**
-   * One optimizer step over `microBatches`: forward/backward each (scaled by its share),
-   * accumulate gradients, clip to `maxGradNorm`, set the scheduled learning rate, apply the
-   * optimizer, advance the schedule. Fires `onSubstepEnd` between micro-batches. Every tensor it
-   * creates is released before it returns. Override for trainers whose step is not
-   * "minimise computeLoss" (PPO's rollout + epochs), keeping the same result shape.
+   * One trainer step over `batches` (one gradient-accumulation group). Offline tasks: the task's
+   * `beforeStep` outside the tape, then one optimizer step. On-policy tasks: the task's rollout, then each
+   * optimizer step it planned. The schedule advances once (not when a hook vetoed an offline step, as HF).
    */
-  protected async trainingStep(microBatches: TBatch[]): Promise<StepResult> {
-    const vars = this.model.trainableVariables();
-    if (vars.length === 0) throw new ConfigError("the model has no trainable variables", { field: "model" });
-    const weights = microBatches.map((b) => this.batchWeight(b));
-    const total = weights.reduce((a, b) => a + b, 0);
-    if (!(total > 0)) throw new ConfigError(`batch weights must sum to > 0, got ${total}`, { field: "batchWeight" });
-    const accum: tf.NamedTensorMap = {};
-    let loss = 0;
-    let numTokens = 0;
-    const metrics: Record<string, number> = {};
-    const hooks = this.activeGradientHooks();
-    const lossScale = this.lossScaleOf(hooks);
-    try {
-      for (let i = 0; i < microBatches.length; i++) {
-        const share = weights[i]! / total;
-        const captured: Record<string, tf.Tensor | number> = {};
-        let unscaledLoss: tf.Tensor | undefined;
-        const { value, grads } = tf.tidy(() =>
-          tf.variableGrads(() => {
-            const out = this.computeLoss(microBatches[i]!, { training: true });
-            for (const [k, m] of Object.entries(out.metrics ?? {}))
-              captured[k] = typeof m === "number" ? m : tf.keep(m);
-            numTokens += out.numTokens ?? 0;
-            const shared = tf.mul(out.loss, share) as tf.Scalar;
-            if (lossScale === 1) return shared;
-            unscaledLoss = tf.keep(shared);
-            return tf.mul(shared, lossScale) as tf.Scalar;
-          }, vars),
-        );
-        loss += (unscaledLoss ?? value).dataSync()[0]!;
-        value.dispose();
-        unscaledLoss?.dispose();
-        for (const [k, m] of Object.entries(captured)) {
-          metrics[k] = (metrics[k] ?? 0) + share * scalarValue(m);
-          if (typeof m !== "number") m.dispose();
-        }
-        for (const [name, g] of Object.entries(grads)) {
-          if (g == null) continue;
-          const prev = accum[name];
-          if (prev) {
-            if (!addInPlace(prev, g)) {
-              accum[name] = tf.add(prev, g);
-              prev.dispose();
-            }
-            g.dispose();
-          } else {
-            accum[name] = g;
-          }
-        }
-        if (i < microBatches.length - 1) {
-          await this.callbackHandler.emit("onSubstepEnd", this.args, this.state, this.control);
-        }
-      }
-      const scheduler = this.scheduler!;
-      this.optimizer.learningRate = scheduler.lr;
-      if (hooks.length === 0) {
-        const gradNorm = tf.tidy(() => {
-          // The accumulated gradients are the trainer's own: scale them in place when clipping.
-          const { grads, norm } = clipByGlobalNorm(accum, this.args.maxGradNorm, { inPlace: true });
-          this.optimizer.applyGradients(grads);
-          return norm.dataSync()[0]!;
-        });
-        scheduler.step();
-        return { loss, gradNorm, metrics, numTokens };
-      }
-      const { gradNorm, applied } = this.applyStepGradients(accum, loss, hooks);
-      // HF's Trainer steps the schedule only when the optimizer ran (`optimizer_step_was_skipped`).
-      if (applied) scheduler.step();
-      return { loss, gradNorm, metrics, numTokens, skipped: !applied };
-    } finally {
-      for (const g of Object.values(accum)) g.dispose();
+  protected async trainingStep(batches: TBatch[]): Promise<StepResult> {
+    const scheduler = this.scheduler!;
+    const between = () => this.callbackHandler.emit("onSubstepEnd", this.args, this.state, this.control).then(() => {});
+    if (this.task.rollout === undefined) {
+      const micro = batches as unknown as TMicro[];
+      await this.task.beforeStep?.(micro);
+      const result = await this.optimizerStep(micro, between);
+      if (!result.skipped) scheduler.step();
+      return result;
     }
+    const update = await this.task.rollout(batches, this.taskContext());
+    const results: StepResult[] = [];
+    for (let i = 0; i < update.steps.length; i++) {
+      await this.task.beforeStep?.(update.steps[i]!);
+      results.push(await this.optimizerStep(update.steps[i]!, between));
+      if (i < update.steps.length - 1) await between();
+    }
+    scheduler.step();
+    const mean = (f: (r: StepResult) => number) => results.reduce((a, r) => a + f(r), 0) / results.length;
+    const metricNames = new Set(results.flatMap((r) => Object.keys(r.metrics)));
+    const metrics: Record<string, number> = {};
+    for (const k of metricNames) metrics[k] = mean((r) => r.metrics[k] ?? 0);
+    Object.assign(metrics, update.metrics, update.finish?.(results.map((r) => r.microMetrics)));
+    return {
+      loss: mean((r) => r.loss),
+      gradNorm: mean((r) => r.gradNorm),
+      metrics,
+      microMetrics: results.flatMap((r) => r.microMetrics),
+      numTokens: update.numTokens ?? results.reduce((a, r) => a + r.numTokens, 0),
+      ...(results.some((r) => r.skipped) ? { skipped: true } : {}),
+    };
   }
 
-  /** Product of the hooks' `lossScale()` (1 without hooks). */
-  protected lossScaleOf(hooks: readonly GradientHook[]): number {
-    let scale = 1;
-    for (const h of hooks) if (h.lossScale) scale *= h.lossScale();
-    return scale;
-  }
-
-  /**
-   * The hooked optimizer step (see {@link GradientHook} for the order): unscale, measure the norm, ask for
-   * vetoes, clip and apply unless vetoed, tell every hook, record a skip. `accum` is not disposed (the
-   * caller owns it); everything made here is. Trainers with their own update loop (PPO) call it per
-   * optimizer step; the learning-rate schedule is the caller's business.
-   */
-  protected applyStepGradients(
-    accum: tf.NamedTensorMap,
-    loss: number,
-    hooks: readonly GradientHook[] = this.activeGradientHooks(),
-  ): AppliedGradients {
-    const step = this.state.globalStep + 1;
-    const made = new Set<tf.Tensor>();
+  /** Accumulate the gradients of `microBatches`, then unscale/veto/clip/apply them (one optimizer step). */
+  protected async optimizerStep(microBatches: TMicro[], between: () => Promise<void>): Promise<StepResult> {
+    const hooks = this.activeGradientHooks();
+    const parts = { model: this.model, task: this.task, optimizer: this.optimizer, maxGradNorm: this.args.maxGradNorm };
+    const acc = await accumulateGradients(parts, microBatches, lossScaleOf(hooks), between);
     try {
-      let grads = accum;
-      for (const h of hooks) {
-        if (!h.unscaleGradients) continue;
-        grads = h.unscaleGradients(grads, step);
-        for (const g of Object.values(grads)) made.add(g);
-      }
-      const clipped = tf.tidy(
-        () => clipByGlobalNorm(grads, this.args.maxGradNorm) as unknown as tf.TensorContainer,
-      ) as unknown as ClippedGradients;
-      made.add(clipped.norm);
-      for (const g of Object.values(clipped.grads)) made.add(g);
-      const gradNorm = clipped.norm.dataSync()[0]!;
-      let veto: { hook: string; reason: string } | undefined;
-      for (const h of hooks) {
-        const reason = h.vetoStep?.({ step, loss, gradNorm, grads });
-        if (reason) {
-          veto = { hook: h.name, reason };
-          break;
-        }
-      }
-      if (!veto) tf.tidy(() => this.optimizer.applyGradients(clipped.grads));
-      else this.skippedSteps.push({ step, hook: veto.hook, reason: veto.reason });
-      const outcome: GradientStepOutcome = {
-        step,
-        applied: !veto,
-        loss,
+      this.optimizer.learningRate = this.scheduler!.lr;
+      const step = this.state.globalStep + 1;
+      const { gradNorm, applied } = applyGradients(parts, acc.grads, acc.loss, step, hooks, this.skippedSteps);
+      return {
+        loss: acc.loss,
         gradNorm,
-        ...(veto ? { skippedBy: veto.hook, reason: veto.reason } : {}),
+        metrics: acc.metrics,
+        microMetrics: acc.microMetrics,
+        numTokens: acc.numTokens,
+        ...(applied ? {} : { skipped: true }),
       };
-      for (const h of hooks) h.afterStep?.(outcome);
-      return { gradNorm, applied: !veto };
     } finally {
-      // dispose() is idempotent, so tensors a hook passed through from `accum` are safe to list here
-      for (const t of made) if (!Object.values(accum).includes(t)) t.dispose();
+      for (const g of Object.values(acc.grads)) g.dispose();
     }
   }
 
   private async maybeLogSaveEvaluate(): Promise<void> {
     const c = this.control;
-    if (c.shouldLog && this.logSteps > 0) {
+    if (c.shouldLog && !this.window.empty) {
+      const gradNorm = this.window.lastGradNorm;
+      const { loss, metrics } = this.window.take();
       const logs: Record<string, number> = {
-        loss: this.logLossSum / this.logSteps,
-        grad_norm: this.lastGradNorm,
+        loss,
+        grad_norm: gradNorm,
         learning_rate: this.scheduler?.lr ?? this.args.learningRate,
+        ...metrics,
       };
-      for (const [k, { sum, count }] of this.logMetricSums) logs[k] = sum / count;
       if (this.state.numInputTokensSeen > 0) logs["num_tokens"] = this.state.numInputTokensSeen;
       if (this.activeGradientHooks().length > 0) logs["skipped_steps"] = this.skippedSteps.length;
-      this.resetLogAccumulators();
       await this.log(logs);
     }
     c.shouldLog = false;
@@ -502,23 +404,20 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
   }
 
   /**
-   * Evaluate on `evalData` without gradients: the loss and every metric averaged over
-   * micro-batches (weighted by {@link BaseTrainer.batchWeight}), named `<prefix>_<name>`.
-   * Logs them, fires `onEvaluate`, and tracks `metricForBestModel`.
+   * Evaluate on `evalData` without gradients: the loss and every metric averaged over batches (weighted by
+   * the task's `batchWeight`; on-policy tasks score generations through `evaluateBatch`), named
+   * `<prefix>_<name>`. Logs them, fires `onEvaluate`, and tracks `metricForBestModel`.
    */
   async evaluate(options: { metricKeyPrefix?: string } = {}): Promise<Record<string, number>> {
+    await this.prepare();
     const prefix = options.metricKeyPrefix ?? "eval";
     if (!this.evalData) throw new ConfigError("no evaluation data was given", { field: "evalData" });
+    await this.task.prepare?.(this.taskContext());
     const sums = new Map<string, number>();
     let total = 0;
     for await (const batch of iterate(this.evalData.batches(0))) {
-      const w = this.batchWeight(batch);
-      const values = tf.tidy(() => {
-        const out = this.computeLoss(batch, { training: false });
-        const v: Record<string, number> = { loss: out.loss.dataSync()[0]! };
-        for (const [k, m] of Object.entries(out.metrics ?? {})) v[k] = scalarValue(m);
-        return v;
-      });
+      const w = this.task.rollout === undefined ? (this.task.batchWeight?.(batch as unknown as TMicro) ?? 1) : 1;
+      const values = await this.evaluateBatch(batch);
       for (const [k, v] of Object.entries(values)) sums.set(k, (sums.get(k) ?? 0) + w * v);
       total += w;
     }
@@ -528,6 +427,22 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     this.updateBestMetric(metrics, prefix);
     await this.callbackHandler.emit("onEvaluate", this.args, this.state, this.control, { metrics });
     return metrics;
+  }
+
+  /** Metric values of one evaluation batch: the task's `evaluateBatch`, or its loss and metrics without gradients. */
+  protected async evaluateBatch(batch: TBatch): Promise<Record<string, number>> {
+    if (this.task.evaluateBatch) return this.task.evaluateBatch(batch, this.taskContext());
+    if (this.task.rollout !== undefined) {
+      throw new ConfigError(`the ${this.task.name} task has no evaluation`, { field: "evalDataset" });
+    }
+    const micro = batch as unknown as TMicro;
+    await this.task.beforeStep?.([micro]);
+    return tf.tidy(() => {
+      const out = this.task.compute(micro, { training: false });
+      const v: Record<string, number> = { loss: out.loss.dataSync()[0]! };
+      for (const [k, m] of Object.entries(stepMetrics(out))) v[k] = typeof m === "number" ? m : m.dataSync()[0]!;
+      return v;
+    });
   }
 
   private updateBestMetric(metrics: Record<string, number>, prefix: string): void {
@@ -549,8 +464,8 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
   }
 
   /**
-   * Write `outputDir/checkpoint-<globalStep>` atomically, then apply `saveTotalLimit`.
-   * Returns the checkpoint directory.
+   * Write `outputDir/checkpoint-<globalStep>` atomically (model, optimizer, schedule, RNG, state with the
+   * callbacks', hooks' and task's state), then apply `saveTotalLimit`. Returns the checkpoint directory.
    */
   async saveCheckpoint(): Promise<string> {
     const s = this.state;
@@ -564,6 +479,7 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
       if (hook.getState) s.statefulCallbacks[`gradientHook:${hook.name}`] = structuredClone(hook.getState());
     }
     if (hooks.length > 0) s.statefulCallbacks[SKIPPED_STEPS_KEY] = structuredClone(this.skippedSteps);
+    if (this.task.getState) s.statefulCallbacks[taskStateKey(this.task)] = structuredClone(this.task.getState());
     if (s.bestGlobalStep === s.globalStep) s.bestModelCheckpoint = dir;
     await saveTrainingCheckpoint(dir, {
       model: this.model,
@@ -578,19 +494,4 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     }
     return dir;
   }
-}
-
-/**
- * `prev += g` in `prev`'s own array (the same float32 sums as `tf.add`) when the native addon is active
- * on `cpu` and nothing else shares `prev`'s data: gradient accumulation then allocates nothing per
- * micro-batch (a fresh array costs ~4 ms per MB on these machines). False when it did not apply.
- */
-function addInPlace(prev: tf.Tensor, g: tf.Tensor): boolean {
-  if (activeNativeAddon() === undefined) return false;
-  if (prev.size !== g.size || prev.shape.some((d, i) => d !== g.shape[i])) return false;
-  const target = cpuFloat32Values(prev, true);
-  const source = cpuFloat32Values(g);
-  if (target === undefined || source === undefined || target === source) return false;
-  for (let i = 0; i < target.length; i++) target[i] = target[i]! + source[i]!;
-  return true;
 }

@@ -5,6 +5,7 @@ import { createRunContainer, installPlugins, lossRegistryOf, resolveAllOrEmpty }
 import { defaultLossRegistry, LossRegistry } from "../../src/di/loss-registry.js";
 import { lossPlugin } from "../../src/di/plugins.js";
 import { CALLBACKS, ENGINE, LOSS, MODEL, PLUGINS, TOKENIZER } from "../../src/di/tokens.js";
+import { defaultEngine } from "../../src/engine/engine.js";
 import { tf } from "../../src/engine/tf.js";
 import { ConfigError } from "../../src/errors/index.js";
 import type { Loss } from "../../src/interfaces/loss.js";
@@ -46,12 +47,13 @@ describe("run containers", () => {
     a.register(CALLBACKS, { useValue: { name: "cb-a" } });
     expect(resolveAllOrEmpty(b, CALLBACKS)).toEqual([]);
     // loss registries: per run, chained to the global default
-    await installPlugins(a, [lossPlugin("run-a-only", constLoss("run-a-only", 1))]);
+    installPlugins(a, [lossPlugin("run-a-only", constLoss("run-a-only", 1))]);
     expect(lossRegistryOf(a).has("run-a-only")).toBe(true);
     expect(lossRegistryOf(b).has("run-a-only")).toBe(false);
     expect(defaultLossRegistry.has("run-a-only")).toBe(false);
     expect(lossRegistryOf(a)).not.toBe(lossRegistryOf(b));
-    expect(a.resolve(ENGINE)).toBe(tf);
+    expect(a.resolve(ENGINE)).toBe(defaultEngine);
+    expect(a.resolve<typeof defaultEngine>(ENGINE).tf).toBe(tf);
     expect(resolveAllOrEmpty(a, PLUGINS)).toHaveLength(1);
     expect(resolveAllOrEmpty(b, PLUGINS)).toHaveLength(0);
   });
@@ -65,11 +67,11 @@ describe("run containers", () => {
     expect(lossRegistryOf(parent).has("child-loss")).toBe(false);
   });
 
-  it("rejects duplicate plugin names and malformed plugins with ConfigError", async () => {
+  it("rejects duplicate plugin names and malformed plugins with ConfigError", () => {
     const c = createRunContainer();
-    await installPlugins(c, [{ name: "p", register() {} }]);
-    await expect(installPlugins(c, [{ name: "p", register() {} }])).rejects.toThrow(/plugin "p" is installed twice/);
-    await expect(installPlugins(c, [{ name: "q" } as never])).rejects.toBeInstanceOf(ConfigError);
+    installPlugins(c, [{ name: "p", register() {} }]);
+    expect(() => installPlugins(c, [{ name: "p", register() {} }])).toThrow(/plugin "p" is installed twice/);
+    expect(() => installPlugins(c, [{ name: "q" } as never])).toThrow(ConfigError);
   });
 });
 

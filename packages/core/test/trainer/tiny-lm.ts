@@ -4,9 +4,11 @@ import { join } from "node:path";
 import { writeSafetensors } from "../../src/checkpoint/safetensors.js";
 import { tf } from "../../src/engine/tf.js";
 import type { BaseModelConfig, CausalLM, CausalLMOutput, ForwardInputs } from "../../src/interfaces/model.js";
-import type { StepOutput } from "../../src/interfaces/trainer.js";
+import type { Callback } from "../../src/interfaces/callback.js";
+import type { ComputeLossContext, StepOutput, TaskContext, TrainingTask } from "../../src/interfaces/task.js";
+import type { BatchSource, TrainingArgs } from "../../src/interfaces/trainer.js";
 import { Rng } from "../../src/rng/index.js";
-import { BaseTrainer, type ComputeLossContext } from "../../src/trainer/trainer.js";
+import { Trainer } from "../../src/trainer/trainer.js";
 
 export const VOCAB = 7;
 export const HIDDEN = 4;
@@ -80,14 +82,19 @@ export function makeRows(n: number, len = 3, seed = 5): Row[] {
   });
 }
 
-/** Mean token cross-entropy; optional rng-seeded noise exercises the trainer RNG on resume. */
-export class TinyTrainer extends BaseTrainer<Batch> {
+/** Mean token cross-entropy as a task; optional noise from the trainer's RNG exercises it on resume. */
+export class TinyTask implements TrainingTask<Batch> {
+  readonly name = "tiny";
   noise = false;
-  protected computeLoss(batch: Batch, ctx: ComputeLossContext): StepOutput {
-    const model = this.model;
-    const { logits } = model.forward({ inputIds: batch.map((r) => r.ids) });
+  private rng: Rng | undefined;
+  constructor(readonly model: TinyLM) {}
+  prepare(context: TaskContext): void {
+    this.rng = context.rng;
+  }
+  compute(batch: Batch, ctx: ComputeLossContext): StepOutput {
+    const { logits } = this.model.forward({ inputIds: batch.map((r) => r.ids) });
     let lp = tf.logSoftmax(logits);
-    if (this.noise && ctx.training) lp = tf.mul(lp, tf.randomUniform(lp.shape, 0.9, 1.1, "float32", this.rng.seed()));
+    if (this.noise && ctx.training) lp = tf.mul(lp, tf.randomUniform(lp.shape, 0.9, 1.1, "float32", this.rng!.seed()));
     const onehot = tf.oneHot(
       tf.tensor2d(
         batch.map((r) => r.labels),
@@ -104,8 +111,24 @@ export class TinyTrainer extends BaseTrainer<Batch> {
       numTokens: batch.length * batch[0]!.ids.length,
     };
   }
-  protected override batchWeight(batch: Batch): number {
+  batchWeight(batch: Batch): number {
     return batch.length;
+  }
+}
+
+/** The generic trainer on a {@link TinyTask} (positional arguments keep the tests short). */
+export class TinyTrainer extends Trainer<Batch> {
+  constructor(
+    args: Partial<TrainingArgs>,
+    model: TinyLM,
+    trainData: BatchSource<Batch>,
+    evalData?: BatchSource<Batch>,
+    callbacks: Callback[] = [],
+  ) {
+    super({ args, model, task: new TinyTask(model), trainData, ...(evalData ? { evalData } : {}), callbacks });
+  }
+  set noise(on: boolean) {
+    (this.task as TinyTask).noise = on;
   }
 }
 

@@ -1,11 +1,8 @@
 /**
- * `GradientHook`: the seam between back-propagation and the optimizer in {@link BaseTrainer}'s step
- * (and `PPOTrainer`'s mini-batch steps). AMP's loss scaler and `NanGuardCallback`'s `action: "skip"` use it.
+ * `GradientHook`: the seam between back-propagation and the optimizer in `Trainer`'s optimizer steps. AMP's loss scaler and `NanGuardCallback`'s `action: "skip"` use it.
  * @module
  */
-import type { DependencyContainer } from "tsyringe";
-import { GRADIENT_HOOKS } from "../di/tokens.js";
-import type { tf } from "../engine/tf.js";
+import type * as tf from "@tensorflow/tfjs-core";
 
 /** What a hook sees before the optimizer step. */
 export interface GradientCheck {
@@ -51,15 +48,15 @@ export interface GradientStepOutcome {
  * 4. A vetoed step is skipped as torch's `GradScaler` + HF `Trainer` skip it: no `applyGradients` (so the
  *    optimizer's moments and step count do not move), no learning-rate scheduler step, but `globalStep`
  *    still advances, callbacks still fire, and the trainer counts it in `skipped_steps` (logged with the
- *    training metrics whenever a hook is installed) and in `BaseTrainer.skippedSteps`.
+ *    training metrics whenever a hook is installed) and in `Trainer.skippedSteps`.
  * 5. `afterStep(outcome)` of every hook, applied or not (AMP updates its scale here).
  *
  * With no hook installed the step is exactly the plain one (no extra ops, no extra syncs).
  *
- * Hooks reach a trainer three ways: `trainer.addGradientHook(hook)`; registered under
- * {@link GRADIENT_HOOKS} by a plugin (the trainers of `@prefkit/losses` pick them up when they install
- * their plugins); or as the `gradientHook` property of a callback (`NanGuardCallback` with
- * `action: "skip"`). Hooks added directly or by plugins run first, then callbacks' hooks, each in order.
+ * Hooks reach a trainer two ways: in its `gradientHooks` part (the composition root fills it from the
+ * `GRADIENT_HOOKS` token, where plugins add theirs through `PluginContext.addGradientHook`), or as the
+ * `gradientHook` property of a callback (`NanGuardCallback` with `action: "skip"`). Hooks of the part run
+ * first, then callbacks' hooks, each in order.
  */
 export interface GradientHook {
   /** Name used in skip reasons and as the key of its checkpointed state (`gradientHook:<name>`). */
@@ -78,7 +75,7 @@ export interface GradientHook {
   loadState?(state: unknown): void;
 }
 
-/** A step the hooks vetoed, as {@link BaseTrainer} records it. */
+/** A step the hooks vetoed, as the `Trainer` records it. */
 export interface SkippedStep {
   /** The optimizer step (1-based). */
   step: number;
@@ -86,9 +83,4 @@ export interface SkippedStep {
   hook: string;
   /** Its reason. */
   reason: string;
-}
-
-/** Every {@link GradientHook} registered under {@link GRADIENT_HOOKS} in `container` (or a parent), or `[]`. */
-export function gradientHooksOf(container: DependencyContainer): GradientHook[] {
-  return container.isRegistered(GRADIENT_HOOKS, true) ? container.resolveAll<GradientHook>(GRADIENT_HOOKS) : [];
 }
