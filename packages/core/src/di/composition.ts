@@ -8,7 +8,8 @@
  *  parent container (optional, the user's)          run container (one per trainer)
  *  ─────────────────────────────────────            ─────────────────────────────────────────────
  *  OPTIMIZER? SCHEDULER? REFERENCE_MODEL?  ──────▶  TRAINING_ARGS  TOKENIZER  ENGINE  LOSS_REGISTRY
- *  CALLBACKS* GRADIENT_HOOKS* PLUGINS*              PLUGINS* ─register(ctx)─▶ losses, CALLBACKS*,
+ *  CALLBACKS* GRADIENT_HOOKS* PLUGINS*              CALLBACKS* (method's, parent's, user's)
+ *                                                   PLUGINS* ─register(ctx)─▶ losses, CALLBACKS*,
  *                                                                 GRADIENT_HOOKS*, model transforms
  *                                                   MODEL (transformed)  REFERENCE_MODEL?
  *                                                   LOSS (registry × lossType)  OPTIMIZER  SCHEDULER
@@ -88,8 +89,8 @@ export interface RunDefinition<TBatch, TArgs extends TrainingArgs, TMicro = TBat
   optimizer?: tf.Optimizer;
   /** The schedule (else a parent's `SCHEDULER`, else the one `args.lrSchedulerType` names). */
   scheduler?: SchedulerFactory;
-  /** Callbacks the method itself adds (e.g. DPO's ln 2 warning), after the user's and the plugins'. */
-  methodCallbacks?: (run: RunParts<TArgs>) => Callback<any>[];
+  /** Callbacks the method itself adds (e.g. DPO's ln 2 warning): first, before the parent's, the user's and the plugins'. */
+  methodCallbacks?: readonly Callback<any>[];
   /** Builds the run's loss from the registry (registered under `LOSS`). */
   loss(run: RunParts<TArgs>): Loss<any, any>;
   /** Builds the task from the parts and the loss (registered under `TASK`). */
@@ -151,6 +152,7 @@ export function composeRun<TBatch, TArgs extends TrainingArgs, TMicro = TBatch>(
       },
     });
   }
+  for (const cb of def.methodCallbacks ?? []) run.register(CALLBACKS, { useValue: cb });
   inherit(run, parent, CALLBACKS, def.callbacks ?? []);
   inherit(run, parent, GRADIENT_HOOKS, []);
   const plugins = [...resolveAllOrEmpty<Plugin>(parent, PLUGINS), ...(def.plugins ?? [])];
@@ -165,7 +167,6 @@ export function composeRun<TBatch, TArgs extends TrainingArgs, TMicro = TBatch>(
     registry: lossRegistryOf(c),
     container: c,
   });
-  for (const cb of def.methodCallbacks?.(parts(run)) ?? []) run.register(CALLBACKS, { useValue: cb });
   run.register(LOSS, { useFactory: instanceCachingFactory((c) => def.loss(parts(c))) });
   run.register(TASK, { useFactory: instanceCachingFactory((c) => def.task(parts(c), c.resolve(LOSS))) });
   const data = instanceCachingFactory((c) => def.data(parts(c), c.resolve(TASK)));

@@ -43,11 +43,18 @@ function positiveInt(args: TrainingArgs, field: keyof TrainingArgs): void {
  * (`beta`, `lossType`, ...) pass through untouched. Throws a {@link ConfigError} naming the field.
  */
 export function resolveTrainingArgs<T extends TrainingArgs>(input: Partial<T>): T {
-  const args = { ...DEFAULT_TRAINING_ARGS, ...stripUndefined(input) } as T;
+  const args = { ...DEFAULT_TRAINING_ARGS, ...definedFields(input) } as T;
   positiveInt(args, "gradientAccumulationSteps");
   if (args.loggingStrategy === "steps") positiveInt(args, "loggingSteps");
   if (args.saveStrategy === "steps") positiveInt(args, "saveSteps");
   if (args.evalStrategy === "steps" && args.evalSteps !== undefined) positiveInt(args, "evalSteps");
+  positiveInt(args, "perDeviceTrainBatchSize");
+  if (!Number.isInteger(args.seed)) throw new ConfigError(`expected an integer, got ${JSON.stringify(args.seed)}`, { field: "seed" });
+  if (!(Number.isInteger(args.maxSteps) && (args.maxSteps === -1 || args.maxSteps >= 1))) {
+    throw new ConfigError(`expected -1 or a positive integer, got ${JSON.stringify(args.maxSteps)}`, { field: "maxSteps" });
+  }
+  if (!(args.maxGradNorm >= 0))
+    throw new ConfigError(`expected >= 0, got ${JSON.stringify(args.maxGradNorm)}`, { field: "maxGradNorm" });
   if (!(args.learningRate >= 0))
     throw new ConfigError(`expected >= 0, got ${args.learningRate}`, { field: "learningRate" });
   if (!(args.warmupRatio >= 0 && args.warmupRatio <= 1)) {
@@ -65,6 +72,7 @@ export function resolveTrainingArgs<T extends TrainingArgs>(input: Partial<T>): 
   return args;
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
+/** A copy of `o` without its `undefined` fields, so they do not override defaults when spread over them. */
+export function definedFields<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

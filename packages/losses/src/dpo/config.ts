@@ -1,4 +1,4 @@
-import { ConfigError, DEFAULT_TRAINING_ARGS, resolveTrainingArgs, type TrainingArgs } from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, definedFields, resolveTrainingArgs, type TrainingArgs } from "@prefkit/core";
 
 /** Every DPO loss type TRL offers (`DPOConfig.loss_type`). */
 export const DPO_LOSS_TYPES = [
@@ -39,104 +39,152 @@ export type FDivergenceType = (typeof F_DIVERGENCE_TYPES)[number];
 export type TruncationMode = "keep_start" | "keep_end";
 
 /**
- * Configuration of DPO training: TRL's `DPOConfig` with camelCase names and TRL's defaults, including
- * the loop settings of transformers' `TrainingArguments` it extends (`outputDir`, `saveSteps`,
- * `lrSchedulerType`, `warmupRatio`, `saveTotalLimit`, ...).
- * A plain object; build one with {@link defaultDPOConfig} and check it with {@link validateDPOConfig}.
+ * Configuration of DPO training: TRL's `DPOConfig` with camelCase names and TRL's defaults, on top of the
+ * loop settings of transformers' `TrainingArguments` (`TrainingArgs`: `outputDir`, `saveSteps`,
+ * `lrSchedulerType`, …). Defaults come from one table, {@link DPO_DEFAULTS}; build a config with
+ * {@link resolveDPOConfig}.
  */
 export interface DPOConfig extends TrainingArgs {
-  /** Peak learning rate (TRL default 1e-6). */
+  /**
+   * Peak learning rate of AdamW.
+   * @defaultValue 1e-6
+   */
   learningRate: number;
-  /** Log metrics every this many optimizer steps. */
+  /**
+   * Log metrics every this many optimizer steps.
+   * @defaultValue 10
+   */
   loggingSteps: number;
-  /** Seed for weight init, dropout and data order, so runs reproduce. */
-  seed: number;
-  /** Prompts per device per micro-batch (each gives one chosen and one rejected row). */
-  perDeviceTrainBatchSize: number;
-  /** Micro-batches accumulated per optimizer step. */
-  gradientAccumulationSteps: number;
-  /** Passes over the training set (ignored when `maxSteps` > 0). */
-  numTrainEpochs: number;
-  /** Total optimizer steps; -1 means "derive from `numTrainEpochs`". */
-  maxSteps: number;
-  /** Gradient clipping by global norm; 0 disables it. */
-  maxGradNorm: number;
   /**
    * β: strength of the implicit KL constraint to the reference model (DPO paper). Higher β keeps the
    * policy closer to the reference. For IPO it is τ, the regulariser.
+   * @defaultValue 0.1
    */
   beta: number;
   /**
    * Loss type(s). With several, the loss is the weighted sum (see `lossWeights`), e.g.
-   * `["sigmoid", "sft"]` is RPO (MPO uses `["sigmoid", "bco_pair", "sft"]`).
+   * `["sigmoid", "sft"]` is RPO (MPO uses `["sigmoid", "bco_pair", "sft"]`). Names of registered user
+   * losses are accepted like built-in types.
+   * @defaultValue ["sigmoid"]
    */
   lossType: DPOLossName[];
-  /** Weight per entry of `lossType`; `null` weights every loss 1. */
+  /**
+   * Weight per entry of `lossType`; `null` weights every loss 1.
+   * @defaultValue null
+   */
   lossWeights: number[] | null;
   /**
    * ε: probability that a preference label is flipped. Used by `sigmoid` (conservative DPO), `robust`,
    * `aot`/`aot_unpaired` and `exo_pair` (which needs ε > 0, typically 1e-3). Must be in [0, 0.5).
+   * @defaultValue 0
    */
   labelSmoothing: number;
-  /** f-divergence regulariser of f-DPO (Wang et al. 2023); `reverse_kl` is standard DPO. */
+  /**
+   * f-divergence regulariser of f-DPO (Wang et al. 2023); `reverse_kl` is standard DPO.
+   * @defaultValue "reverse_kl"
+   */
   fDivergenceType: FDivergenceType;
-  /** α of the `alpha_divergence`. */
+  /**
+   * α of the `alpha_divergence`.
+   * @defaultValue 0.5
+   */
   fAlphaDivergenceCoef: number;
-  /** τ of DiscoPOP (Chris Lu et al. 2024): temperature of the log-ratio modulation. */
+  /**
+   * τ of DiscoPOP (Chris Lu et al. 2024): temperature of the log-ratio modulation.
+   * @defaultValue 0.05
+   */
   discopopTau: number;
-  /** Ignore the reference model inside the loss (an implicit uniform reference); rewards still use it. */
+  /**
+   * Ignore the reference model inside the loss (an implicit uniform reference); rewards still use it.
+   * @defaultValue false
+   */
   referenceFree: boolean;
-  /** Maximum prompt + completion tokens; longer rows are truncated (see `truncationMode`). `null`: no limit. */
+  /**
+   * Maximum prompt + completion tokens; longer rows are truncated (see `truncationMode`). `null`: no limit.
+   * @defaultValue 1024
+   */
   maxLength: number | null;
-  /** Maximum prompt tokens; `null`: no separate prompt limit. */
+  /**
+   * Maximum prompt tokens; `null`: no separate prompt limit.
+   * @defaultValue null
+   */
   maxPromptLength: number | null;
-  /** Maximum completion tokens; `null`: no separate completion limit. */
+  /**
+   * Maximum completion tokens; `null`: no separate completion limit.
+   * @defaultValue null
+   */
   maxCompletionLength: number | null;
-  /** Which end of an over-long sequence is kept. */
+  /**
+   * Which end of an over-long sequence is kept.
+   * @defaultValue "keep_start"
+   */
   truncationMode: TruncationMode;
-  /** Compute the reference log-probs once before training, so the reference need not stay in memory. */
+  /**
+   * Compute the reference log-probs once before training, so the reference need not stay in memory.
+   * @defaultValue false
+   */
   precomputeRefLogProbs: boolean;
-  /** Switch dropout off in the policy (and the reference), as DPO assumes deterministic log-probs. */
+  /**
+   * Switch dropout off in the policy (and the reference), as DPO assumes deterministic log-probs.
+   * @defaultValue true
+   */
   disableDropout: boolean;
   /**
    * Where precomputed reference log-probs are cached (one JSON file per dataset + reference-weights
    * fingerprint). `null`: `<outputDir>/ref_logps`. prefkit-specific.
+   * @defaultValue null
    */
   refLogProbsCacheDir: string | null;
   /**
    * α of RPO (Pang et al. 2024) as older TRL's `rpo_alpha`: adds α·NLL of the chosen completion to the
-   * loss. `null` (default) disables it; current TRL spells this `lossType: ["sigmoid", "sft"]`.
+   * loss. `null` disables it; current TRL spells this `lossType: ["sigmoid", "sft"]`.
+   * @defaultValue null
    */
   rpoAlpha: number | null;
-  /** Id written into padding positions (masks never depend on it). `null`: the tokenizer's pad, else eos, else 0. */
+  /**
+   * Id written into padding positions (masks never depend on it). `null`: the tokenizer's pad, else eos, else 0.
+   * @defaultValue null
+   */
   padTokenId: number | null;
-  /** Weight pairs by policy likelihood (WPO, Zhou et al. 2024). */
+  /**
+   * Weight pairs by policy likelihood (WPO, Zhou et al. 2024).
+   * @defaultValue false
+   */
   useWeighting: boolean;
   /**
    * α of LD-DPO (Liu et al. 2024): weight of the tokens past the shorter completion's length;
    * `null` disables the length desensitisation.
+   * @defaultValue null
    */
   ldAlpha: number | null;
-  /** Periodically mix the policy into the reference model (TR-DPO, Gorbatovski et al. 2024). */
+  /**
+   * Periodically mix the policy into the reference model (TR-DPO, Gorbatovski et al. 2024).
+   * @defaultValue false
+   */
   syncRefModel: boolean;
-  /** α of TR-DPO's soft update: ref ← α·policy + (1 − α)·ref. */
+  /**
+   * α of TR-DPO's soft update: ref ← α·policy + (1 − α)·ref.
+   * @defaultValue 0.6
+   */
   refModelMixupAlpha: number;
-  /** Optimizer steps between two TR-DPO reference updates. */
+  /**
+   * Optimizer steps between two TR-DPO reference updates.
+   * @defaultValue 512
+   */
   refModelSyncSteps: number;
 }
 
-/** A fresh {@link DPOConfig} with TRL's defaults. */
-export function defaultDPOConfig(): DPOConfig {
-  return {
-    ...DEFAULT_TRAINING_ARGS,
+/** What {@link resolveDPOConfig} accepts: any subset of {@link DPOConfig}; `lossType` may be one name or a list. */
+export type DPOConfigInput = Partial<Omit<DPOConfig, "lossType">> & {
+  /** Loss type(s): built-in TRL names or names of registered user losses. */
+  lossType?: DPOLossName | readonly DPOLossName[];
+};
+
+/** TRL's `DPOConfig` defaults: the DPO fields and the loop fields whose default differs from `TrainingArgs`'. */
+export const DPO_DEFAULTS: Readonly<Omit<DPOConfig, keyof TrainingArgs> & Pick<DPOConfig, "learningRate" | "loggingSteps">> =
+  Object.freeze({
     learningRate: 1e-6,
     loggingSteps: 10,
-    seed: 42,
-    perDeviceTrainBatchSize: 8,
-    gradientAccumulationSteps: 1,
-    numTrainEpochs: 3,
-    maxSteps: -1,
-    maxGradNorm: 1,
     beta: 0.1,
     lossType: ["sigmoid"],
     lossWeights: null,
@@ -159,7 +207,11 @@ export function defaultDPOConfig(): DPOConfig {
     syncRefModel: false,
     refModelMixupAlpha: 0.6,
     refModelSyncSteps: 512,
-  };
+  } satisfies Omit<DPOConfig, keyof TrainingArgs> & Pick<DPOConfig, "learningRate" | "loggingSteps">);
+
+/** A fresh {@link DPOConfig} with TRL's defaults (`TrainingArgs`' then {@link DPO_DEFAULTS}). */
+export function defaultDPOConfig(): DPOConfig {
+  return { ...DEFAULT_TRAINING_ARGS, ...structuredClone(DPO_DEFAULTS) } as DPOConfig;
 }
 
 /** Throws a {@link ConfigError} naming `field` unless `value` is a finite number satisfying `ok`. */
@@ -237,8 +289,9 @@ export function validateDPOLossFields(config: {
 }
 
 /**
- * Checks a {@link DPOConfig}. Throws a {@link ConfigError} whose `field` names the offending field
- * and whose message lists the allowed values.
+ * Checks the DPO fields of a {@link DPOConfig} (the loop fields are core's `resolveTrainingArgs`' job).
+ * Throws a {@link ConfigError} whose `field` names the offending field and whose message lists the allowed
+ * values.
  * @param isRegisteredLoss when given, `lossType` entries it accepts (user losses in a registry) pass
  *   even though they are not built-in types.
  */
@@ -261,27 +314,8 @@ export function validateDPOConfig(config: DPOConfig, isRegisteredLoss?: (name: s
       });
     }
   }
-  resolveTrainingArgs<TrainingArgs>(config);
   if (config.rpoAlpha !== null && config.rpoAlpha !== undefined)
     checkNumber("rpoAlpha", config.rpoAlpha, (v) => v >= 0, "null or a number >= 0");
-  checkNumber("learningRate", config.learningRate, (v) => v >= 0, "a number >= 0");
-  checkNumber("loggingSteps", config.loggingSteps, (v) => Number.isInteger(v) && v >= 1, "an integer >= 1");
-  checkNumber("seed", config.seed, Number.isInteger, "an integer");
-  checkNumber(
-    "perDeviceTrainBatchSize",
-    config.perDeviceTrainBatchSize,
-    (v) => Number.isInteger(v) && v >= 1,
-    "an integer >= 1",
-  );
-  checkNumber(
-    "gradientAccumulationSteps",
-    config.gradientAccumulationSteps,
-    (v) => Number.isInteger(v) && v >= 1,
-    "an integer >= 1",
-  );
-  checkNumber("numTrainEpochs", config.numTrainEpochs, (v) => v > 0, "a number > 0");
-  checkNumber("maxSteps", config.maxSteps, (v) => Number.isInteger(v) && (v === -1 || v >= 1), "-1 or an integer >= 1");
-  checkNumber("maxGradNorm", config.maxGradNorm, (v) => v >= 0, "a number >= 0");
   checkOptionalInt("maxLength", config.maxLength, 1);
   checkOptionalInt("maxPromptLength", config.maxPromptLength, 1);
   checkOptionalInt("maxCompletionLength", config.maxCompletionLength, 1);
@@ -301,4 +335,28 @@ export function validateDPOConfig(config: DPOConfig, isRegisteredLoss?: (name: s
       throw new ConfigError(`must be true or false, got ${JSON.stringify(config[field])}`, { field });
     }
   }
+}
+
+/**
+ * A full {@link DPOConfig} from `input`: `TrainingArgs`' defaults, then {@link DPO_DEFAULTS}, then the
+ * input; the loop fields validated by core's `resolveTrainingArgs`, the DPO fields by
+ * {@link validateDPOConfig} (user loss names are checked against the registry when the run is composed).
+ * `useWeighting`, `ldAlpha`, `syncRefModel` and `truncationMode: "keep_end"` are refused with a
+ * {@link ConfigError} rather than silently ignored: the trainer does not implement them yet.
+ */
+export function resolveDPOConfig(input: DPOConfigInput = {}): DPOConfig {
+  const lossType =
+    input.lossType === undefined ? ["sigmoid"] : typeof input.lossType === "string" ? [input.lossType] : [...input.lossType];
+  const config = resolveTrainingArgs<DPOConfig>({ ...structuredClone(DPO_DEFAULTS), ...definedFields(input), lossType });
+  validateDPOConfig(config, () => true);
+  const unsupported: Array<[keyof DPOConfig, boolean, string]> = [
+    ["useWeighting", config.useWeighting, "true (WPO)"],
+    ["ldAlpha", config.ldAlpha !== null, "set (LD-DPO)"],
+    ["syncRefModel", config.syncRefModel, "true (TR-DPO)"],
+    ["truncationMode", config.truncationMode !== "keep_start", `"${config.truncationMode}"`],
+  ];
+  for (const [field, on, what] of unsupported) {
+    if (on) throw new ConfigError(`${what} is not supported by the DPOTrainer yet`, { field });
+  }
+  return config;
 }

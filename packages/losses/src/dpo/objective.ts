@@ -1,49 +1,40 @@
-import { type Loss, type LossFactory, type LossOutput, tf } from "@prefkit/core";
+import {
+  ConfigError,
+  type Loss,
+  type LossFactory,
+  type LossOutput,
+  type LossRegistry,
+  type LossRewards,
+  type PreferenceInputs,
+  tf,
+} from "@prefkit/core";
 import { DPO_LOSS_TYPES, type DPOLossType, lossTypeList } from "./config.js";
 import { type DPOLossExtras, type DPOLossOptions, dpoLoss } from "./loss.js";
-import { asFloatTensor, type TensorInput } from "./tensor-input.js";
+import type { TensorInput } from "./tensor-input.js";
 
-/** Inputs of a DPO {@link Loss}: one batch of pairs (log-probs as in `dpoLoss`) plus optional extras. */
-export interface DPOLossInputs extends DPOLossExtras {
-  /** log πθ(y_c|x), shape [B]. */
-  chosenLogps: TensorInput;
-  /** log πθ(y_r|x), shape [B]. */
-  rejectedLogps: TensorInput;
-  /** log πref(y_c|x), shape [B]. */
-  refChosenLogps: TensorInput;
-  /** log πref(y_r|x), shape [B]. */
-  refRejectedLogps: TensorInput;
-}
+/**
+ * Inputs of a DPO {@link Loss}: core's {@link PreferenceInputs} (tensors, as the preference task passes
+ * them), or the same fields as plain arrays for direct calls.
+ */
+export type DPOLossInputs = { [K in keyof PreferenceInputs]: PreferenceInputs[K] | TensorInput };
 
-/** TRL's DPO metric names, as produced by a DPO {@link Loss}. */
-export const DPO_METRIC_NAMES = [
-  "rewards/chosen",
-  "rewards/rejected",
-  "rewards/margins",
-  "rewards/accuracies",
-  "logps/chosen",
-  "logps/rejected",
-] as const;
-
-/** Output of a DPO {@link Loss}: the mean loss and TRL's batch metrics as scalars. */
+/** Output of a DPO {@link Loss}: the mean loss and the implicit rewards β·(log πθ − log πref) per pair. */
 export interface DPOLossOutput extends LossOutput {
-  /** Batch metrics keyed by TRL's names ({@link DPO_METRIC_NAMES}). */
-  metrics: Record<(typeof DPO_METRIC_NAMES)[number], tf.Scalar>;
+  /** Per-pair rewards; the trainer logs TRL's `rewards/*` metrics from them. */
+  rewards: LossRewards;
 }
 
 /**
  * A DPO {@link Loss} for the given options: `compute` returns the batch-mean loss (the weighted sum of
- * the per-type means, as TRL) and the metrics `rewards/chosen`, `rewards/rejected`, `rewards/margins`,
- * `rewards/accuracies` (mean of r_c > r_r), `logps/chosen` and `logps/rejected` (batch means).
+ * the per-type means, as TRL) and the per-pair rewards (always computed with the reference, as TRL), from
+ * which the trainer logs `rewards/chosen`, `rewards/rejected`, `rewards/margins` and `rewards/accuracies`.
  * All returned tensors are new and owned by the caller.
- *
- * Inside `tf.variableGrads(f)` only the returned loss survives `f` (the forward pass is tidied), so a
- * trainer that wants the metrics from the same call must `tf.keep` them inside `f` and dispose them later.
  */
 export function createDPOLoss(options: DPOLossOptions = {}): Loss<DPOLossInputs, DPOLossOutput> {
   const name = lossTypeList(options.lossType).join("+");
   return {
     name,
+    batchKind: "preference",
     compute(inputs: DPOLossInputs): DPOLossOutput {
       return tf.tidy(() => {
         const { losses, chosenRewards, rejectedRewards } = dpoLoss(
@@ -54,18 +45,7 @@ export function createDPOLoss(options: DPOLossOptions = {}): Loss<DPOLossInputs,
           options,
           inputs,
         );
-        const margins = tf.sub(chosenRewards, rejectedRewards);
-        return {
-          loss: tf.mean(losses) as tf.Scalar,
-          metrics: {
-            "rewards/chosen": tf.mean(chosenRewards) as tf.Scalar,
-            "rewards/rejected": tf.mean(rejectedRewards) as tf.Scalar,
-            "rewards/margins": tf.mean(margins) as tf.Scalar,
-            "rewards/accuracies": tf.mean(tf.step(margins)) as tf.Scalar,
-            "logps/chosen": tf.mean(asFloatTensor(inputs.chosenLogps)) as tf.Scalar,
-            "logps/rejected": tf.mean(asFloatTensor(inputs.rejectedLogps)) as tf.Scalar,
-          },
-        };
+        return { loss: tf.mean(losses) as tf.Scalar, rewards: { chosen: chosenRewards, rejected: rejectedRewards } };
       });
     },
   };
@@ -95,4 +75,74 @@ export interface LossRegistryLike {
 export function registerDPOLosses(registry: LossRegistryLike): void {
   for (const [name, factory] of Object.entries(DPO_LOSSES)) registry.register(name, factory);
   registry.register("dpo", (config: DPOLossOptions = {}) => createDPOLoss(config));
+}
+
+/**
+ * Look a loss factory up by name: the registry first, then the built-in DPO losses (so a user registry that
+ * lacks them still knows `"sigmoid"`). Throws the registry's {@link ConfigError} (listing the known names)
+ * when neither has it.
+ */
+export function lossFactory(registry: LossRegistry, name: string, field: string): LossFactory<any, any, any> {
+  if (registry.has(name)) return registry.get(name, field);
+  const builtin = (DPO_LOSSES as Record<string, LossFactory<any, any, any>>)[name];
+  return builtin ?? registry.get(name, field);
+}
+
+/** The fields of a DPO config that shape its combined loss. */
+export interface DPOObjectiveConfig extends Omit<DPOLossOptions, "lossType"> {
+  /** Loss names: built-in types or registered user losses. */
+  lossType: readonly string[];
+  /** One weight per name; null weights every loss 1. */
+  lossWeights: readonly number[] | null;
+  /** RPO's α·NLL(chosen) term; null: off. */
+  rpoAlpha: number | null;
+}
+
+/**
+ * The loss a DPO run minimises: every `lossType` built from the registry (user losses by name, exactly like
+ * `"sigmoid"`), summed with `lossWeights`, plus `rpoAlpha`·NLL(chosen) when set. Rewards are the first
+ * loss's that returns some (the preference task logs β·(log πθ − log πref) otherwise); metrics are merged.
+ * @throws ConfigError for an unknown name or a `lossWeights` of the wrong length.
+ */
+export function dpoObjective(registry: LossRegistry, config: DPOObjectiveConfig): Loss<PreferenceInputs> {
+  const names = config.lossType;
+  const losses = names.map(
+    (name, i) =>
+      lossFactory(registry, name, names.length === 1 ? "lossType" : `lossType[${i}]`)(config) as Loss<PreferenceInputs>,
+  );
+  const weights = config.lossWeights ?? names.map(() => 1);
+  if (weights.length !== names.length) {
+    throw new ConfigError(`must be null or a list of ${names.length} numbers, one per loss type`, {
+      field: "lossWeights",
+    });
+  }
+  losses.forEach((l, i) => {
+    if (l.batchKind !== undefined && l.batchKind !== "preference") {
+      throw new ConfigError(`loss "${names[i]}" trains on "${l.batchKind}" batches, not preference pairs`, {
+        field: names.length === 1 ? "lossType" : `lossType[${i}]`,
+      });
+    }
+  });
+  const rpoAlpha = config.rpoAlpha;
+  return {
+    name: names.join("+"),
+    batchKind: "preference",
+    needsReference: losses.some((l) => l.needsReference !== false),
+    compute(inputs: PreferenceInputs): LossOutput {
+      let loss: tf.Scalar | undefined;
+      let rewards: LossRewards | undefined;
+      const metrics: Record<string, tf.Scalar | number> = {};
+      losses.forEach((l, i) => {
+        const out = l.compute(inputs);
+        const term = tf.mul(out.loss, weights[i]!) as tf.Scalar;
+        loss = loss === undefined ? term : (tf.add(loss, term) as tf.Scalar);
+        rewards ??= out.rewards;
+        Object.assign(metrics, out.metrics ?? {});
+      });
+      if (rpoAlpha !== null && rpoAlpha !== undefined) {
+        loss = tf.add(loss!, tf.mul(inputs.chosenNll, rpoAlpha)) as tf.Scalar;
+      }
+      return { loss: loss!, metrics, ...(rewards !== undefined ? { rewards } : {}) };
+    },
+  };
 }

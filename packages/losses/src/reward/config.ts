@@ -1,71 +1,70 @@
-import { ConfigError, DEFAULT_TRAINING_ARGS, type TrainingArgs } from "@prefkit/core";
+import {
+  ConfigError,
+  DEFAULT_TRAINING_ARGS,
+  definedFields,
+  resolveTrainingArgs,
+  type TrainingArgs,
+} from "@prefkit/core";
 import { checkNumber, checkOptionalInt } from "../dpo/config.js";
 
 /**
- * Configuration of reward-model training: TRL's `RewardConfig` with camelCase names and TRL's defaults,
- * including the loop settings of transformers' `TrainingArguments` it extends (`outputDir`, `saveSteps`, ...).
- * The model is a causal LM body plus a bias-free `score` head read at the last real token.
+ * Configuration of reward-model training: TRL's `RewardConfig` with camelCase names and TRL's defaults, on
+ * top of the loop settings of transformers' `TrainingArguments` (`TrainingArgs`). The model is a causal LM
+ * body plus a bias-free `score` head read at the last real token. Defaults come from one table,
+ * {@link REWARD_DEFAULTS}; build a config with {@link resolveRewardConfig}.
  */
 export interface RewardConfig extends TrainingArgs {
-  /** Peak learning rate (TRL default 1e-4). */
+  /**
+   * Peak learning rate of AdamW.
+   * @defaultValue 1e-4
+   */
   learningRate: number;
-  /** Log metrics every this many optimizer steps. */
+  /**
+   * Log metrics every this many optimizer steps.
+   * @defaultValue 10
+   */
   loggingSteps: number;
-  /** Seed, set before the score head is initialised so runs reproduce. */
-  seed: number;
-  /** Pairs per device per micro-batch. */
-  perDeviceTrainBatchSize: number;
-  /** Micro-batches accumulated per optimizer step. */
-  gradientAccumulationSteps: number;
-  /** Passes over the training set (ignored when `maxSteps` > 0). */
-  numTrainEpochs: number;
-  /** Total optimizer steps; -1 means "derive from `numTrainEpochs`". */
-  maxSteps: number;
-  /** Gradient clipping by global norm; 0 disables it. */
-  maxGradNorm: number;
-  /** Maximum tokens per sequence; longer rows are DROPPED, not truncated. `null`: no limit. */
+  /**
+   * Maximum tokens per sequence; longer rows are DROPPED, not truncated. `null`: no limit.
+   * @defaultValue 1024
+   */
   maxLength: number | null;
-  /** Switch dropout off, so rewards are deterministic. */
+  /**
+   * Switch dropout off, so rewards are deterministic.
+   * @defaultValue true
+   */
   disableDropout: boolean;
   /**
    * Coefficient of the auxiliary loss mean((r_c + r_r)²) that centres rewards around 0
    * (Eisenstein et al. 2023); `null` disables it (0.01 is typical).
+   * @defaultValue null
    */
   centerRewardsCoefficient: number | null;
-  /** Id written into padding positions (masks never depend on it). `null`: the tokenizer's pad, else eos, else 0. */
+  /**
+   * Id written into padding positions (masks never depend on it). `null`: the tokenizer's pad, else eos,
+   * else the model config's, else 0.
+   * @defaultValue null
+   */
   padTokenId: number | null;
 }
 
+/** TRL's `RewardConfig` defaults: the reward fields and the loop fields whose default differs from `TrainingArgs`'. */
+export const REWARD_DEFAULTS = Object.freeze({
+  learningRate: 1e-4,
+  loggingSteps: 10,
+  maxLength: 1024,
+  disableDropout: true,
+  centerRewardsCoefficient: null,
+  padTokenId: null,
+} satisfies Omit<RewardConfig, keyof TrainingArgs> & Pick<RewardConfig, "learningRate" | "loggingSteps">);
+
 /** A fresh {@link RewardConfig} with TRL's defaults. */
 export function defaultRewardConfig(): RewardConfig {
-  return {
-    ...DEFAULT_TRAINING_ARGS,
-    learningRate: 1e-4,
-    loggingSteps: 10,
-    seed: 42,
-    perDeviceTrainBatchSize: 8,
-    gradientAccumulationSteps: 1,
-    numTrainEpochs: 3,
-    maxSteps: -1,
-    maxGradNorm: 1,
-    maxLength: 1024,
-    disableDropout: true,
-    centerRewardsCoefficient: null,
-    padTokenId: null,
-  };
+  return { ...DEFAULT_TRAINING_ARGS, ...REWARD_DEFAULTS };
 }
 
-/** Checks a {@link RewardConfig}; throws a {@link ConfigError} naming the field and the allowed values. */
+/** Checks the reward fields of a {@link RewardConfig}; throws a {@link ConfigError} naming the field and the allowed values. */
 export function validateRewardConfig(config: RewardConfig): void {
-  checkNumber("learningRate", config.learningRate, (v) => v >= 0, "a number >= 0");
-  checkNumber("loggingSteps", config.loggingSteps, (v) => Number.isInteger(v) && v >= 1, "an integer >= 1");
-  checkNumber("seed", config.seed, Number.isInteger, "an integer");
-  const positiveInt = (v: number) => Number.isInteger(v) && v >= 1;
-  checkNumber("perDeviceTrainBatchSize", config.perDeviceTrainBatchSize, positiveInt, "an integer >= 1");
-  checkNumber("gradientAccumulationSteps", config.gradientAccumulationSteps, positiveInt, "an integer >= 1");
-  checkNumber("numTrainEpochs", config.numTrainEpochs, (v) => v > 0, "a number > 0");
-  checkNumber("maxSteps", config.maxSteps, (v) => v === -1 || positiveInt(v), "-1 or an integer >= 1");
-  checkNumber("maxGradNorm", config.maxGradNorm, (v) => v >= 0, "a number >= 0");
   checkOptionalInt("maxLength", config.maxLength, 1);
   if (typeof config.disableDropout !== "boolean") {
     throw new ConfigError("must be true or false", { field: "disableDropout" });
@@ -76,4 +75,11 @@ export function validateRewardConfig(config: RewardConfig): void {
   if (config.centerRewardsCoefficient !== null) {
     checkNumber("centerRewardsCoefficient", config.centerRewardsCoefficient, (v) => v >= 0, "null or a number >= 0");
   }
+}
+
+/** A full {@link RewardConfig}: defaults, then `input`; loop fields checked by core, reward fields by {@link validateRewardConfig}. */
+export function resolveRewardConfig(input: Partial<RewardConfig> = {}): RewardConfig {
+  const config = resolveTrainingArgs<RewardConfig>({ ...REWARD_DEFAULTS, ...definedFields(input) });
+  validateRewardConfig(config);
+  return config;
 }

@@ -1,4 +1,4 @@
-import type { Loss, LossFactory, LossOutput } from "@prefkit/core";
+import type { Loss, LossFactory, LossOutput, PairScoreInputs } from "@prefkit/core";
 import { tf } from "@prefkit/core";
 import { asFloatTensor, logSigmoid, type TensorInput } from "../dpo/tensor-input.js";
 
@@ -58,26 +58,20 @@ export function rewardLoss(
   });
 }
 
-/** Inputs of the reward {@link Loss}: the scores of one batch of pairs and an optional margin column. */
-export interface RewardLossInputs {
-  /** Scores of the chosen sequences, shape [B]. */
-  chosenRewards: TensorInput;
-  /** Scores of the rejected sequences, shape [B]. */
-  rejectedRewards: TensorInput;
-  /** Optional per-pair margin, shape [B]. */
-  margin?: TensorInput | null;
-}
+/** Output of the reward {@link Loss}: {@link RewardLossOutput} (its metrics are TRL's reward-model ones). */
+export type RewardLoss = Loss<PairScoreInputs, RewardLossOutput>;
 
-/** A reward-model {@link Loss} named `"reward"`, configured from a `RewardConfig`-like object. */
-export const createRewardLoss: LossFactory<
-  { centerRewardsCoefficient?: number | null },
-  RewardLossInputs,
-  RewardLossOutput
-> = (config = {}) => ({
-  name: "reward",
-  compute: (inputs: RewardLossInputs) =>
-    rewardLoss(inputs.chosenRewards, inputs.rejectedRewards, {
-      margin: inputs.margin ?? null,
-      centerRewardsCoefficient: config.centerRewardsCoefficient ?? null,
-    }),
-});
+/**
+ * The reward-model {@link Loss} registered as `"reward"` (a `"pair-scores"` loss), configured from a
+ * `RewardConfig`-like object: {@link rewardLoss} on the classifier's scores with the dataset's margins.
+ */
+export const createRewardLoss: LossFactory<{ centerRewardsCoefficient?: number | null }, PairScoreInputs, RewardLossOutput> =
+  (config = {}) => ({
+    name: "reward",
+    batchKind: "pair-scores",
+    compute: (inputs: PairScoreInputs) =>
+      rewardLoss(inputs.chosenScores, inputs.rejectedScores, {
+        margin: inputs.margins,
+        centerRewardsCoefficient: config.centerRewardsCoefficient ?? null,
+      }),
+  });

@@ -1,0 +1,10 @@
+export {
+  type CompletionDatasetInput,
+  type PreferenceDatasetInput,
+  type ResolvedDataset,
+  resolveCompletionDataset,
+  resolvePreferenceDataset,
+} from "./datasets.js";
+export { type IndexedRow, LazyBatchSource, type LazyBatchSourceOptions, trainAndEvalSources } from "./lazy-source.js";
+export { commonRunParts, ensureBuiltinLosses, resolvePadTokenId, type TrainerCommonOptions } from "./options.js";
+export { type TokenMetricMasks, tokenMetrics, tokenMetricsFromStats } from "./token-metrics.js";

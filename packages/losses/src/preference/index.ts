@@ -1,0 +1,16 @@
+export { loadedRows, type PreferenceSourceOptions, type PreferenceSources, preferenceSources } from "./data.js";
+export { type RefCacheKeys, RefLogProbCache, type RefLogProbCacheOptions, refCacheDir, type Split } from "./ref-cache.js";
+export {
+  completionLogProbSums,
+  preferenceDatasetFingerprint,
+  type RefLogProbs,
+  type RefLogProbsFile,
+  type ReferenceKind,
+  type ReferenceSource,
+  readRefLogProbs,
+  refLogProbsPath,
+  resolveReference,
+  weightsFingerprint,
+  writeRefLogProbs,
+} from "./reference.js";
+export { collatePreferences, type PreferenceBatch, PreferenceTask, type PreferenceTaskOptions } from "./task.js";
