@@ -1,7 +1,8 @@
 /**
  * `@prefkit/losses`: the loss plugins (the DPO loss family, the reward-model loss, SFT's NLL, PPO with a KL
- * penalty), the tasks that feed them on core's generic `Trainer`, and the TRL-compatible trainer façades
- * (`DPOTrainer`, `SFTTrainer`, `RewardTrainer`, `PPOTrainer`) and `createTrainer`.
+ * penalty), the tasks that feed them on core's generic `Trainer`, the TRL-compatible trainer façades
+ * (`DPOTrainer`, `SFTTrainer`, `RewardTrainer`, `PPOTrainer`) and `createTrainer`, and the KTO, ORPO,
+ * CPO/SimPO, GRPO and RLOO loss and advantage functions.
  * @packageDocumentation
  */
 export { registerBuiltinLosses } from "./builtins.js";
@@ -11,3 +12,8 @@ export * from "./dpo/index.js";
 export * from "./sft/index.js";
 export * from "./reward/index.js";
 export * from "./ppo/index.js";
+export * from "./kto/index.js";
+export * from "./orpo/index.js";
+export * from "./cpo/index.js";
+export * from "./grpo/index.js";
+export * from "./rloo/index.js";

@@ -13,8 +13,8 @@ import {
   registerBuiltinLosses,
   validateDPOConfig,
 } from "@prefkit/losses";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectClose, reference, worst } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { cpuAgainstTorch, expectClose, reference } from "./helpers.js";
 
 const { inputs } = reference.dpo;
 const logpArgs = [inputs.chosenLogps, inputs.rejectedLogps, inputs.refChosenLogps, inputs.refRejectedLogps] as const;
@@ -55,13 +55,7 @@ function optionsOf(c: DPOCase): DPOLossOptions {
   };
 }
 
-beforeAll(async () => {
-  await tf.setBackend("cpu");
-});
-
-afterAll(() => {
-  console.log(`dpo: max scaled error vs torch float64 = ${worst.error.toExponential(2)} at ${worst.where}`);
-});
+cpuAgainstTorch("dpo");
 
 describe("dpoLoss vs TRL (torch float64)", () => {
   it("covers every loss type and f-divergence", () => {

@@ -1,11 +1,16 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { tf } from "@prefkit/core";
-import { expect } from "vitest";
+import { ConfigError, tf } from "@prefkit/core";
+import { afterAll, beforeAll, expect } from "vitest";
 
 /** The torch float64 reference values written by scripts/reference/losses_reference.py. */
 export const reference = JSON.parse(
   readFileSync(fileURLToPath(new URL("./fixtures/losses_reference.json", import.meta.url)), "utf8"),
+);
+
+/** The torch float64 reference values written by scripts/reference/methods_reference.py (KTO … RLOO). */
+export const methodsReference = JSON.parse(
+  readFileSync(fileURLToPath(new URL("./fixtures/methods_reference.json", import.meta.url)), "utf8"),
 );
 
 /** Largest |actual − expected| / max(1, |expected|) seen per test file, reported at the end. */
@@ -30,4 +35,28 @@ export function expectClose(actual: tf.Tensor | Nested, expected: Nested, where:
     }
     expect(err, `${where}[${i}]: got ${a[i]}, expected ${e[i]}`).toBeLessThanOrEqual(tol);
   }
+}
+
+/**
+ * Runs the calling test file on the cpu backend and, at its end, logs the largest scaled error against
+ * the torch reference (`label: max scaled error vs torch float64 = …`).
+ */
+export function cpuAgainstTorch(label: string): void {
+  beforeAll(async () => {
+    await tf.setBackend("cpu");
+  });
+  afterAll(() => {
+    console.log(`${label}: max scaled error vs torch float64 = ${worst.error.toExponential(2)} at ${worst.where}`);
+  });
+}
+
+/** The `field` of the {@link ConfigError} `fn` throws; fails the test when it throws something else or nothing. */
+export function configErrorField(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).field;
+  }
+  throw new Error("expected a ConfigError");
 }

@@ -12,16 +12,10 @@ import {
   validatePPOConfig,
   whiten,
 } from "@prefkit/losses";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectClose, reference, worst } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { cpuAgainstTorch, expectClose, reference } from "./helpers.js";
 
-beforeAll(async () => {
-  await tf.setBackend("cpu");
-});
-
-afterAll(() => {
-  console.log(`ppo: max scaled error vs torch float64 = ${worst.error.toExponential(2)} at ${worst.where}`);
-});
+cpuAgainstTorch("ppo");
 
 describe("PPO pieces vs TRL (torch float64)", () => {
   it("klPenalty k1 and k3", () => {

@@ -1,7 +1,7 @@
 import { ConfigError, tf } from "@prefkit/core";
 import { createRewardLoss, defaultRewardConfig, rewardLoss, validateRewardConfig } from "@prefkit/losses";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectClose, reference, worst } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { cpuAgainstTorch, expectClose, reference } from "./helpers.js";
 
 interface RewardCase {
   margin: number[] | null;
@@ -10,13 +10,7 @@ interface RewardCase {
   metrics: Record<string, number>;
 }
 
-beforeAll(async () => {
-  await tf.setBackend("cpu");
-});
-
-afterAll(() => {
-  console.log(`reward: max scaled error vs torch float64 = ${worst.error.toExponential(2)} at ${worst.where}`);
-});
+cpuAgainstTorch("reward");
 
 describe("rewardLoss vs TRL (torch float64)", () => {
   const { chosenRewards, rejectedRewards } = reference.reward;

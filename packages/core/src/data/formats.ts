@@ -97,11 +97,13 @@ function mostCommon<T>(values: T[]): T | undefined {
   return best;
 }
 
-function rowsOf(input: DatasetInput): readonly SourcedRow[] {
+/** @internal The rows of a loaded file or of an in-memory row list. */
+export function rowsOf(input: DatasetInput): readonly SourcedRow[] {
   return Array.isArray(input) ? (input as readonly SourcedRow[]) : (input as LoadedDataset).rows;
 }
 
-function fileOf(input: DatasetInput): string | undefined {
+/** @internal The file the rows came from, if any. */
+export function fileOf(input: DatasetInput): string | undefined {
   return Array.isArray(input) ? (input as readonly SourcedRow[])[0]?.source.file : (input as LoadedDataset).file;
 }
 
@@ -161,7 +163,8 @@ function fieldProblem(value: unknown, style: DatasetStyle): string | undefined {
   return undefined;
 }
 
-function typeName(v: unknown): string {
+/** @internal "a string", "an array", "null": how a wrong value is named in an error. */
+export function typeName(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   return typeof v === "object" ? "an object" : `a ${typeof v}`;
@@ -210,8 +213,8 @@ export function extractPrompt<T extends TextOrConversation>(
   throw new TypeError("extractPrompt: chosen and rejected must both be strings or both be message lists");
 }
 
-/** Checks the listed fields of one row; reports the first problem through the builder. Returns false if bad. */
-function checkFields(
+/** @internal Checks the listed fields of one row; reports the first problem through the builder. Returns false if bad. */
+export function checkFields(
   row: SourcedRow,
   fields: string[],
   style: DatasetStyle,
@@ -237,7 +240,8 @@ function checkMargin(row: SourcedRow, builder: ReportBuilder, options: BadRowOpt
   return false;
 }
 
-function withSource<E extends object>(example: E, source: RowSource): E & { source: RowSource } {
+/** @internal `example` with its provenance attached. */
+export function withSource<E extends object>(example: E, source: RowSource): E & { source: RowSource } {
   return Object.assign(example, { source });
 }
 
@@ -325,7 +329,8 @@ export function prepareCompletionDataset(
   return finishPrepared(examples, format, builder, options, file);
 }
 
-function finishPrepared<E>(
+/** @internal Closes a prepare stage: counts, the drop warning, and an error when nothing survived. */
+export function finishPrepared<E>(
   examples: E[],
   format: DatasetFormat,
   builder: ReportBuilder,

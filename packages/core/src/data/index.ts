@@ -2,7 +2,8 @@
  * The data pipeline: load JSON / JSONL(.gz) datasets with provenance, normalise TRL's formats
  * (standard/conversational; explicit/implicit preference, prompt-completion, language modelling,
  * Anthropic HH-RLHF transcripts), tokenise with chat templates in token space, truncate, collate
- * DPO / reward / SFT batches with length-derived masks, and iterate seeded, resumable batches.
+ * DPO / reward / SFT batches with length-derived masks, and iterate seeded, resumable batches. Unpaired
+ * preference rows (KTO) and the unpairing of pairs live in `unpaired.ts`.
  * @module
  */
 export * from "./types.js";
@@ -14,3 +15,4 @@ export * from "./tokenize.js";
 export * from "./collate.js";
 export * from "./sampling.js";
 export * from "./pipeline.js";
+export * from "./unpaired.js";

@@ -9,6 +9,8 @@ import type {
   TextOrConversation,
   TokenizedCompletion,
   TokenizedPreference,
+  TokenizedUnpaired,
+  UnpairedExample,
 } from "./types.js";
 
 /** TRL's `max_length` default. */
@@ -240,30 +242,20 @@ export function tokenizePreferenceDataset(
   tokenizer: TokenizerLike,
   options: TokenizeOptions = {},
 ): TokenizedDataset<TokenizedPreference> {
-  const enc = new Encoder(tokenizer, options);
-  const builder = new ReportBuilder("tokenize");
-  const out: TokenizedPreference[] = [];
-  for (const ex of examples) {
-    builder.report.rowsIn++;
-    let t: TokenizedPreference;
-    try {
-      t = tokenizeOnePreference(enc, ex);
-    } catch (err) {
-      handleProblem(err, builder, options, ex.source);
-      continue;
-    }
-    const cut = enc.truncate(t.promptIds, [t.chosenIds, t.rejectedIds], builder, ex.source);
-    if (cut === undefined) continue;
-    const row: TokenizedPreference = {
-      promptIds: cut.promptIds,
-      chosenIds: cut.completions[0]!,
-      rejectedIds: cut.completions[1]!,
-    };
-    if (ex.margin !== undefined) row.margin = ex.margin;
-    if (ex.source !== undefined) row.source = ex.source;
-    out.push(row);
-  }
-  return finish(out, builder, options, examples[0]?.source);
+  return tokenizeEach(
+    examples,
+    tokenizer,
+    options,
+    (enc, ex) => {
+      const t = tokenizeOnePreference(enc, ex);
+      return { promptIds: t.promptIds, completions: [t.chosenIds, t.rejectedIds] };
+    },
+    (ex, promptIds, [chosenIds, rejectedIds]) => {
+      const row: TokenizedPreference = { promptIds, chosenIds: chosenIds!, rejectedIds: rejectedIds! };
+      if (ex.margin !== undefined) row.margin = ex.margin;
+      return row;
+    },
+  );
 }
 
 /**
@@ -277,44 +269,103 @@ export function tokenizeCompletionDataset(
   tokenizer: TokenizerLike,
   options: TokenizeOptions = {},
 ): TokenizedDataset<TokenizedCompletion> {
+  return tokenizeEach(
+    examples,
+    tokenizer,
+    options,
+    (enc, ex) => tokenizeOneCompletion(enc, ex, true),
+    (_ex, promptIds, [completionIds]): TokenizedCompletion => ({ promptIds, completionIds: completionIds! }),
+  );
+}
+
+/**
+ * Tokenise unpaired examples for KTO the way {@link tokenizeCompletionDataset} tokenises a prompt and its
+ * completion (token-space split for conversations, eos appended to standard completions, the same truncation
+ * and drop rules), keeping each row's label. An empty prompt stays a prompt: the special prefix (e.g. BOS)
+ * goes to the prompt side, as TRL's KTO adds BOS to the prompt, so the completion holds only its own tokens.
+ * @throws DatasetError as {@link tokenizePreferenceDataset}.
+ */
+export function tokenizeUnpairedDataset(
+  examples: readonly UnpairedExample[],
+  tokenizer: TokenizerLike,
+  options: TokenizeOptions = {},
+): TokenizedDataset<TokenizedUnpaired> {
+  return tokenizeEach(
+    examples,
+    tokenizer,
+    options,
+    (enc, ex) => tokenizeOneCompletion(enc, ex, false),
+    (ex, promptIds, [completionIds]): TokenizedUnpaired => ({
+      promptIds,
+      completionIds: completionIds!,
+      label: ex.label,
+    }),
+  );
+}
+
+/**
+ * One prompt and completion to ids. With `emptyPromptIsText` (SFT), an empty prompt means a language-modelling
+ * row: the whole text is the completion, special prefix included. Otherwise an empty prompt is encoded as one.
+ */
+function tokenizeOneCompletion(
+  enc: Encoder,
+  ex: CompletionExample,
+  emptyPromptIsText: boolean,
+): { promptIds: number[]; completions: number[][] } {
+  const { prompt, completion } = ex;
+  let promptIds: number[];
+  let completionIds: number[];
+  if (isConv(prompt) && isConv(completion)) {
+    if (emptyPromptIsText && prompt.length === 0) {
+      promptIds = [];
+      completionIds = enc.encode(enc.render(completion, false, "completion"));
+    } else {
+      promptIds = enc.conversationalPrompt(prompt, completion).ids;
+      completionIds = enc.conversationalCompletion(prompt, promptIds, completion, "completion");
+    }
+  } else if (typeof prompt === "string" && typeof completion === "string") {
+    if (emptyPromptIsText && prompt === "") {
+      promptIds = [];
+      completionIds = [...enc.encode(completion), enc.eos()];
+    } else {
+      promptIds = enc.standardPrompt(prompt);
+      completionIds = enc.standardCompletion(completion);
+    }
+  } else {
+    throw new RowProblem("mixed styles", "prompt and completion mix strings and message lists");
+  }
+  if (completionIds.length === 0) {
+    throw new RowProblem("empty completion", "completion tokenises to nothing", "completion");
+  }
+  return { promptIds, completions: [completionIds] };
+}
+
+/**
+ * The loop every tokenise function shares: count the row, tokenise it (a {@link RowProblem} follows the
+ * bad-row or prefix-mismatch policy), truncate, build the output row with its provenance, and finish the report.
+ */
+function tokenizeEach<E extends { source?: RowSource }, T extends { source?: RowSource }>(
+  examples: readonly E[],
+  tokenizer: TokenizerLike,
+  options: TokenizeOptions,
+  tokenizeOne: (enc: Encoder, ex: E) => { promptIds: number[]; completions: number[][] },
+  build: (ex: E, promptIds: number[], completions: number[][]) => T,
+): TokenizedDataset<T> {
   const enc = new Encoder(tokenizer, options);
   const builder = new ReportBuilder("tokenize");
-  const out: TokenizedCompletion[] = [];
+  const out: T[] = [];
   for (const ex of examples) {
     builder.report.rowsIn++;
-    let promptIds: number[];
-    let completionIds: number[];
+    let t: { promptIds: number[]; completions: number[][] };
     try {
-      const { prompt, completion } = ex;
-      if (isConv(prompt) && isConv(completion)) {
-        if (prompt.length === 0) {
-          promptIds = [];
-          completionIds = enc.encode(enc.render(completion, false, "completion"));
-        } else {
-          promptIds = enc.conversationalPrompt(prompt, completion).ids;
-          completionIds = enc.conversationalCompletion(prompt, promptIds, completion, "completion");
-        }
-      } else if (typeof prompt === "string" && typeof completion === "string") {
-        if (prompt === "") {
-          promptIds = [];
-          completionIds = [...enc.encode(completion), enc.eos()];
-        } else {
-          promptIds = enc.standardPrompt(prompt);
-          completionIds = enc.standardCompletion(completion);
-        }
-      } else {
-        throw new RowProblem("mixed styles", "prompt and completion mix strings and message lists");
-      }
-      if (completionIds.length === 0) {
-        throw new RowProblem("empty completion", "completion tokenises to nothing", "completion");
-      }
+      t = tokenizeOne(enc, ex);
     } catch (err) {
       handleProblem(err, builder, options, ex.source);
       continue;
     }
-    const cut = enc.truncate(promptIds, [completionIds], builder, ex.source);
+    const cut = enc.truncate(t.promptIds, t.completions, builder, ex.source);
     if (cut === undefined) continue;
-    const row: TokenizedCompletion = { promptIds: cut.promptIds, completionIds: cut.completions[0]! };
+    const row = build(ex, cut.promptIds, cut.completions);
     if (ex.source !== undefined) row.source = ex.source;
     out.push(row);
   }

@@ -75,3 +75,30 @@ export interface TokenizedCompletion {
   /** Provenance. */
   source?: RowSource;
 }
+
+/**
+ * An unpaired preference example (TRL's "unpaired preference" type, what KTO trains on): one completion
+ * with a thumbs-up (`label: true`, desirable) or thumbs-down (`label: false`, undesirable).
+ */
+export interface UnpairedExample<T extends TextOrConversation = TextOrConversation> {
+  /** The prompt (may be empty). */
+  prompt: T;
+  /** The completion that was judged. */
+  completion: T;
+  /** `true` for a desirable completion, `false` for an undesirable one. */
+  label: boolean;
+  /** Provenance, for error messages (for a row unpaired from a pair: the pair's row). */
+  source?: RowSource;
+}
+
+/** A tokenised unpaired example. The full sequence is `promptIds ++ completionIds`. */
+export interface TokenizedUnpaired {
+  /** Prompt token ids. */
+  promptIds: number[];
+  /** Completion token ids. */
+  completionIds: number[];
+  /** `true` for desirable, `false` for undesirable. */
+  label: boolean;
+  /** Provenance. */
+  source?: RowSource;
+}

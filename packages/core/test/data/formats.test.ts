@@ -6,22 +6,12 @@ import {
   preparePreferenceDataset,
   rowsFromObjects,
 } from "../../src/data/index.js";
-import { DatasetError } from "../../src/errors/index.js";
+import { thrown } from "./errors.js";
 
 const FILE = "/data/prefs.jsonl";
 const rows = (objs: Record<string, unknown>[]) => rowsFromObjects(objs, FILE);
 const u = (content: string) => ({ role: "user", content });
 const a = (content: string) => ({ role: "assistant", content });
-
-function thrown(fn: () => unknown): DatasetError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DatasetError);
-    return e as DatasetError;
-  }
-  throw new Error("expected a DatasetError");
-}
 
 describe("detectFormat", () => {
   it("detects TRL's kinds and styles from the columns", () => {

@@ -1,6 +1,6 @@
 import { ConfigError, tf } from "@prefkit/core";
 import { type DPOLossType, type FDivergenceType, lossTypeList, validateDPOLossFields } from "./config.js";
-import { asFloatTensor, logSigmoid, sortAscending, type TensorInput } from "./tensor-input.js";
+import { asFloatTensor, logSigmoid, smoothedLogistic, sortAscending, type TensorInput } from "./tensor-input.js";
 
 /** The loss-shaping fields of `DPOConfig`, all optional, with TRL's defaults. */
 export interface DPOLossOptions {
@@ -63,12 +63,6 @@ function fDivergenceScore(u: tf.Tensor, type: FDivergenceType, alpha: number): t
       return tf.mul(tf.exp(tf.minimum(tf.mul(u, alpha - 1), 80)), 1 / (alpha - 1));
     }
   }
-}
-
-/** −(1−ε)·log σ(x) − ε·log σ(−x): the (conservative) logistic loss. */
-function smoothedLogistic(x: tf.Tensor, eps: number): tf.Tensor {
-  const clean = tf.mul(logSigmoid(x), -(1 - eps));
-  return eps === 0 ? clean : tf.sub(clean, tf.mul(logSigmoid(tf.neg(x)), eps));
 }
 
 function requireExtra(value: TensorInput | undefined, field: string, lossType: DPOLossType): tf.Tensor {

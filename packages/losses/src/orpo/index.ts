@@ -1,0 +1,8 @@
+export {
+  log1mexp,
+  type OddsRatioLossResult,
+  type ORPOLossOptions,
+  type ORPOObjectiveResult,
+  oddsRatioLoss,
+  orpoObjective,
+} from "./loss.js";
