@@ -1,4 +1,4 @@
-import { ConfigError, LossRegistry, tf } from "@prefkit/core";
+import { ConfigError, LossRegistry, rewardMetrics, tf } from "@prefkit/core";
 import {
   createDPOLoss,
   DPO_LOSS_TYPES,
@@ -156,7 +156,7 @@ describe("dpoLoss vs TRL (torch float64)", () => {
 });
 
 describe("DPO Loss objects", () => {
-  it("compute returns the mean loss and TRL's metrics", () => {
+  it("compute returns the mean loss and the per-pair rewards (TRL's rewards/* metrics derive from them)", () => {
     tf.tidy(() => {
       const loss = DPO_LOSSES.sigmoid({ beta: 0.1, lossType: ["ipo"] });
       expect(loss.name).toBe("sigmoid");
@@ -173,12 +173,14 @@ describe("DPO Loss objects", () => {
       expectClose(out.loss, ref.loss, "Loss.compute loss");
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
       const margins = ref.chosenRewards.map((r, i) => r - ref.rejectedRewards[i]!);
-      expectClose(out.metrics["rewards/chosen"], mean(ref.chosenRewards), "rewards/chosen");
-      expectClose(out.metrics["rewards/rejected"], mean(ref.rejectedRewards), "rewards/rejected");
-      expectClose(out.metrics["rewards/margins"], mean(margins), "rewards/margins");
-      expectClose(out.metrics["rewards/accuracies"], mean(margins.map((m) => (m > 0 ? 1 : 0))), "rewards/accuracies");
-      expectClose(out.metrics["logps/chosen"], mean(inputs.chosenLogps), "logps/chosen");
-      expectClose(out.metrics["logps/rejected"], mean(inputs.rejectedLogps), "logps/rejected");
+      // The loss returns per-pair rewards; the trainer derives TRL's rewards/* metrics from them (core's rewardMetrics).
+      expectClose(out.rewards.chosen, ref.chosenRewards, "rewards chosen");
+      expectClose(out.rewards.rejected, ref.rejectedRewards, "rewards rejected");
+      const metrics = rewardMetrics(out.rewards);
+      expectClose(metrics["rewards/chosen"]!, mean(ref.chosenRewards), "rewards/chosen");
+      expectClose(metrics["rewards/rejected"]!, mean(ref.rejectedRewards), "rewards/rejected");
+      expectClose(metrics["rewards/margins"]!, mean(margins), "rewards/margins");
+      expectClose(metrics["rewards/accuracies"]!, mean(margins.map((m) => (m > 0 ? 1 : 0))), "rewards/accuracies");
     });
   });
 
@@ -193,10 +195,10 @@ describe("DPO Loss objects", () => {
     });
   });
 
-  it("registerBuiltinLosses registers every type, dpo and reward", () => {
+  it("registerBuiltinLosses registers every type, dpo, reward and nll", () => {
     const names: string[] = [];
     registerBuiltinLosses({ register: (name) => names.push(name) });
-    expect(names.sort()).toEqual([...DPO_LOSS_TYPES, "dpo", "reward"].sort());
+    expect(names.sort()).toEqual([...DPO_LOSS_TYPES, "dpo", "reward", "nll"].sort());
   });
 
   it("fills core's LossRegistry, and a registered factory builds a working loss", () => {

@@ -54,7 +54,13 @@ describe("rewardLoss vs TRL (torch float64)", () => {
       const loss = createRewardLoss({ centerRewardsCoefficient: 0.01 });
       const ref = (reference.reward.cases as RewardCase[]).find((c) => c.margin && c.centerRewardsCoefficient)!;
       expect(loss.name).toBe("reward");
-      expectClose(loss.compute({ chosenRewards, rejectedRewards, margin: ref.margin }).loss, ref.loss, "reward Loss");
+      expect(loss.batchKind).toBe("pair-scores");
+      const out = loss.compute({
+        chosenScores: tf.tensor1d(chosenRewards),
+        rejectedScores: tf.tensor1d(rejectedRewards),
+        margins: tf.tensor1d(ref.margin!),
+      });
+      expectClose(out.loss, ref.loss, "reward Loss");
     });
   });
 });

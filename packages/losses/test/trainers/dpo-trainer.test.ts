@@ -9,12 +9,13 @@ import {
   ConfigError,
   DatasetError,
   type ForwardInputs,
+  createRunContainer,
   type Loss,
-  LossRegistry,
   lossPlugin,
+  lossRegistryOf,
   tf,
 } from "@prefkit/core";
-import { DPO_LN2_WARNING_KEY, DPOTrainer, type DPOLossInputs } from "@prefkit/losses";
+import { DPOTrainer, type DPOLossInputs } from "@prefkit/losses";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedPath } from "../../../../test/helpers/shared.js";
 import { handLogp, makePairs, maxWeightDiff, tinyModel, trainLogs, weightsOf } from "./helpers.js";
@@ -323,16 +324,21 @@ describe("DPOTrainer", () => {
     expect(maxWeightDiff(custom.w, builtin.w)).toBeLessThan(1e-5);
 
     // Unknown names are a ConfigError listing what is registered (including the plugin's loss).
-    const bad = new DPOTrainer({
-      model: tinyModel(7),
-      args: { ...base, outputDir: join(root, "custom-bad"), maxSteps: 1, lossType: "nope" },
-      trainDataset: pairs,
-      plugins: [lossPlugin("doubled-sigmoid", doubled)],
-    });
-    await expect(bad.train()).rejects.toThrow(/unknown loss type "nope"; known: .*"doubled-sigmoid".*"sigmoid"/);
-    bad.model.dispose();
-    // A registry passed in works the same way.
-    const registry = new LossRegistry().register("via-registry", doubled);
+    // The trainer is composed when it is built, so the error comes at once.
+    const badModel = tinyModel(7);
+    expect(
+      () =>
+        new DPOTrainer({
+          model: badModel,
+          args: { ...base, outputDir: join(root, "custom-bad"), maxSteps: 1, lossType: "nope" },
+          trainDataset: pairs,
+          plugins: [lossPlugin("doubled-sigmoid", doubled)],
+        }),
+    ).toThrow(/unknown loss type "nope"; known: .*"doubled-sigmoid".*"sigmoid"/);
+    badModel.dispose();
+    // A registry in a parent container works the same way, for every run made from it.
+    const parent = createRunContainer();
+    lossRegistryOf(parent).register("via-registry", doubled);
     const viaRegistry = await run("via-registry", 1e-2, []).catch((e) => e);
     expect(viaRegistry).toBeInstanceOf(ConfigError);
     const m = tinyModel(7);
@@ -340,7 +346,7 @@ describe("DPOTrainer", () => {
       model: m,
       args: { ...base, outputDir: join(root, "custom-reg"), maxSteps: 1, lossType: "via-registry" },
       trainDataset: pairs,
-      lossRegistry: registry,
+      container: parent,
     });
     await t.train();
     expect(trainLogs(t.state.logHistory)[0]!["loss"]).toBeCloseTo(2 * Math.LN2, 6);
@@ -390,9 +396,8 @@ describe("DPOTrainer", () => {
       ln2Warning: { consecutiveLogs: 3 },
       callbacks: [
         {
-          onLog: (_a, s) => {
-            const rec = s.statefulCallbacks[DPO_LN2_WARNING_KEY] as { warned: boolean } | undefined;
-            seen.push(rec?.warned ?? false);
+          onLog: () => {
+            seen.push(t.ln2Warning.warned);
           },
         },
       ],

@@ -3,8 +3,7 @@
  * dynamic loss scaler), as a core `Plugin`.
  * @module
  */
-import { type CausalLM, GRADIENT_HOOKS, type Plugin } from "@prefkit/core";
-import type { DependencyContainer } from "tsyringe";
+import { type CausalLM, type Plugin, type PluginContext } from "@prefkit/core";
 import { DynamicLossScaler, type DynamicLossScalerOptions } from "./loss-scaler.js";
 import { LossScalerHook } from "./loss-scaler-hook.js";
 import {
@@ -27,9 +26,9 @@ export interface AmpPluginOptions {
 
 /**
  * Stores the final model's frozen projections in 16 bits once every plugin has wrapped it
- * (`onModelLoaded`, so it composes with `LoraPlugin` in any order), and registers a
- * {@link DynamicLossScaler} under {@link LOSS_SCALER}. When the scaler is enabled, it also registers its
- * {@link LossScalerHook} under core's `GRADIENT_HOOKS`, so the trainers of `@prefkit/losses` scale the loss,
+ * (`PluginContext.onModelReady`, so it composes with `LoraPlugin` in any order), and provides a
+ * {@link DynamicLossScaler} under {@link LOSS_SCALER}. When the scaler is enabled, it also adds its
+ * {@link LossScalerHook} to the run's gradient hooks, so the generic trainer scales the loss,
  * unscale the gradients, skip inf/NaN steps and update the scale. A disabled scaler (the default on
  * float32 backends) installs no hook: the step is the plain one. Master (trainable) weights stay float32.
  *
@@ -56,10 +55,14 @@ export class AmpPlugin implements Plugin {
     this.gradientHook = this.lossScaler.enabled ? new LossScalerHook(this.lossScaler) : undefined;
   }
 
-  /** Register the loss scaler under {@link LOSS_SCALER} and, when enabled, its hook under `GRADIENT_HOOKS`. */
-  register(container: DependencyContainer): void {
-    container.register(LOSS_SCALER, { useValue: this.lossScaler });
-    if (this.gradientHook) container.register(GRADIENT_HOOKS, { useValue: this.gradientHook });
+  /**
+   * Provide the loss scaler under {@link LOSS_SCALER}, add its gradient hook when enabled, and convert the
+   * final model's frozen weights once every plugin wrapped it.
+   */
+  register(context: PluginContext): void {
+    context.provide(LOSS_SCALER, this.lossScaler);
+    if (this.gradientHook) context.addGradientHook(this.gradientHook);
+    context.onModelReady((model) => this.onModelLoaded(model));
   }
 
   /** Store the final model's frozen projections in 16 bits (nothing when every weight is trainable). */

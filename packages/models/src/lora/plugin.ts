@@ -2,8 +2,7 @@
  * `LoraPlugin`: LoRA as a core `Plugin`, registered like any other plugin.
  * @module
  */
-import { type CausalLM, ConfigError, type Plugin } from "@prefkit/core";
-import type { DependencyContainer } from "tsyringe";
+import { type CausalLM, ConfigError, type Plugin, type PluginContext } from "@prefkit/core";
 import type { LoraConfig } from "./config.js";
 import { type GetPeftModelOptions, getPeftModel, type LoraBaseModel, PeftModel } from "./model.js";
 
@@ -11,7 +10,7 @@ import { type GetPeftModelOptions, getPeftModel, type LoraBaseModel, PeftModel }
 export const LORA_CONFIG: unique symbol = Symbol("prefkit.LORA_CONFIG");
 
 /**
- * Wraps the run's model with {@link getPeftModel} (`wrapModel`), so the trainer trains only the adapters
+ * Wraps the run's model with {@link getPeftModel} (through `PluginContext.wrapModel`), so the trainer trains only the adapters
  * and, with no reference model given, uses the same model with adapters off as the DPO/PPO reference.
  *
  * ```ts no-run
@@ -34,9 +33,10 @@ export class LoraPlugin implements Plugin {
     this.options = options;
   }
 
-  /** Register the config under {@link LORA_CONFIG}. */
-  register(container: DependencyContainer): void {
-    container.register(LORA_CONFIG, { useValue: this.config });
+  /** Provide the config under {@link LORA_CONFIG} and wrap the run's model (see {@link LoraPlugin.wrapModel}). */
+  register(context: PluginContext): void {
+    context.provide(LORA_CONFIG, this.config);
+    context.wrapModel((model) => this.wrapModel(model));
   }
 
   /**

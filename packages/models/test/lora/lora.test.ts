@@ -2,10 +2,11 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { attachModel, createRunContainer, hasAdapterToggle, installPlugins, tf } from "@prefkit/core";
+import { createRunContainer, hasAdapterToggle, installPlugins, tf } from "@prefkit/core";
 import {
   AutoModelForCausalLM,
   getPeftModel,
+  LORA_CONFIG,
   LoraPlugin,
   PeftModel,
   PeftModelForCausalLM,
@@ -411,12 +412,13 @@ describe("reward model with modulesToSave: ['score']", () => {
 });
 
 describe("LoraPlugin", () => {
-  it("registers like any plugin and wraps the model in wrapModel", async () => {
+  it("registers like any plugin and wraps the model through its PluginContext", () => {
     const container = createRunContainer();
     const plugin = new LoraPlugin({ r: 2, targetModules: ["q_proj"] }, { seed: 3 });
-    await installPlugins(container, [plugin]);
+    const transforms = installPlugins(container, [plugin]);
+    expect(container.resolve(LORA_CONFIG)).toBe(plugin.config);
     const base = AutoModelForCausalLM.fromConfig(TINY, { seed: 9 });
-    const model = await attachModel(container, base);
+    const model = transforms.apply(base);
     expect(model).toBeInstanceOf(PeftModelForCausalLM);
     expect(plugin.model).toBe(model);
     expect(hasAdapterToggle(model)).toBe(true);
