@@ -2,7 +2,8 @@
 /**
  * Generates packages/callbacks/src/cli/config-docs.json — the CLI's one-line help per config field —
  * from the TSDoc of the config interfaces (TrainingArgs, SFTConfig, DPOConfig, RewardConfig,
- * PPOConfig), with each field's TypeScript type and, for string-literal unions, the allowed values.
+ * PPOConfig), with each field's TypeScript type, its `@defaultValue` tag (as written) and, for
+ * string-literal unions, the allowed values.
  *
  *   node scripts/gen-config-docs.mjs          rewrite the file
  *   node scripts/gen-config-docs.mjs --check  exit 1 if the file is stale
@@ -20,7 +21,7 @@ export const CONFIG_DOCS_FILE = join(ROOT, "packages/callbacks/src/cli/config-do
 /** Config kind → [file, interface name]. Interfaces that extend TrainingArgs inherit its docs. */
 const SOURCES = {
   training: ["packages/core/src/interfaces/trainer.ts", "TrainingArgs"],
-  sft: ["packages/losses/src/trainers/sft-config.ts", "SFTConfig"],
+  sft: ["packages/losses/src/sft/config.ts", "SFTConfig"],
   dpo: ["packages/losses/src/dpo/config.ts", "DPOConfig"],
   reward: ["packages/losses/src/reward/config.ts", "RewardConfig"],
   ppo: ["packages/losses/src/ppo/config.ts", "PPOConfig"],
@@ -58,6 +59,8 @@ export function generateConfigDocs() {
     const fields = {};
     for (const prop of checker.getPropertiesOfType(type)) {
       const doc = oneLine(ts.displayPartsToString(prop.getDocumentationComment(checker)));
+      const tag = prop.getJsDocTags(checker).find((t) => t.name === "defaultValue");
+      const defaultValue = tag === undefined ? undefined : oneLine(ts.displayPartsToString(tag.text));
       const propType = checker.getTypeOfSymbol(prop);
       const typeText = checker.typeToString(propType, undefined, ts.TypeFormatFlags.NoTruncation);
       const literals = propType.isUnion()
@@ -67,7 +70,12 @@ export function generateConfigDocs() {
           : [];
       const allOpen =
         propType.isUnion() && propType.types.some((t) => !t.isStringLiteral() && t.flags & ts.TypeFlags.String);
-      fields[prop.name] = { doc, type: typeText, ...(literals.length > 1 && !allOpen ? { allowed: literals } : {}) };
+      fields[prop.name] = {
+        doc,
+        type: typeText,
+        ...(defaultValue !== undefined ? { defaultValue } : {}),
+        ...(literals.length > 1 && !allOpen ? { allowed: literals } : {}),
+      };
     }
     out[kind] = fields;
   }

@@ -1,28 +1,20 @@
 // Written as a user would: everything prefkit comes from the public "@prefkit/core" entry point.
 import {
-  attachModel,
-  BaseTrainer,
   type BatchSource,
-  type Callback,
-  CALLBACKS,
   type CausalLM,
   ConfigError,
-  createRunContainer,
-  EVAL_DATA,
-  installPlugins,
+  composeRun,
   LOSS,
   type Loss,
-  lossRegistryOf,
   MODEL,
   type Plugin,
   registerLoss,
   type StepOutput,
-  TRAIN_DATA,
-  TRAINING_ARGS,
+  Trainer,
   type TrainingArgs,
+  type TrainingTask,
   tf,
 } from "@prefkit/core";
-import { type DependencyContainer, inject, injectable, injectAll } from "tsyringe";
 import { beforeAll, describe, expect, it } from "vitest";
 
 beforeAll(async () => {
@@ -72,20 +64,14 @@ const scaledNll = (cfg: MyConfig): Loss<{ logits: tf.Tensor3D; targets: Batch }>
   },
 });
 
-/** A trainer that gets everything, the loss included, by constructor injection. */
-@injectable()
-class MyTrainer extends BaseTrainer<Batch, MyConfig> {
+/** The user's task: the model's logits for the targets, through the run's loss. */
+class UnigramTask implements TrainingTask<Batch> {
+  readonly name = "unigram";
   constructor(
-    @inject(TRAINING_ARGS) args: Partial<MyConfig>,
-    @inject(MODEL) model: CausalLM,
-    @inject(TRAIN_DATA) train: BatchSource<Batch>,
-    @inject(EVAL_DATA, { isOptional: true }) evalData: BatchSource<Batch> | undefined,
-    @injectAll(CALLBACKS, { isOptional: true }) callbacks: Callback[],
-    @inject(LOSS) readonly loss: Loss<{ logits: tf.Tensor3D; targets: Batch }>,
-  ) {
-    super(args, model, train, evalData, callbacks);
-  }
-  protected computeLoss(batch: Batch): StepOutput {
+    readonly model: CausalLM,
+    readonly loss: Loss<{ logits: tf.Tensor3D; targets: Batch }>,
+  ) {}
+  compute(batch: Batch): StepOutput {
     const { logits } = this.model.forward({ inputIds: batch });
     return this.loss.compute({ logits, targets: batch });
   }
@@ -95,35 +81,29 @@ class MyTrainer extends BaseTrainer<Batch, MyConfig> {
 const events: string[] = [];
 const myPlugin: Plugin = {
   name: "my-plugin",
-  register(container: DependencyContainer) {
-    lossRegistryOf(container).register("my-loss", scaledNll);
-    const cb: Callback = { onStepEnd: (_a, s) => void events.push(`step ${s.globalStep}`) };
-    container.register(CALLBACKS, { useValue: cb });
-  },
-  wrapModel(model) {
-    events.push("wrapped");
-    return model;
-  },
-  onModelLoaded(model) {
-    events.push(`loaded ${model.config.model_type}`);
+  register(context) {
+    context.registerLoss("my-loss", scaledNll);
+    context.addCallback({ onStepEnd: (_a, s) => void events.push(`step ${s.globalStep}`) });
+    context.wrapModel((model) => {
+      events.push("wrapped");
+      return model;
+    });
+    context.onModelReady((model) => events.push(`loaded ${model.config.model_type}`));
   },
 };
 
+/** The user's method, composed by core's composition root: the config picks the loss by name. */
 function compose(config: Partial<MyConfig>, plugins: Plugin[]) {
-  const run = createRunContainer();
-  return (async () => {
-    await installPlugins(run, plugins);
-    await attachModel(run, new UnigramLM());
-    run.register(TRAINING_ARGS, { useValue: config });
-    run.register(TRAIN_DATA, {
-      useValue: { numBatches: 1, batches: () => [[[0, 0, 2]]] } satisfies BatchSource<Batch>,
-    });
-    // The config picks the loss by name, whoever registered it.
-    run.register(LOSS, {
-      useFactory: (c) => lossRegistryOf(c).create((config as MyConfig).lossType, config),
-    });
-    return run;
-  })();
+  const source: BatchSource<Batch> = { numBatches: 1, batches: () => [[[0, 0, 2]]] };
+  return composeRun<Batch, MyConfig>({
+    method: "unigram",
+    args: config as MyConfig,
+    model: new UnigramLM(),
+    plugins,
+    loss: (run) => run.registry.create(run.args.lossType, run.args),
+    task: (run, loss) => new UnigramTask(run.model, loss as UnigramTask["loss"]),
+    data: () => ({ train: source }),
+  });
 }
 
 describe("a user's loss and plugin go through the same path as built-ins", () => {
@@ -137,13 +117,14 @@ describe("a user's loss and plugin go through the same path as built-ins", () =>
       loggingSteps: 1,
       learningRate: 0.1,
     };
-    const run = await compose(cfg, [myPlugin]);
-    const trainer = run.resolve(MyTrainer);
-    expect(trainer.loss.name).toBe("scaled-nll");
+    const run = compose(cfg, [myPlugin]);
+    const trainer = run.resolve<Trainer<Batch, MyConfig>>(Trainer);
+    const task = trainer.task as UnigramTask;
+    expect(task.loss.name).toBe("scaled-nll");
     const firstLoss = tf.tidy(
       () =>
-        trainer.loss
-          .compute({ logits: trainer.model.forward({ inputIds: [[0, 0, 2]] }).logits, targets: [[0, 0, 2]] })
+        task.loss
+          .compute({ logits: task.model.forward({ inputIds: [[0, 0, 2]] }).logits, targets: [[0, 0, 2]] })
           .loss.dataSync()[0]!,
     );
     await trainer.train();
@@ -156,20 +137,20 @@ describe("a user's loss and plugin go through the same path as built-ins", () =>
   });
 
   it("a globally registered loss is found exactly like a run-local one", async () => {
-    const run = await compose({ lossType: "global-nll", scale: 1, saveStrategy: "no", maxSteps: 1 }, []);
-    const trainer = run.resolve(MyTrainer);
-    expect(trainer.loss.name).toBe("scaled-nll");
+    const run = compose({ lossType: "global-nll", scale: 1, saveStrategy: "no", maxSteps: 1 }, []);
+    const trainer = run.resolve<Trainer<Batch, MyConfig>>(Trainer);
+    expect((trainer.task as UnigramTask).loss.name).toBe("scaled-nll");
     run.resolve<CausalLM>(MODEL).dispose();
   });
 
   it("an unknown lossType is a ConfigError listing the known names", async () => {
-    const run = await compose({ lossType: "nope", scale: 1, saveStrategy: "no", maxSteps: 1 }, [myPlugin]);
+    const run = compose({ lossType: "nope", scale: 1, saveStrategy: "no", maxSteps: 1 }, [myPlugin]);
     expect(() => run.resolve(LOSS)).toThrow(ConfigError);
     expect(() => run.resolve(LOSS)).toThrow(
       'field "lossType": unknown loss type "nope"; known: "global-nll", "my-loss"',
     );
     // Through the trainer, tsyringe wraps the error but keeps the message.
-    expect(() => run.resolve(MyTrainer)).toThrow(/unknown loss type "nope"; known: "global-nll", "my-loss"/);
+    expect(() => run.resolve(Trainer)).toThrow(/unknown loss type "nope"; known: "global-nll", "my-loss"/);
     run.resolve<CausalLM>(MODEL).dispose();
   });
 });

@@ -12,6 +12,8 @@ export interface ConfigFieldDoc {
   doc: string;
   /** The TypeScript type of the field. */
   type: string;
+  /** The `@defaultValue` tag as written in the TSDoc (e.g. `1e-6`, `"sigmoid"`, `null`). */
+  defaultValue?: string;
   /** The allowed values, when the type is a union of string literals. */
   allowed?: string[];
 }

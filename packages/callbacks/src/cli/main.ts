@@ -189,7 +189,7 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
 function resolveConfig(kind: ConfigKind, overrides: Record<string, unknown>): Record<string, unknown> {
   switch (kind) {
     case "dpo": {
-      const c = losses.resolveDPOConfig(overrides as losses.DPOTrainingArguments);
+      const c = losses.resolveDPOConfig(overrides as losses.DPOConfigInput);
       losses.validateDPOConfig(c); // the CLI registers no user losses: only TRL's loss types are allowed
       return c as unknown as Record<string, unknown>;
     }
@@ -282,7 +282,7 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
     const sample = () => generate(model, tokenizer, prompts, { maxNewTokens: run.sampleMaxNewTokens });
     if (prompts.length > 0) samples = (await sample()).map((g) => ({ prompt: g.prompt, before: g.completion }));
     if (kind === "dpo") {
-      const t = new losses.DPOTrainer({ ...common, model, args: run.overrides as losses.DPOTrainingArguments });
+      const t = new losses.DPOTrainer({ ...common, model, args: run.overrides as losses.DPOConfigInput });
       trainer = t;
       dispose = () => {
         t.dispose();

@@ -32,6 +32,7 @@ import type { TokenizerLike } from "../interfaces/tokenizer.js";
 import type { BatchSource, TrainingArgs } from "../interfaces/trainer.js";
 import { AdamW } from "../optim/adamw.js";
 import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
+import { resolveTrainingArgs } from "../trainer/args.js";
 import { Trainer, type TrainerParts } from "../trainer/trainer.js";
 import { createRunContainer, installPlugins, lossRegistryOf, resolveAllOrEmpty } from "./container.js";
 import type { LossRegistry } from "./loss-registry.js";
@@ -73,7 +74,7 @@ export interface RunParts<TArgs extends TrainingArgs> {
 export interface RunDefinition<TBatch, TArgs extends TrainingArgs, TMicro = TBatch> {
   /** Method name, shown to plugins (`PluginContext.method`). */
   method: string;
-  /** The resolved config. */
+  /** The config (loop fields missing from it take `DEFAULT_TRAINING_ARGS`). */
   args: TArgs;
   /** The model to train (before plugin transforms). */
   model: CausalLM;
@@ -128,7 +129,8 @@ export function composeRun<TBatch, TArgs extends TrainingArgs, TMicro = TBatch>(
 ): DependencyContainer {
   const parent = options.container ?? rootContainer;
   const run = createRunContainer(parent);
-  run.register(TRAINING_ARGS, { useValue: def.args });
+  // Methods resolve their own config; a user's definition may give a partial one: fill the loop defaults.
+  run.register(TRAINING_ARGS, { useValue: resolveTrainingArgs<TArgs>(def.args) });
   if (def.tokenizer !== undefined) run.register(TOKENIZER, { useValue: def.tokenizer });
   if (def.referenceModel !== undefined) run.register(REFERENCE_MODEL, { useValue: def.referenceModel });
   if (def.optimizer !== undefined) run.register(OPTIMIZER, { useValue: def.optimizer });
@@ -199,5 +201,9 @@ export function resolveTrainer<TBatch, TArgs extends TrainingArgs, TMicro = TBat
   def: RunDefinition<TBatch, TArgs, TMicro>,
   options: ComposeOptions = {},
 ): Trainer<TBatch, TArgs, TMicro> {
-  return composeRun(def, options).resolve<Trainer<TBatch, TArgs, TMicro>>(Trainer);
+  const run = composeRun(def, options);
+  // Resolve the parts first: tsyringe wraps errors raised while injecting a constructor parameter, and a
+  // bad config must surface as the ConfigError it is (the CLI maps it to its exit code).
+  run.resolve(TRAINER_PARTS);
+  return run.resolve<Trainer<TBatch, TArgs, TMicro>>(Trainer);
 }

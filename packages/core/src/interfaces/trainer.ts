@@ -10,57 +10,135 @@ export type IntervalStrategy = "no" | "steps" | "epoch";
  * with the same defaults. Trainer configs (`DPOConfig`, `RewardConfig`, ...) extend it.
  */
 export interface TrainingArgs {
-  /** Where checkpoints (`checkpoint-N/`) are written. Default `"runs/prefkit"`. */
+  /**
+   * Where checkpoints (`checkpoint-N/`) are written.
+   * @defaultValue "runs/prefkit"
+   */
   outputDir: string;
-  /** Peak learning rate of AdamW. Default 5e-5 (HF); trainer configs override it (DPO 1e-6). */
+  /**
+   * Peak learning rate of AdamW (HF's default; trainer configs override it: DPO 1e-6).
+   * @defaultValue 5e-5
+   */
   learningRate: number;
-  /** Decoupled weight decay of AdamW. Default 0. */
+  /**
+   * Decoupled weight decay of AdamW.
+   * @defaultValue 0
+   */
   weightDecay: number;
-  /** AdamW β₁. Default 0.9. */
+  /**
+   * AdamW β₁.
+   * @defaultValue 0.9
+   */
   adamBeta1: number;
-  /** AdamW β₂. Default 0.999. */
+  /**
+   * AdamW β₂.
+   * @defaultValue 0.999
+   */
   adamBeta2: number;
-  /** AdamW ε. Default 1e-8. */
+  /**
+   * AdamW ε.
+   * @defaultValue 1e-8
+   */
   adamEpsilon: number;
-  /** Clip gradients to this global L2 norm; 0 or less disables clipping. Default 1.0. */
+  /**
+   * Clip gradients to this global L2 norm; 0 or less disables clipping.
+   * @defaultValue 1
+   */
   maxGradNorm: number;
-  /** Epochs to train when `maxSteps` is not set. Default 3. */
+  /**
+   * Epochs to train when `maxSteps` is not set.
+   * @defaultValue 3
+   */
   numTrainEpochs: number;
-  /** Total optimizer steps; overrides `numTrainEpochs` when > 0. Default -1. */
+  /**
+   * Total optimizer steps; overrides `numTrainEpochs` when > 0.
+   * @defaultValue -1
+   */
   maxSteps: number;
-  /** Learning-rate schedule. Default `"linear"`. */
+  /**
+   * Learning-rate schedule.
+   * @defaultValue "linear"
+   */
   lrSchedulerType: LrSchedulerType;
-  /** Warm-up as a fraction of total steps (used when `warmupSteps` is 0). Default 0. */
+  /**
+   * Warm-up as a fraction of total steps (used when `warmupSteps` is 0).
+   * @defaultValue 0
+   */
   warmupRatio: number;
-  /** Warm-up steps; overrides `warmupRatio` when > 0. Default 0. */
+  /**
+   * Warm-up steps; overrides `warmupRatio` when > 0.
+   * @defaultValue 0
+   */
   warmupSteps: number;
-  /** Micro-batches per optimizer step. Default 1. */
+  /**
+   * Micro-batches per optimizer step.
+   * @defaultValue 1
+   */
   gradientAccumulationSteps: number;
-  /** When to log. Default `"steps"`. */
+  /**
+   * When to log.
+   * @defaultValue "steps"
+   */
   loggingStrategy: IntervalStrategy;
-  /** Log every N optimizer steps. Default 500 (HF); TRL trainers use 10. */
+  /**
+   * Log every N optimizer steps (HF's default; TRL's trainers use 10).
+   * @defaultValue 500
+   */
   loggingSteps: number;
-  /** Also log after the first step. Default false. */
+  /**
+   * Also log after the first step.
+   * @defaultValue false
+   */
   loggingFirstStep: boolean;
-  /** When to evaluate. Default `"no"`. */
+  /**
+   * When to evaluate.
+   * @defaultValue "no"
+   */
   evalStrategy: IntervalStrategy;
-  /** Evaluate every N steps; defaults to `loggingSteps` when unset. */
+  /**
+   * Evaluate every N steps; defaults to `loggingSteps` when unset.
+   * @defaultValue undefined
+   */
   evalSteps: number | undefined;
-  /** When to save. Default `"steps"`. */
+  /**
+   * When to save.
+   * @defaultValue "steps"
+   */
   saveStrategy: IntervalStrategy;
-  /** Save every N steps. Default 500. */
+  /**
+   * Save every N steps.
+   * @defaultValue 500
+   */
   saveSteps: number;
-  /** Keep at most this many checkpoints (the best one is never deleted). Default: keep all. */
+  /**
+   * Keep at most this many checkpoints (the best one is never deleted). Unset keeps all.
+   * @defaultValue undefined
+   */
   saveTotalLimit: number | undefined;
-  /** Metric (without the `eval_` prefix) that decides the best checkpoint, e.g. `"loss"`. */
+  /**
+   * Metric (without the `eval_` prefix) that decides the best checkpoint, e.g. `"loss"`.
+   * @defaultValue undefined
+   */
   metricForBestModel: string | undefined;
-  /** Whether a larger `metricForBestModel` is better. Default: false for names ending in `loss`, else true. */
+  /**
+   * Whether a larger `metricForBestModel` is better. Unset: false for names ending in `loss`, else true.
+   * @defaultValue undefined
+   */
   greaterIsBetter: boolean | undefined;
-  /** Seed of the data order and of the trainer's RNG. Default 42. */
+  /**
+   * Seed of the data order and of the trainer's RNG.
+   * @defaultValue 42
+   */
   seed: number;
-  /** Rows per micro-batch, informational (the data source batches). Default 8. */
+  /**
+   * Rows per micro-batch, informational (the data source batches).
+   * @defaultValue 8
+   */
   perDeviceTrainBatchSize: number;
-  /** `true` resumes from the newest checkpoint in `outputDir`; a path resumes from that checkpoint. */
+  /**
+   * `true` resumes from the newest checkpoint in `outputDir`; a path resumes from that checkpoint.
+   * @defaultValue undefined
+   */
   resumeFromCheckpoint: string | boolean | undefined;
 }
 
