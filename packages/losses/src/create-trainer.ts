@@ -41,7 +41,9 @@ export function createTrainer<M extends keyof TrainingMethods>(
 ): Trainer<unknown, TrainingArgs> {
   const define = DEFINITIONS[method] as ((o: TrainingMethods[M]) => RunDefinition<any, any, any>) | undefined;
   if (define === undefined) {
-    throw new ConfigError(`unknown method "${String(method)}"; known: ${Object.keys(DEFINITIONS).join(", ")}`, { field: "method" });
+    throw new ConfigError(`unknown method "${String(method)}"; known: ${Object.keys(DEFINITIONS).join(", ")}`, {
+      field: "method",
+    });
   }
   return resolveTrainer(define(options), options);
 }

@@ -97,7 +97,10 @@ export interface RunDefinition<TBatch, TArgs extends TrainingArgs, TMicro = TBat
   /** Builds the task from the parts and the loss (registered under `TASK`). */
   task(run: RunParts<TArgs>, loss: Loss<any, any>): TrainingTask<TBatch, TMicro>;
   /** The data sources (registered under `TRAIN_DATA` / `EVAL_DATA`). */
-  data(run: RunParts<TArgs>, task: TrainingTask<TBatch, TMicro>): { train: BatchSource<TBatch>; eval?: BatchSource<TBatch> };
+  data(
+    run: RunParts<TArgs>,
+    task: TrainingTask<TBatch, TMicro>,
+  ): { train: BatchSource<TBatch>; eval?: BatchSource<TBatch> };
   /** What the optimizer trains and checkpoints save, when it is not the model itself (PPO's policy + value). */
   trainedModel?(run: RunParts<TArgs>, task: TrainingTask<TBatch, TMicro>): TrainableModel;
   /** Total optimizer steps when the method counts them its own way. */
@@ -146,12 +149,15 @@ export function composeRun<TBatch, TArgs extends TrainingArgs, TMicro = TBatch>(
   if (def.scheduler !== undefined) run.register(SCHEDULER, { useValue: def.scheduler });
   else if (!run.isRegistered(SCHEDULER, true)) {
     run.register(SCHEDULER, {
-      useFactory: (c) => {
+      useFactory: instanceCachingFactory((c) => {
         const a = c.resolve<TArgs>(TRAINING_ARGS);
+        // As HF's Trainer: the schedule scales the optimizer's own learning rate (args' for the default AdamW).
+        const peak = (c.resolve<tf.Optimizer & { learningRate?: number }>(OPTIMIZER).learningRate ??
+          a.learningRate) as number;
         const factory: SchedulerFactory = (total) =>
-          new LRScheduler(a.lrSchedulerType, a.learningRate, getWarmupSteps(total, a.warmupSteps, a.warmupRatio), total);
+          new LRScheduler(a.lrSchedulerType, peak, getWarmupSteps(total, a.warmupSteps, a.warmupRatio), total);
         return factory;
-      },
+      }),
     });
   }
   for (const cb of def.methodCallbacks ?? []) run.register(CALLBACKS, { useValue: cb });

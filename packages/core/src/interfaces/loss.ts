@@ -1,4 +1,5 @@
 import type * as tf from "@tensorflow/tfjs-core";
+import { ConfigError } from "../errors/index.js";
 
 /**
  * Per-row implicit rewards a loss may return. The trainer turns them into TRL's standard metrics
@@ -141,4 +142,15 @@ export function defineLoss<K extends BatchKind, TConfig = any>(
     compute: (inputs) => compute(inputs, config),
   });
   return Object.assign(factory, { lossName: name, batchKind });
+}
+
+/**
+ * Throws a {@link ConfigError} (field `lossType`) when `loss` declares a batch kind other than `kind`: a
+ * task checks the loss it was given trains on its batches. A loss that declares no kind passes.
+ * @param what the batches in words, for the message (e.g. `"preference pairs"`).
+ */
+export function checkLossKind(loss: Loss<any, any>, kind: BatchKind | string, what: string, field = "lossType"): void {
+  if (loss.batchKind !== undefined && loss.batchKind !== kind) {
+    throw new ConfigError(`loss "${loss.name}" trains on "${loss.batchKind}" batches, not ${what}`, { field });
+  }
 }

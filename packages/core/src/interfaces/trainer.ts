@@ -1,4 +1,3 @@
-
 /** Learning-rate schedule names, as transformers' `SchedulerType`. */
 export type LrSchedulerType = "constant" | "constant_with_warmup" | "linear" | "cosine";
 

@@ -49,9 +49,12 @@ export function resolveTrainingArgs<T extends TrainingArgs>(input: Partial<T>): 
   if (args.saveStrategy === "steps") positiveInt(args, "saveSteps");
   if (args.evalStrategy === "steps" && args.evalSteps !== undefined) positiveInt(args, "evalSteps");
   positiveInt(args, "perDeviceTrainBatchSize");
-  if (!Number.isInteger(args.seed)) throw new ConfigError(`expected an integer, got ${JSON.stringify(args.seed)}`, { field: "seed" });
+  if (!Number.isInteger(args.seed))
+    throw new ConfigError(`expected an integer, got ${JSON.stringify(args.seed)}`, { field: "seed" });
   if (!(Number.isInteger(args.maxSteps) && (args.maxSteps === -1 || args.maxSteps >= 1))) {
-    throw new ConfigError(`expected -1 or a positive integer, got ${JSON.stringify(args.maxSteps)}`, { field: "maxSteps" });
+    throw new ConfigError(`expected -1 or a positive integer, got ${JSON.stringify(args.maxSteps)}`, {
+      field: "maxSteps",
+    });
   }
   if (!(args.maxGradNorm >= 0))
     throw new ConfigError(`expected >= 0, got ${JSON.stringify(args.maxGradNorm)}`, { field: "maxGradNorm" });

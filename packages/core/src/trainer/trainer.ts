@@ -23,13 +23,7 @@ import { AdamW } from "../optim/adamw.js";
 import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
 import { Rng } from "../rng/index.js";
 import { resolveTrainingArgs } from "./args.js";
-import {
-  accumulateGradients,
-  applyGradients,
-  lossScaleOf,
-  type StepResult,
-  stepMetrics,
-} from "./gradient-step.js";
+import { accumulateGradients, applyGradients, lossScaleOf, type StepResult, stepMetrics } from "./gradient-step.js";
 import { LogWindow } from "./log-window.js";
 
 /** A tfjs optimizer whose learning rate the trainer can set every step (AdamW and tfjs's own have one). */
@@ -116,8 +110,10 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
   skippedSteps: SkippedStep[] = [];
   /** The engine made ready before training. */
   readonly engine: Engine;
+  /** Peak of the learning-rate schedule: a given optimizer's learning rate, else `args.learningRate`. */
+  readonly peakLearningRate: number;
   private readonly parts: TrainerParts<TBatch, TArgs, TMicro>;
-  private readonly gradientHooks: readonly GradientHook[];
+  private readonly gradientHooks: GradientHook[];
   private readonly window = new LogWindow();
   private initEmitted = false;
   private prepared: Promise<void> | undefined;
@@ -132,11 +128,14 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     this.evalData = parts.evalData;
     this.engine = parts.engine ?? defaultEngine;
     this.rng = new Rng(this.args.seed);
-    this.gradientHooks = parts.gradientHooks ?? [];
+    this.gradientHooks = [...(parts.gradientHooks ?? [])];
     this.callbackHandler = new CallbackHandler<TArgs>([
       new DefaultFlowCallback() as Callback<TArgs>,
       ...((parts.callbacks ?? []) as Callback<TArgs>[]),
     ]);
+    // As HF's Trainer, a given optimizer's own learning rate is the schedule's peak.
+    this.peakLearningRate =
+      parts.optimizer !== undefined ? (parts.optimizer as TunableOptimizer).learningRate : this.args.learningRate;
     this.optimizer = (parts.optimizer ??
       new AdamW({
         learningRate: this.args.learningRate,
@@ -147,7 +146,19 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       })) as TunableOptimizer;
   }
 
-  /** The hooks of the coming step: the `gradientHooks` part, then callbacks' `gradientHook`s. */
+  /** Add a callback after those already registered (transformers' `Trainer.add_callback`). */
+  addCallback(callback: Callback<TArgs>): this {
+    this.callbackHandler.add(callback);
+    return this;
+  }
+
+  /** Add a {@link GradientHook} after the `gradientHooks` part (before callbacks' hooks). */
+  addGradientHook(hook: GradientHook): this {
+    this.gradientHooks.push(hook);
+    return this;
+  }
+
+  /** The hooks of the coming step: the `gradientHooks` part and added ones, then callbacks' `gradientHook`s. */
   activeGradientHooks(): readonly GradientHook[] {
     const fromCallbacks = this.callbackHandler.callbacks
       .map((cb) => cb.gradientHook)
@@ -201,7 +212,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       this.parts.scheduler?.(maxSteps) ??
       new LRScheduler(
         args.lrSchedulerType,
-        args.learningRate,
+        this.peakLearningRate,
         getWarmupSteps(maxSteps, args.warmupSteps, args.warmupRatio),
         maxSteps,
       );

@@ -1,4 +1,10 @@
-import { ConfigError, DEFAULT_TRAINING_ARGS, definedFields, resolveTrainingArgs, type TrainingArgs } from "@prefkit/core";
+import {
+  ConfigError,
+  DEFAULT_TRAINING_ARGS,
+  definedFields,
+  resolveTrainingArgs,
+  type TrainingArgs,
+} from "@prefkit/core";
 
 /** Every DPO loss type TRL offers (`DPOConfig.loss_type`). */
 export const DPO_LOSS_TYPES = [
@@ -181,33 +187,34 @@ export type DPOConfigInput = Partial<Omit<DPOConfig, "lossType">> & {
 };
 
 /** TRL's `DPOConfig` defaults: the DPO fields and the loop fields whose default differs from `TrainingArgs`'. */
-export const DPO_DEFAULTS: Readonly<Omit<DPOConfig, keyof TrainingArgs> & Pick<DPOConfig, "learningRate" | "loggingSteps">> =
-  Object.freeze({
-    learningRate: 1e-6,
-    loggingSteps: 10,
-    beta: 0.1,
-    lossType: ["sigmoid"],
-    lossWeights: null,
-    labelSmoothing: 0,
-    fDivergenceType: "reverse_kl",
-    fAlphaDivergenceCoef: 0.5,
-    discopopTau: 0.05,
-    referenceFree: false,
-    maxLength: 1024,
-    maxPromptLength: null,
-    maxCompletionLength: null,
-    truncationMode: "keep_start",
-    precomputeRefLogProbs: false,
-    refLogProbsCacheDir: null,
-    rpoAlpha: null,
-    padTokenId: null,
-    disableDropout: true,
-    useWeighting: false,
-    ldAlpha: null,
-    syncRefModel: false,
-    refModelMixupAlpha: 0.6,
-    refModelSyncSteps: 512,
-  } satisfies Omit<DPOConfig, keyof TrainingArgs> & Pick<DPOConfig, "learningRate" | "loggingSteps">);
+export const DPO_DEFAULTS: Readonly<
+  Omit<DPOConfig, keyof TrainingArgs> & Pick<DPOConfig, "learningRate" | "loggingSteps">
+> = Object.freeze({
+  learningRate: 1e-6,
+  loggingSteps: 10,
+  beta: 0.1,
+  lossType: ["sigmoid"],
+  lossWeights: null,
+  labelSmoothing: 0,
+  fDivergenceType: "reverse_kl",
+  fAlphaDivergenceCoef: 0.5,
+  discopopTau: 0.05,
+  referenceFree: false,
+  maxLength: 1024,
+  maxPromptLength: null,
+  maxCompletionLength: null,
+  truncationMode: "keep_start",
+  precomputeRefLogProbs: false,
+  refLogProbsCacheDir: null,
+  rpoAlpha: null,
+  padTokenId: null,
+  disableDropout: true,
+  useWeighting: false,
+  ldAlpha: null,
+  syncRefModel: false,
+  refModelMixupAlpha: 0.6,
+  refModelSyncSteps: 512,
+} satisfies Omit<DPOConfig, keyof TrainingArgs> & Pick<DPOConfig, "learningRate" | "loggingSteps">);
 
 /** A fresh {@link DPOConfig} with TRL's defaults (`TrainingArgs`' then {@link DPO_DEFAULTS}). */
 export function defaultDPOConfig(): DPOConfig {
@@ -346,8 +353,16 @@ export function validateDPOConfig(config: DPOConfig, isRegisteredLoss?: (name: s
  */
 export function resolveDPOConfig(input: DPOConfigInput = {}): DPOConfig {
   const lossType =
-    input.lossType === undefined ? ["sigmoid"] : typeof input.lossType === "string" ? [input.lossType] : [...input.lossType];
-  const config = resolveTrainingArgs<DPOConfig>({ ...structuredClone(DPO_DEFAULTS), ...definedFields(input), lossType });
+    input.lossType === undefined
+      ? ["sigmoid"]
+      : typeof input.lossType === "string"
+        ? [input.lossType]
+        : [...input.lossType];
+  const config = resolveTrainingArgs<DPOConfig>({
+    ...structuredClone(DPO_DEFAULTS),
+    ...definedFields(input),
+    lossType,
+  });
   validateDPOConfig(config, () => true);
   const unsupported: Array<[keyof DPOConfig, boolean, string]> = [
     ["useWeighting", config.useWeighting, "true (WPO)"],

@@ -1,4 +1,5 @@
 import {
+  checkLossKind,
   ConfigError,
   type Loss,
   type LossFactory,
@@ -9,7 +10,7 @@ import {
   tf,
 } from "@prefkit/core";
 import { DPO_LOSS_TYPES, type DPOLossType, lossTypeList } from "./config.js";
-import { type DPOLossExtras, type DPOLossOptions, dpoLoss } from "./loss.js";
+import { type DPOLossOptions, dpoLoss } from "./loss.js";
 import type { TensorInput } from "./tensor-input.js";
 
 /**
@@ -117,11 +118,7 @@ export function dpoObjective(registry: LossRegistry, config: DPOObjectiveConfig)
     });
   }
   losses.forEach((l, i) => {
-    if (l.batchKind !== undefined && l.batchKind !== "preference") {
-      throw new ConfigError(`loss "${names[i]}" trains on "${l.batchKind}" batches, not preference pairs`, {
-        field: names.length === 1 ? "lossType" : `lossType[${i}]`,
-      });
-    }
+    checkLossKind(l, "preference", "preference pairs", names.length === 1 ? "lossType" : `lossType[${i}]`);
   });
   const rpoAlpha = config.rpoAlpha;
   return {

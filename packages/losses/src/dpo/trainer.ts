@@ -2,7 +2,14 @@
  * `DPOTrainer`: TRL's DPO trainer as a façade over core's generic `Trainer` (see `dpoRun` for the parts).
  * @module
  */
-import { ConfigError, composeRun, TRAINER_PARTS, type TokenizedPreference, Trainer, type TrainerParts } from "@prefkit/core";
+import {
+  ConfigError,
+  composeRun,
+  TRAINER_PARTS,
+  type TokenizedPreference,
+  Trainer,
+  type TrainerParts,
+} from "@prefkit/core";
 import type { RefLogProbs } from "../preference/reference.js";
 import type { PreferenceBatch, PreferenceTask } from "../preference/task.js";
 import type { DPOConfig } from "./config.js";
@@ -70,7 +77,9 @@ export class DPOTrainer extends Trainer<PreferenceBatch, DPOConfig> {
     await this.task.prepare?.(this.taskContext());
     const values = this.preferenceTask.options.refCache?.get("train");
     if (values === undefined) {
-      throw new ConfigError("set args.precomputeRefLogProbs to cache reference log-probs", { field: "precomputeRefLogProbs" });
+      throw new ConfigError("set args.precomputeRefLogProbs to cache reference log-probs", {
+        field: "precomputeRefLogProbs",
+      });
     }
     return values;
   }

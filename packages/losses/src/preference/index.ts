@@ -1,5 +1,11 @@
 export { loadedRows, type PreferenceSourceOptions, type PreferenceSources, preferenceSources } from "./data.js";
-export { type RefCacheKeys, RefLogProbCache, type RefLogProbCacheOptions, refCacheDir, type Split } from "./ref-cache.js";
+export {
+  type RefCacheKeys,
+  RefLogProbCache,
+  type RefLogProbCacheOptions,
+  refCacheDir,
+  type Split,
+} from "./ref-cache.js";
 export {
   completionLogProbSums,
   preferenceDatasetFingerprint,

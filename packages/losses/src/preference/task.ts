@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  checkLossKind,
   type CausalLM,
   type ComputeLossContext,
   ConfigError,
@@ -79,11 +80,7 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
 
   /** @param options see {@link PreferenceTaskOptions}. */
   constructor(readonly options: PreferenceTaskOptions) {
-    if (options.loss.batchKind !== undefined && options.loss.batchKind !== "preference") {
-      throw new ConfigError(`loss "${options.loss.name}" trains on "${options.loss.batchKind}" batches, not preference pairs`, {
-        field: "lossType",
-      });
-    }
+    checkLossKind(options.loss, "preference", "preference pairs");
   }
 
   /** The precomputed reference log-probs of every split that has rows (when the cache is configured). */

@@ -1,4 +1,10 @@
-export { defaultRewardConfig, REWARD_DEFAULTS, type RewardConfig, resolveRewardConfig, validateRewardConfig } from "./config.js";
+export {
+  defaultRewardConfig,
+  REWARD_DEFAULTS,
+  type RewardConfig,
+  resolveRewardConfig,
+  validateRewardConfig,
+} from "./config.js";
 export {
   createRewardLoss,
   REWARD_METRIC_NAMES,

@@ -65,13 +65,16 @@ export type RewardLoss = Loss<PairScoreInputs, RewardLossOutput>;
  * The reward-model {@link Loss} registered as `"reward"` (a `"pair-scores"` loss), configured from a
  * `RewardConfig`-like object: {@link rewardLoss} on the classifier's scores with the dataset's margins.
  */
-export const createRewardLoss: LossFactory<{ centerRewardsCoefficient?: number | null }, PairScoreInputs, RewardLossOutput> =
-  (config = {}) => ({
-    name: "reward",
-    batchKind: "pair-scores",
-    compute: (inputs: PairScoreInputs) =>
-      rewardLoss(inputs.chosenScores, inputs.rejectedScores, {
-        margin: inputs.margins,
-        centerRewardsCoefficient: config.centerRewardsCoefficient ?? null,
-      }),
-  });
+export const createRewardLoss: LossFactory<
+  { centerRewardsCoefficient?: number | null },
+  PairScoreInputs,
+  RewardLossOutput
+> = (config = {}) => ({
+  name: "reward",
+  batchKind: "pair-scores",
+  compute: (inputs: PairScoreInputs) =>
+    rewardLoss(inputs.chosenScores, inputs.rejectedScores, {
+      margin: inputs.margins,
+      centerRewardsCoefficient: config.centerRewardsCoefficient ?? null,
+    }),
+});

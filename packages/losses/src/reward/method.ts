@@ -55,7 +55,12 @@ export interface RewardRun {
   /** Over-long rows dropped per split (filled when the data is loaded). */
   droppedRows: RewardDroppedRows;
   /** The sources (rows once loaded). */
-  sources(): { train: LazyBatchSource<TokenizedPreference, RewardTrainerBatch>; eval?: LazyBatchSource<TokenizedPreference, RewardTrainerBatch> } | undefined;
+  sources():
+    | {
+        train: LazyBatchSource<TokenizedPreference, RewardTrainerBatch>;
+        eval?: LazyBatchSource<TokenizedPreference, RewardTrainerBatch>;
+      }
+    | undefined;
 }
 
 /** Tokenise (raw rows: the pipeline drops over-long rows) and drop over-long tokenised rows; count both. */
@@ -77,7 +82,8 @@ async function loadRewardRows(
     : resolved.examples.length;
   let rows = resolved.examples;
   if (maxLength !== null) {
-    const fits = (r: TokenizedPreference) => r.promptIds.length + Math.max(r.chosenIds.length, r.rejectedIds.length) <= maxLength;
+    const fits = (r: TokenizedPreference) =>
+      r.promptIds.length + Math.max(r.chosenIds.length, r.rejectedIds.length) <= maxLength;
     const kept = rows.filter(fits);
     dropped += rows.length - kept.length;
     rows = kept;

@@ -4,8 +4,8 @@
  * @module
  */
 import {
+  checkLossKind,
   type ComputeLossContext,
-  ConfigError,
   collateReward,
   type Loss,
   type PairScoreInputs,
@@ -49,11 +49,7 @@ export class PairScoreTask implements TrainingTask<RewardTrainerBatch> {
     readonly classifier: SequenceClassifier,
     readonly loss: Loss<PairScoreInputs>,
   ) {
-    if (loss.batchKind !== undefined && loss.batchKind !== "pair-scores") {
-      throw new ConfigError(`loss "${loss.name}" trains on "${loss.batchKind}" batches, not scored pairs`, {
-        field: "lossType",
-      });
-    }
+    checkLossKind(loss, "pair-scores", "scored pairs");
   }
 
   /** Each micro-batch weighs its number of pairs, so accumulation equals one big batch. */

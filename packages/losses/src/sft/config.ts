@@ -1,4 +1,10 @@
-import { ConfigError, DEFAULT_TRAINING_ARGS, definedFields, resolveTrainingArgs, type TrainingArgs } from "@prefkit/core";
+import {
+  ConfigError,
+  DEFAULT_TRAINING_ARGS,
+  definedFields,
+  resolveTrainingArgs,
+  type TrainingArgs,
+} from "@prefkit/core";
 
 /**
  * Configuration of supervised fine-tuning: TRL's `SFTConfig` in camelCase with TRL's defaults, on top of the

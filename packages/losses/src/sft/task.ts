@@ -4,10 +4,10 @@
  * @module
  */
 import {
+  checkLossKind,
   type CausalLM,
   type CompletionInputs,
   type ComputeLossContext,
-  ConfigError,
   collateSft,
   type Loss,
   type SftBatch,
@@ -60,11 +60,7 @@ export class CompletionTask implements TrainingTask<SFTTrainerBatch> {
     readonly loss: Loss<CompletionInputs>,
     readonly computeEntropy: boolean,
   ) {
-    if (loss.batchKind !== undefined && loss.batchKind !== "completion") {
-      throw new ConfigError(`loss "${loss.name}" trains on "${loss.batchKind}" batches, not single sequences`, {
-        field: "lossType",
-      });
-    }
+    checkLossKind(loss, "completion", "single sequences");
   }
 
   /** Micro-batches weigh their loss tokens (token-level mean over the accumulated batch). */

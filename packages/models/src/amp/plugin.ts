@@ -3,7 +3,7 @@
  * dynamic loss scaler), as a core `Plugin`.
  * @module
  */
-import { type CausalLM, type Plugin, type PluginContext } from "@prefkit/core";
+import type { CausalLM, Plugin, PluginContext } from "@prefkit/core";
 import { DynamicLossScaler, type DynamicLossScalerOptions } from "./loss-scaler.js";
 import { LossScalerHook } from "./loss-scaler-hook.js";
 import {
