@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 export { registerBuiltinLosses } from "./builtins.js";
+export { createTrainer, type TrainingMethods } from "./create-trainer.js";
 export * from "./common/index.js";
 export * from "./preference/index.js";
 export * from "./dpo/index.js";
