@@ -1,13 +1,17 @@
 import { type LossRegistryLike, registerDPOLosses } from "./dpo/objective.js";
+import { createKTOLoss } from "./kto/objective.js";
 import { createRewardLoss } from "./reward/loss.js";
 import { nllLoss } from "./sft/loss.js";
 
 /**
  * Registers every built-in loss of `@prefkit/losses`: each DPO loss type under its TRL name and `"dpo"` (any
- * mix of types with weights) for preference pairs, `"reward"` for scored pairs, `"nll"` for single sequences.
+ * mix of types with weights) for preference pairs, `"reward"` for scored pairs, `"nll"` for single sequences,
+ * `"kto"` and `"apo_zero_unpaired"` for unpaired feedback.
  */
 export function registerBuiltinLosses(registry: LossRegistryLike): void {
   registerDPOLosses(registry);
   registry.register("reward", createRewardLoss);
   registry.register("nll", nllLoss);
+  registry.register("kto", createKTOLoss("kto"));
+  registry.register("apo_zero_unpaired", createKTOLoss("apo_zero_unpaired"));
 }

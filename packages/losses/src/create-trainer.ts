@@ -5,6 +5,7 @@
  */
 import { ConfigError, type RunDefinition, resolveTrainer, type Trainer, type TrainingArgs } from "@prefkit/core";
 import { type DPOTrainerOptions, dpoRun } from "./dpo/method.js";
+import { type KTOTrainerOptions, ktoRun } from "./kto/method.js";
 import { type RewardTrainerOptions, rewardRun } from "./reward/method.js";
 import { type SFTTrainerOptions, sftRun } from "./sft/method.js";
 
@@ -16,12 +17,15 @@ export interface TrainingMethods {
   sft: SFTTrainerOptions;
   /** Reward modelling. */
   reward: RewardTrainerOptions;
+  /** KTO on unpaired feedback. */
+  kto: KTOTrainerOptions;
 }
 
 const DEFINITIONS: { [M in keyof TrainingMethods]: (o: TrainingMethods[M]) => RunDefinition<any, any, any> } = {
   dpo: (o) => dpoRun(o).definition,
   sft: (o) => sftRun(o).definition,
   reward: (o) => rewardRun(o).definition,
+  kto: (o) => ktoRun(o).definition,
 };
 
 /**

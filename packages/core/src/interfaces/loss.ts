@@ -69,6 +69,23 @@ export interface PairScoreInputs {
 }
 
 /**
+ * The inputs of a loss on unpaired feedback (KTO): each row a completion labelled desirable or not, with its
+ * summed log-probs under policy and reference, plus the batch KL pass over mismatched pairs.
+ */
+export interface UnpairedInputs {
+  /** Σ log πθ over each row's completion, [B]. */
+  logps: tf.Tensor1D;
+  /** Σ log πref over each row's completion, [B]. */
+  refLogps: tf.Tensor1D;
+  /** Per row: true for desirable, false for undesirable. */
+  labels: readonly boolean[];
+  /** Σ log πθ over the mismatched (prompt, other completion) pairs, [B], without gradient; absent when not needed. */
+  klLogps?: tf.Tensor1D;
+  /** Σ log πref over the mismatched pairs, [B]; absent when not needed. */
+  refKlLogps?: tf.Tensor1D;
+}
+
+/**
  * Every batch kind a loss can declare, with the inputs the trainer hands it. Packages that add a kind
  * (`@prefkit/losses` adds `"rollout"`) extend this interface by declaration merging:
  *
@@ -83,6 +100,8 @@ export interface LossInputsByKind {
   completion: CompletionInputs;
   /** Scored pairs (reward models): {@link PairScoreInputs}. */
   "pair-scores": PairScoreInputs;
+  /** Unpaired feedback (KTO): {@link UnpairedInputs}. */
+  unpaired: UnpairedInputs;
 }
 
 /** A batch kind: the key of {@link LossInputsByKind} a loss declares. */

@@ -12,14 +12,17 @@ import {
   looksLikeHhRlhf,
   prepareCompletionDataset,
   preparePreferenceDataset,
+  prepareUnpairedDataset,
   rowsFromObjects,
   type SourcedRow,
   type TokenizedCompletion,
   type TokenizedPreference,
+  type TokenizedUnpaired,
   type TokenizeOptions,
   type TokenizerLike,
   tokenizeCompletionDataset,
   tokenizePreferenceDataset,
+  tokenizeUnpairedDataset,
 } from "@prefkit/core";
 
 /**
@@ -146,4 +149,43 @@ export async function resolveCompletionDataset(
     tokenized: true,
     promptCompletion: prepared.format.kind === "prompt_completion",
   };
+}
+
+/**
+ * A KTO dataset as the `KTOTrainer` accepts it: tokenised unpaired rows (`{ promptIds, completionIds, label }`,
+ * used as given), raw rows (unpaired `{ prompt, completion, label }`, or preference pairs, which are unpaired
+ * as TRL's `maybe_unpair_preference_dataset`), or a JSON / JSONL(.gz) file path.
+ */
+export type UnpairedDatasetInput = readonly TokenizedUnpaired[] | readonly Record<string, unknown>[] | string;
+
+/**
+ * Resolve an {@link UnpairedDatasetInput} to tokenised unpaired rows. Tokenised rows are validated and kept;
+ * anything else goes through `loadDataset` → `prepareUnpairedDataset` → `tokenizeUnpairedDataset`.
+ * @throws DatasetError for an empty dataset or a malformed row (naming it); ConfigError when raw rows come
+ *   without a tokenizer.
+ */
+export async function resolveUnpairedDataset(
+  input: UnpairedDatasetInput,
+  tokenizer: TokenizerLike | undefined,
+  tokenize: TokenizeOptions,
+  field = "trainDataset",
+): Promise<ResolvedDataset<TokenizedUnpaired>> {
+  if (typeof input !== "string" && !Array.isArray(input)) {
+    throw new ConfigError("expected an array of rows or a file path", { field });
+  }
+  if (typeof input !== "string" && input.length > 0 && "completionIds" in (input[0] as object)) {
+    const rows = input as readonly TokenizedUnpaired[];
+    checkIds(rows as unknown as Record<string, unknown>[], ["promptIds", "completionIds"], field);
+    rows.forEach((r, i) => {
+      if (typeof r.label !== "boolean") {
+        throw new DatasetError(`${field}: "label" must be true or false`, { row: i + 1, field: "label" });
+      }
+    });
+    return { examples: [...rows], reports: [], tokenized: false };
+  }
+  const tok = needTokenizer(tokenizer, field);
+  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field);
+  const prepared = prepareUnpairedDataset(rows);
+  const tokenized = tokenizeUnpairedDataset(prepared.examples, tok, tokenize);
+  return { examples: tokenized.examples, reports: [prepared.report, tokenized.report], tokenized: true };
 }

@@ -68,3 +68,41 @@ export function tokenMetricsFromStats(stats: tf.Tensor3D, masks: TokenMetricMask
     return tf.stack(out) as tf.Tensor1D;
   });
 }
+
+/**
+ * TRL's per-token logging metrics for rows in two groups (chosen/rejected, or desirable/undesirable): the mean
+ * logit over the scored completion tokens of each group, the argmax accuracy on group A, and the mean entropy
+ * over every scored token, as `[logitsA, logitsB, accuracyA, entropy]`. Position p predicts token p + 1, so the
+ * scored positions are the completion mask shifted left. From the fused head's `stats` when given, else from
+ * the logits.
+ * @param completionMask `[R][T]` 1 on completion tokens.
+ * @param inGroupA per row, whether it belongs to group A.
+ */
+export function groupTokenMetrics(
+  completionMask: readonly number[][],
+  inGroupA: readonly boolean[],
+  ids: tf.Tensor2D,
+  stats: tf.Tensor3D | undefined,
+  logits: tf.Tensor3D | undefined,
+): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [r, t] = ids.shape;
+    const scored = completionMask.map((row) => [...row.slice(1), 0]);
+    const zeros = new Array<number>(t).fill(0);
+    const group = (a: boolean) =>
+      tf.tensor2d(
+        scored.flatMap((row, i) => (inGroupA[i] === a ? row : zeros)),
+        [r, t],
+        "float32",
+      );
+    const groupA = group(true);
+    const masks = {
+      meanLogit: [groupA, group(false)],
+      accuracy: groupA,
+      entropy: tf.tensor2d(scored.flat(), [r, t], "float32"),
+    };
+    if (stats !== undefined) return tokenMetricsFromStats(stats, masks);
+    const next = tf.concat([tf.slice(ids, [0, 1], [r, t - 1]), tf.zeros([r, 1], "int32")], 1) as tf.Tensor2D;
+    return tokenMetrics(logits!, next, masks);
+  });
+}

@@ -8,3 +8,8 @@ export {
   ktoLoss,
   validateKTOLossOptions,
 } from "./loss.js";
+export { defaultKTOConfig, KTO_DEFAULTS, type KTOConfig, resolveKTOConfig } from "./config.js";
+export { type KTORun, type KTOTrainerOptions, ktoRun } from "./method.js";
+export { createKTOLoss, type UnpairedLoss } from "./objective.js";
+export { collateKTO, type KTOBatch, type KTORow, UnpairedTask } from "./task.js";
+export { KTOTrainer } from "./trainer.js";

@@ -24,7 +24,7 @@ import {
   tf,
 } from "@prefkit/core";
 import type { IndexedRow } from "../common/lazy-source.js";
-import { tokenMetrics, tokenMetricsFromStats } from "../common/token-metrics.js";
+import { groupTokenMetrics } from "../common/token-metrics.js";
 import type { RefCacheKeys, RefLogProbCache, Split } from "./ref-cache.js";
 import { completionLogProbSums, type ReferenceSource } from "./reference.js";
 
@@ -169,7 +169,13 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
       rejected: tf.mul(tf.sub(rejected, refRejected), beta) as tf.Tensor1D,
     };
     const [logitsChosen, logitsRejected, accuracy, entropy] = tf.unstack(
-      this.tokenValues(batch, ids, fused?.stats, logits),
+      groupTokenMetrics(
+        batch.completionMask,
+        batch.inputIds.map((_, i) => i < b),
+        ids,
+        fused?.stats,
+        logits,
+      ),
     );
     const metrics: Record<string, tf.Scalar | number> = {
       "logps/chosen": tf.mean(chosen) as tf.Scalar,
@@ -182,34 +188,5 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
     };
     const numTokens = batch.promptLengths.reduce((s, p, i) => s + p + batch.completionLengths[i]!, 0);
     return { loss: out.loss, metrics, rewards, numTokens };
-  }
-
-  /** Mean logit of chosen and rejected tokens, argmax accuracy on chosen, mean entropy (logging only). */
-  private tokenValues(
-    batch: PreferenceBatch,
-    ids: tf.Tensor2D,
-    stats: Parameters<typeof tokenMetricsFromStats>[0] | undefined,
-    logits: tf.Tensor3D | undefined,
-  ) {
-    const b = batch.batchSize;
-    const t = batch.inputIds[0]!.length;
-    // Position p predicts token p + 1: the scored positions are the completion mask shifted left.
-    const scored = batch.completionMask.map((row) => [...row.slice(1), 0]);
-    const zeros = new Array<number>(t).fill(0);
-    const half = (chosenHalf: boolean) =>
-      tf.tensor2d(
-        scored.flatMap((row, i) => (i < b === chosenHalf ? row : zeros)),
-        [2 * b, t],
-        "float32",
-      );
-    const chosenMask = half(true);
-    const masks = {
-      meanLogit: [chosenMask, half(false)],
-      accuracy: chosenMask,
-      entropy: tf.tensor2d(scored.flat(), [2 * b, t], "float32"),
-    };
-    if (stats !== undefined) return tokenMetricsFromStats(stats, masks);
-    const next = tf.concat([tf.slice(ids, [0, 1], [2 * b, t - 1]), tf.zeros([2 * b, 1], "int32")], 1) as tf.Tensor2D;
-    return tokenMetrics(logits!, next, masks);
   }
 }
