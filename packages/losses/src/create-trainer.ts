@@ -5,7 +5,9 @@
  */
 import { ConfigError, type RunDefinition, resolveTrainer, type Trainer, type TrainingArgs } from "@prefkit/core";
 import { type DPOTrainerOptions, dpoRun } from "./dpo/method.js";
+import { type CPOTrainerOptions, cpoRun } from "./cpo/trainer.js";
 import { type KTOTrainerOptions, ktoRun } from "./kto/method.js";
+import { type ORPOTrainerOptions, orpoRun } from "./orpo/trainer.js";
 import { type RewardTrainerOptions, rewardRun } from "./reward/method.js";
 import { type SFTTrainerOptions, sftRun } from "./sft/method.js";
 
@@ -19,6 +21,10 @@ export interface TrainingMethods {
   reward: RewardTrainerOptions;
   /** KTO on unpaired feedback. */
   kto: KTOTrainerOptions;
+  /** ORPO (reference-free). */
+  orpo: ORPOTrainerOptions;
+  /** CPO, SimPO, AlphaPO (reference-free). */
+  cpo: CPOTrainerOptions;
 }
 
 const DEFINITIONS: { [M in keyof TrainingMethods]: (o: TrainingMethods[M]) => RunDefinition<any, any, any> } = {
@@ -26,6 +32,8 @@ const DEFINITIONS: { [M in keyof TrainingMethods]: (o: TrainingMethods[M]) => Ru
   sft: (o) => sftRun(o).definition,
   reward: (o) => rewardRun(o).definition,
   kto: (o) => ktoRun(o).definition,
+  orpo: (o) => orpoRun(o).definition,
+  cpo: (o) => cpoRun(o).definition,
 };
 
 /**

@@ -44,6 +44,8 @@ export interface PreferenceInputs {
   rejectedLengths: tf.Tensor1D;
   /** Token-mean negative log-likelihood of the chosen completions over the batch (a scalar). */
   chosenNll: tf.Scalar;
+  /** Token-mean negative log-likelihood of the chosen rows' prompt AND completion tokens (ORPO's NLL term). */
+  chosenSequenceNll: tf.Scalar;
   /** WPO's per-pair weights (`useWeighting`), [B], without gradient; absent when off. */
   policyWeights?: tf.Tensor1D;
 }

@@ -270,7 +270,8 @@ export function fusedSequenceLogProbs(
         const hidden = fused.forwardHidden(forwardInputs);
         return lmHeadLogProbs(tf.reshape(hidden, [b * t, hidden.shape[2]]), weight, nextIds, options);
       })();
-    const scored = tf.mul(tf.reshape(logProbs, [b, t]), nextMask);
+    const nextTokenLogProbs = tf.reshape(logProbs, [b, t]) as tf.Tensor2D;
+    const scored = tf.mul(nextTokenLogProbs, nextMask);
     const sums = tf.sum(scored, 1) as tf.Tensor1D;
     const counts = tf.sum(nextMask, 1) as tf.Tensor1D;
     const means = tf.div(sums, tf.maximum(counts, 1)) as tf.Tensor1D;
@@ -279,7 +280,14 @@ export function fusedSequenceLogProbs(
       [1, 0],
     ]) as tf.Tensor2D;
     return stats === undefined
-      ? { sums, counts, means, perToken }
-      : { sums, counts, means, perToken, stats: tf.reshape(stats, [b, t, stats.shape[1]]) as tf.Tensor3D };
+      ? { sums, counts, means, perToken, nextTokenLogProbs }
+      : {
+          sums,
+          counts,
+          means,
+          perToken,
+          nextTokenLogProbs,
+          stats: tf.reshape(stats, [b, t, stats.shape[1]]) as tf.Tensor3D,
+        };
   });
 }

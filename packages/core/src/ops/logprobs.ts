@@ -65,6 +65,11 @@ export interface SequenceLogProbs {
   means: tf.Tensor1D;
   /** `[B, T]`: at t, log p(inputIds[t] | inputIds[<t]) where the completion mask is 1, else 0 (column 0 is 0). */
   perToken: tf.Tensor2D;
+  /**
+   * `[B, T]`: at t, log p(inputIds[t + 1] | inputIds[≤t]) for every position, unmasked (the last column scores a
+   * dummy label): what a loss over other tokens than the completion's (ORPO's prompt + completion NLL) masks.
+   */
+  nextTokenLogProbs: tf.Tensor2D;
 }
 
 /** Options of {@link sequenceLogProbs}. */
@@ -104,7 +109,8 @@ export function sequenceLogProbs(
     const nextIds = tf.concat([tf.slice(ids, [0, 1], [b, t - 1]), tf.zeros([b, 1], "int32")], 1) as tf.Tensor2D;
     const mask = tf.cast(intTensor(completionMask), "float32");
     const nextMask = tf.concat([tf.slice(mask, [0, 1], [b, t - 1]), tf.zeros([b, 1])], 1);
-    const scored = tf.mul(selectiveLogProbs(logits, nextIds), nextMask); // [B, T], position t → token t + 1
+    const nextTokenLogProbs = selectiveLogProbs(logits, nextIds) as tf.Tensor2D; // [B, T], position t → token t + 1
+    const scored = tf.mul(nextTokenLogProbs, nextMask);
     const sums = tf.sum(scored, 1) as tf.Tensor1D;
     const counts = tf.sum(nextMask, 1) as tf.Tensor1D;
     const means = tf.div(sums, tf.maximum(counts, 1)) as tf.Tensor1D;
@@ -112,6 +118,6 @@ export function sequenceLogProbs(
       [0, 0],
       [1, 0],
     ]) as tf.Tensor2D;
-    return { sums, counts, means, perToken };
+    return { sums, counts, means, perToken, nextTokenLogProbs };
   });
 }

@@ -9,3 +9,5 @@ export {
   cpoObjective,
   validateCPOLossOptions,
 } from "./loss.js";
+export { CPO_DEFAULTS, type CPOConfig, defaultCPOConfig, isCPOLossType, resolveCPOConfig } from "./config.js";
+export { CPOTrainer, type CPOTrainerOptions, cpoLossPlugin, cpoRun } from "./trainer.js";

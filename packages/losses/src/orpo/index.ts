@@ -6,3 +6,5 @@ export {
   oddsRatioLoss,
   orpoObjective,
 } from "./loss.js";
+export { defaultORPOConfig, ORPO_DEFAULTS, type ORPOConfig, resolveORPOConfig } from "./config.js";
+export { ORPOTrainer, type ORPOTrainerOptions, orpoLoss, orpoRun } from "./trainer.js";

@@ -162,6 +162,7 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
       chosenLengths,
       rejectedLengths: tf.slice(lp.counts, [b], [b]) as tf.Tensor1D,
       chosenNll: tf.div(tf.neg(tf.sum(chosen)), tf.maximum(tf.sum(chosenLengths), 1)) as tf.Scalar,
+      chosenSequenceNll: sequenceNll(lp.nextTokenLogProbs, batch.attentionMask, b),
     };
     const out = lossFn.compute(inputs);
     const rewards = out.rewards ?? {
@@ -189,4 +190,19 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
     const numTokens = batch.promptLengths.reduce((s, p, i) => s + p + batch.completionLengths[i]!, 0);
     return { loss: out.loss, metrics, rewards, numTokens };
   }
+}
+
+/**
+ * Token-mean NLL over every real target token (prompt and completion) of the first `rows` rows: position t
+ * predicts token t + 1, which counts when it is real (TRL's ORPO: labels = input ids where attention is 1).
+ */
+function sequenceNll(nextTokenLogProbs: tf.Tensor2D, attentionMask: number[][], rows: number): tf.Scalar {
+  const t = attentionMask[0]!.length;
+  const targets = tf.tensor2d(
+    attentionMask.slice(0, rows).flatMap((row) => [...row.slice(1), 0]),
+    [rows, t],
+    "float32",
+  );
+  const lp = tf.slice(nextTokenLogProbs, [0, 0], [rows, t]);
+  return tf.div(tf.neg(tf.sum(tf.mul(lp, targets))), tf.maximum(tf.sum(targets), 1)) as tf.Scalar;
 }

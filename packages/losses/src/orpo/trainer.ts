@@ -1,0 +1,81 @@
+/**
+ * `ORPOTrainer`: TRL's ORPO trainer as a façade over core's generic `Trainer`: the `"orpo"` loss plugin on the
+ * preference task without a reference model.
+ * @module
+ */
+import {
+  composeRun,
+  defineLoss,
+  type PreferenceInputs,
+  TRAINER_PARTS,
+  Trainer,
+  type TrainerParts,
+  tf,
+} from "@prefkit/core";
+import type { PreferenceBatch } from "../preference/task.js";
+import {
+  type ReferenceFreeRun,
+  type ReferenceFreeTrainerOptions,
+  referenceFreeRun,
+} from "../preference/reference-free-run.js";
+import { type ORPOConfig, resolveORPOConfig } from "./config.js";
+import { orpoObjective } from "./loss.js";
+
+/**
+ * The `"orpo"` loss (reference-free): NLL of the chosen prompt + completion − β·mean(log σ(log_odds)) on
+ * per-token mean log-probs (TRL's `ORPOTrainer`), with TRL's `nll_loss`, `log_odds_ratio`, `log_odds_chosen`
+ * metrics, rewards β·p, and `logps/*` as the per-token means TRL logs.
+ */
+export const orpoLoss = defineLoss(
+  "orpo",
+  "preference",
+  (x: PreferenceInputs, config: { beta: number }) => {
+    const chosen = tf.div(x.chosenLogps, tf.maximum(x.chosenLengths, 1)) as tf.Tensor1D;
+    const rejected = tf.div(x.rejectedLogps, tf.maximum(x.rejectedLengths, 1)) as tf.Tensor1D;
+    const out = orpoObjective(chosen, rejected, x.chosenSequenceNll, { beta: config.beta });
+    return {
+      loss: out.loss,
+      rewards: { chosen: out.chosenRewards, rejected: out.rejectedRewards },
+      metrics: {
+        nll_loss: out.nllLoss,
+        log_odds_ratio: out.logOddsRatio,
+        log_odds_chosen: out.logOddsChosen,
+        "logps/chosen": tf.mean(chosen) as tf.Scalar,
+        "logps/rejected": tf.mean(rejected) as tf.Scalar,
+      },
+    };
+  },
+  { needsReference: false },
+);
+
+/** What the `ORPOTrainer` (and `createTrainer("orpo", …)`) takes. */
+export type ORPOTrainerOptions = ReferenceFreeTrainerOptions<ORPOConfig>;
+
+/** Compose-ready description of an ORPO run: the `lossType` loss (`"orpo"`) on the reference-free preference task. */
+export function orpoRun(options: ORPOTrainerOptions): ReferenceFreeRun<ORPOConfig> {
+  const args = resolveORPOConfig(options.args);
+  return referenceFreeRun("orpo", args, options, (r) => r.registry.create(args.lossType, args));
+}
+
+/**
+ * ORPO training (TRL's `ORPOTrainer`): SFT on the chosen completions plus an odds-ratio term, in one forward
+ * per step and with no reference model (half DPO's weights in memory, one forward pass less per step).
+ *
+ * Logged metrics (TRL names): `loss`, `grad_norm`, `learning_rate`, `epoch`, `num_tokens`, `nll_loss`,
+ * `log_odds_ratio`, `log_odds_chosen`, `rewards/*`, `logps/*`, `logits/*`, `mean_token_accuracy`, `entropy`.
+ */
+export class ORPOTrainer extends Trainer<PreferenceBatch, ORPOConfig> {
+  /** Compose the run; data is tokenised when training or evaluation starts. */
+  constructor(options: ORPOTrainerOptions) {
+    super(
+      composeRun(orpoRun(options).definition, options).resolve<TrainerParts<PreferenceBatch, ORPOConfig>>(
+        TRAINER_PARTS,
+      ),
+    );
+  }
+
+  /** Free the optimizer state (the model stays the caller's). */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
