@@ -34,6 +34,8 @@ export interface TaskContext {
   readonly state: Readonly<TrainerState>;
   /** The trainer's seeded RNG (saved in checkpoints): sampling and dropout seeds come from it. */
   readonly rng: Rng;
+  /** The learning rate the coming optimizer steps apply (the schedule's current value; TRL's PPO logs it as `lr`). */
+  readonly learningRate: number;
   /** Where warnings go. */
   warn(message: string): void;
 }
@@ -55,6 +57,11 @@ export interface RolloutUpdate<TMicro> {
    * (`[step][micro]`), e.g. PPO's `val/ratio_var`.
    */
   finish?(microMetrics: Array<Array<Record<string, number>>>): Record<string, number>;
+  /**
+   * Names among `metrics` and `finish`'s metrics that a training log reports as of its last step instead of
+   * averaging them over the logging window: counters and rates such as TRL's `episode`, `eps` and `lr`.
+   */
+  latest?: readonly string[];
 }
 
 /**

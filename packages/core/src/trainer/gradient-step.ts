@@ -27,6 +27,8 @@ export interface StepResult {
   microMetrics: Array<Record<string, number>>;
   /** Tokens seen in the step (sum of `StepOutput.numTokens`). */
   numTokens: number;
+  /** Metrics a training log reports as of its last step rather than averaged (see `RolloutUpdate.latest`). */
+  latest?: readonly string[];
 }
 
 /** What the gradient step needs from the trainer. */

@@ -1,6 +1,7 @@
 /**
  * Running sums of the training loss and metrics between two logs: what `loss` and every metric of a
- * training log average over (transformers logs the mean since the last log).
+ * training log average over (transformers logs the mean since the last log), except a step's `latest`
+ * metrics (counters such as PPO's `episode`), which are reported as of the window's last step.
  * @module
  */
 import type { StepResult } from "./gradient-step.js";
@@ -18,8 +19,9 @@ export class LogWindow {
     this.lossSum += result.loss;
     this.steps += 1;
     this.lastGradNorm = result.gradNorm;
+    const latest = new Set(result.latest);
     for (const [k, v] of Object.entries(result.metrics)) {
-      const acc = this.metricSums.get(k) ?? { sum: 0, count: 0 };
+      const acc = (!latest.has(k) && this.metricSums.get(k)) || { sum: 0, count: 0 };
       acc.sum += v;
       acc.count += 1;
       this.metricSums.set(k, acc);

@@ -180,7 +180,12 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
 
   /** What the task is told when training or evaluation starts. */
   protected taskContext(): TaskContext {
-    return { state: this.state, rng: this.rng, warn: this.parts.warn ?? ((m) => console.warn(m)) };
+    return {
+      state: this.state,
+      rng: this.rng,
+      learningRate: this.scheduler?.lr ?? this.peakLearningRate,
+      warn: this.parts.warn ?? ((m) => console.warn(m)),
+    };
   }
 
   /**
@@ -356,6 +361,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       microMetrics: results.flatMap((r) => r.microMetrics),
       numTokens: update.numTokens ?? results.reduce((a, r) => a + r.numTokens, 0),
       ...(results.some((r) => r.skipped) ? { skipped: true } : {}),
+      ...(update.latest !== undefined ? { latest: update.latest } : {}),
     };
   }
 
