@@ -8,6 +8,7 @@ import { type DPOTrainerOptions, dpoRun } from "./dpo/method.js";
 import { type CPOTrainerOptions, cpoRun } from "./cpo/trainer.js";
 import { type KTOTrainerOptions, ktoRun } from "./kto/method.js";
 import { type ORPOTrainerOptions, orpoRun } from "./orpo/trainer.js";
+import { type PPOTrainerOptions, ppoRun } from "./ppo/method.js";
 import { type RewardTrainerOptions, rewardRun } from "./reward/method.js";
 import { type SFTTrainerOptions, sftRun } from "./sft/method.js";
 
@@ -25,6 +26,8 @@ export interface TrainingMethods {
   orpo: ORPOTrainerOptions;
   /** CPO, SimPO, AlphaPO (reference-free). */
   cpo: CPOTrainerOptions;
+  /** PPO with a KL penalty (on-policy rollouts, the `"ppo"` loss). */
+  ppo: PPOTrainerOptions;
 }
 
 const DEFINITIONS: { [M in keyof TrainingMethods]: (o: TrainingMethods[M]) => RunDefinition<any, any, any> } = {
@@ -34,6 +37,7 @@ const DEFINITIONS: { [M in keyof TrainingMethods]: (o: TrainingMethods[M]) => Ru
   kto: (o) => ktoRun(o).definition,
   orpo: (o) => orpoRun(o).definition,
   cpo: (o) => cpoRun(o).definition,
+  ppo: (o) => ppoRun(o).definition,
 };
 
 /**

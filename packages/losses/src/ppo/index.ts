@@ -1,5 +1,15 @@
 export { gae, type GAEOptions, type GAEResult, maskedMean, maskedVar, whiten } from "./advantages.js";
-export { defaultPPOConfig, type PPOConfig, validatePPOConfig } from "./config.js";
+export {
+  type AdaptiveKlOptions,
+  defaultPPOConfig,
+  PPO_DEFAULTS,
+  type PPOConfig,
+  type PPOConfigInput,
+  type PPOValueHeadKind,
+  resolvePPOConfig,
+  validatePPOConfig,
+} from "./config.js";
+export { type PPOPromptChunk, PromptChunkSource, type PromptChunkSourceOptions } from "./data.js";
 export {
   AdaptiveKLController,
   FixedKLController,
@@ -9,13 +19,25 @@ export {
   klControllerFromState,
   klPenalty,
 } from "./kl.js";
-export { type PPOPolicyLossOutput, type PPOValueLossOutput, ppoPolicyLoss, ppoValueLoss } from "./losses.js";
 export {
-  type AdaptiveKlOptions,
-  type PPOTrainingArguments,
-  type PPOValueHeadKind,
-  resolvePPOConfig,
-} from "./config.js";
+  type PPOLossConfig,
+  type PPOPolicyLossOutput,
+  type PPOValueLossOutput,
+  ppoLoss,
+  ppoPolicyLoss,
+  ppoValueLoss,
+  type RolloutInputs,
+} from "./losses.js";
+export { type PPORun, type PPOTrainerOptions, ppoRun } from "./method.js";
+export {
+  meanEntropy,
+  objectiveMetrics,
+  PPO_STAT_METRICS,
+  type PPOUpdateStats,
+  rolloutEntropy,
+  updateStats,
+  updateStatsMetrics,
+} from "./metrics.js";
 export {
   encodePrompt,
   type LeftPadded,
@@ -27,7 +49,10 @@ export {
 } from "./prompts.js";
 export {
   defaultRewardFunctionRegistry,
+  type NamedRewardFunction,
+  type PPORewardSource,
   REWARD_FUNCTION_REGISTRY,
+  REWARD_FUNCTIONS,
   type RewardFunction,
   type RewardFunctionIds,
   RewardFunctionRegistry,
@@ -47,19 +72,24 @@ export {
   type ScoreRows,
   truncateResponse,
 } from "./rollout.js";
+export { checkRewardSource, createScorer, type Scorer, type ScorerOptions } from "./scoring.js";
 export {
-  PPO_KL_CONTROLLER_KEY,
-  type PPOPromptChunk,
-  type PPORewardSource,
-  PPOTrainer,
-  type PPOTrainerOptions,
-  type PPOUpdateStats,
-  type ResolvedPPOConfig,
-} from "./trainer.js";
+  initialKlController,
+  type PPOMicroBatch,
+  PPOTask,
+  type PPOTaskOptions,
+  type PPOTokenIds,
+  type PPOUpdateData,
+  ppoTokenIds,
+} from "./task.js";
+export { PPO_KL_CONTROLLER_KEY, PPOTrainer } from "./trainer.js";
 export {
   PolicyAndValueModel,
   type PolicyValueOutput,
   ScalarValueHead,
+  selectValueFunction,
+  type ValueFunctionChoice,
+  type ValueFunctionOptions,
   VALUE_HEAD_BIAS_NAME,
   VALUE_HEAD_FILE,
   VALUE_HEAD_WEIGHT_NAME,

@@ -1,4 +1,9 @@
-import { tf } from "@prefkit/core";
+/**
+ * PPO's clipped policy and value losses (TRL PPOv2, step 8 of trl-parity.md) and the `"ppo"` loss plugin
+ * built on them, with the `"rollout"` batch kind it trains on.
+ * @module
+ */
+import { defineLoss, tf } from "@prefkit/core";
 import { asFloatTensor, type TensorInput } from "../dpo/tensor-input.js";
 import { maskedMean } from "./advantages.js";
 
@@ -98,3 +103,67 @@ export function ppoValueLoss(
     };
   });
 }
+
+/**
+ * The inputs of a loss on on-policy rollouts (`"rollout"` batches): one micro-batch of a PPO update, `[b, W]`
+ * over the response positions. The PPO task computes them from the rollout, its advantages and one
+ * policy + value forward (inside the gradient tape).
+ */
+export interface RolloutInputs {
+  /** log π_θ of the sampled response tokens, temperature-scaled (differentiable). */
+  logprobs: tf.Tensor2D;
+  /** log π_old at sampling time, temperature-scaled. */
+  oldLogprobs: tf.Tensor2D;
+  /** Whitened advantages (0 past each response). */
+  advantages: tf.Tensor2D;
+  /** 1 on valid response tokens (TRL `~padding_mask`). */
+  mask: tf.Tensor2D;
+  /** V_θ before each response token, 0 outside `valueMask` (differentiable). */
+  values: tf.Tensor2D;
+  /** V at rollout time. */
+  oldValues: tf.Tensor2D;
+  /** GAE returns A + V. */
+  returns: tf.Tensor2D;
+  /** 1 on valid tokens and the one after (TRL `~padding_mask_p1`): where the value loss lives. */
+  valueMask: tf.Tensor2D;
+}
+
+declare module "@prefkit/core" {
+  interface LossInputsByKind {
+    /** On-policy rollouts (PPO): {@link RolloutInputs}, added by `@prefkit/losses`. */
+    rollout: RolloutInputs;
+  }
+}
+
+/** The clip ranges and value-loss weight the `"ppo"` loss reads from a `PPOConfig`. */
+export interface PPOLossConfig {
+  /** Clip range of the policy ratio. */
+  cliprange: number;
+  /** Clip range of the value predictions. */
+  cliprangeValue: number;
+  /** Weight of the value loss. */
+  vfCoef: number;
+}
+
+/**
+ * The `"ppo"` loss (a `"rollout"` loss): {@link ppoPolicyLoss} + `vfCoef` × {@link ppoValueLoss}, with
+ * TRL's per-micro-batch statistics as metrics under the names the update logs their averages by
+ * (`val/ratio`, `policy/approxkl_avg`, `policy/clipfrac_avg`, `loss/policy_avg`, `loss/value_avg`,
+ * `val/clipfrac_avg`).
+ */
+export const ppoLoss = defineLoss("ppo", "rollout", (x, config: PPOLossConfig) => {
+  const pg = ppoPolicyLoss(x.logprobs, x.oldLogprobs, x.advantages, x.mask, config.cliprange);
+  const vf = ppoValueLoss(x.values, x.oldValues, x.returns, x.valueMask, config.cliprangeValue);
+  tf.dispose([pg.ratioMin, pg.ratioMax]);
+  return {
+    loss: tf.add(pg.loss, tf.mul(vf.loss, config.vfCoef)) as tf.Scalar,
+    metrics: {
+      "val/ratio": pg.ratioMean,
+      "policy/approxkl_avg": pg.approxkl,
+      "policy/clipfrac_avg": pg.clipfrac,
+      "loss/policy_avg": pg.loss,
+      "loss/value_avg": vf.loss,
+      "val/clipfrac_avg": vf.clipfrac,
+    },
+  };
+});

@@ -1,9 +1,10 @@
 /**
- * Rule-based rewards for PPO: TRL-style reward functions, registered by name in the run container
- * like losses are, so `rewardModel: "my-reward"` finds a user's function as it finds a built-in one.
+ * Rule-based rewards for PPO: TRL-style reward functions, registered by name for every run
+ * ({@link registerRewardFunction}) or for one run (a {@link rewardFunctionPlugin}, which provides it under
+ * {@link REWARD_FUNCTIONS}), so `rewardModel: "my-reward"` finds a user's function as `lossType` finds a loss.
  * @module
  */
-import { ConfigError, type Plugin } from "@prefkit/core";
+import { ConfigError, type Plugin, resolveAllOrEmpty, type SequenceClassifier } from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
 
 /** Token ids handed to a {@link RewardFunction} next to the decoded texts. */
@@ -25,8 +26,22 @@ export type RewardFunction = (
   ids: RewardFunctionIds,
 ) => number[] | Promise<number[]>;
 
+/** The reward of a PPO run: a reward model, a reward function, or the registered name of one. */
+export type PPORewardSource = SequenceClassifier | RewardFunction | string;
+
 /** Injection token of the run's {@link RewardFunctionRegistry}. */
 export const REWARD_FUNCTION_REGISTRY: unique symbol = Symbol("prefkit.REWARD_FUNCTION_REGISTRY");
+
+/** Extension token (several values) of the reward functions plugins provide to a run: {@link NamedRewardFunction}s. */
+export const REWARD_FUNCTIONS: unique symbol = Symbol("prefkit.REWARD_FUNCTIONS");
+
+/** A reward function and the name `rewardModel` selects it by (what {@link REWARD_FUNCTIONS} holds). */
+export interface NamedRewardFunction {
+  /** Registry name. */
+  name: string;
+  /** The function. */
+  fn: RewardFunction;
+}
 
 /**
  * Reward functions by name, chained like core's `LossRegistry`: a run's registry (in its container)
@@ -83,22 +98,31 @@ export function registerRewardFunction(name: string, fn: RewardFunction, options
   defaultRewardFunctionRegistry.register(name, fn, options);
 }
 
-/** The run's registry, created (as a child of the default one) on first use. */
+/**
+ * The run's registry, created in `container` on first use: every function provided there under
+ * {@link REWARD_FUNCTIONS} (a taken name is a {@link ConfigError}), falling back to a parent container's
+ * registry, else {@link defaultRewardFunctionRegistry}.
+ */
 export function rewardFunctionRegistryOf(container: DependencyContainer): RewardFunctionRegistry {
-  if (!container.isRegistered(REWARD_FUNCTION_REGISTRY, true)) {
-    container.register(REWARD_FUNCTION_REGISTRY, {
-      useValue: new RewardFunctionRegistry(defaultRewardFunctionRegistry),
-    });
+  if (!container.isRegistered(REWARD_FUNCTION_REGISTRY)) {
+    const inherited = container.isRegistered(REWARD_FUNCTION_REGISTRY, true)
+      ? container.resolve<RewardFunctionRegistry>(REWARD_FUNCTION_REGISTRY)
+      : defaultRewardFunctionRegistry;
+    const registry = new RewardFunctionRegistry(inherited);
+    for (const { name, fn } of resolveAllOrEmpty<NamedRewardFunction>(container, REWARD_FUNCTIONS)) {
+      registry.register(name, fn);
+    }
+    container.register(REWARD_FUNCTION_REGISTRY, { useValue: registry });
   }
   return container.resolve<RewardFunctionRegistry>(REWARD_FUNCTION_REGISTRY);
 }
 
-/** A plugin that registers one reward function in the run's registry (as core's `lossPlugin` does for losses). */
+/** A plugin that provides one reward function to the run (as core's `lossPlugin` does for losses). */
 export function rewardFunctionPlugin(name: string, fn: RewardFunction): Plugin {
   return {
     name: `reward:${name}`,
-    register(container: DependencyContainer) {
-      rewardFunctionRegistryOf(container).register(name, fn);
+    register(context) {
+      context.provide<NamedRewardFunction>(REWARD_FUNCTIONS, { name, fn });
     },
   };
 }

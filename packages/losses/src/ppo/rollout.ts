@@ -2,7 +2,7 @@
  * One PPO rollout (TRL PPOv2, steps 1–5 of trl-parity.md): sample responses with the KV-cache generator
  * keeping the temperature-scaled log-probs, score them with the reference, truncate at the stop token,
  * read V per response token, and score the truncated sequences. Plain arrays out: the update turns
- * them into tensors per micro-batch.
+ * them into tensors per micro-batch. Evaluation runs the same steps with greedy decoding and no values.
  * @module
  */
 import {
@@ -14,9 +14,8 @@ import {
   selectiveLogProbs,
   tf,
 } from "@prefkit/core";
-import type { ReferenceSource } from "../trainers/reference.js";
+import type { ReferenceSource } from "../preference/reference.js";
 import { leftPad } from "./prompts.js";
-import type { PolicyAndValueModel } from "./value.js";
 
 /** TRL's fill value for log-probs at padded response positions (their difference, and KL, is then 0). */
 export const INVALID_LOGPROB = 1.0;
@@ -49,12 +48,14 @@ export interface RolloutSettings {
   eosTokenId: number | undefined;
   /** Id written into padding. */
   padTokenId: number;
+  /** Sample (rollouts) or decode greedily (evaluation); log-probs are temperature-scaled either way. Default true. */
+  doSample?: boolean;
 }
 
 /** Collaborators of {@link collectRollout}. */
 export interface RolloutParts {
-  /** Policy + value function. */
-  model: PolicyAndValueModel;
+  /** The policy, and V per position `[B, T]` (a `PolicyAndValueModel`; without `values`, as in evaluation, they are 0). */
+  model: { policy: CausalLM; values?(inputs: ForwardInputs): tf.Tensor2D };
   /** The frozen reference. */
   reference: ReferenceSource;
   /** Scores of the truncated sequences (reward model or reward function). */
@@ -120,7 +121,7 @@ interface Sampled {
   logprobs: number[][];
 }
 
-/** Multinomial sampling with full forwards (no KV cache): for a policy that does not implement `Generator`. */
+/** Multinomial sampling (or greedy decoding) with full forwards (no KV cache): for a policy that does not implement `Generator`. */
 async function sampleWithForward(
   policy: CausalLM,
   ids: number[][],
@@ -156,13 +157,16 @@ async function sampleWithForward(
       const max = Math.max(...z);
       const p = z.map((x) => Math.exp(x - max));
       const sum = p.reduce((a, b) => a + b, 0);
-      let u = rng.next() * sum;
       let tok = p.length - 1;
-      for (let i = 0; i < p.length; i++) {
-        u -= p[i]!;
-        if (u < 0) {
-          tok = i;
-          break;
+      if (s.doSample === false) tok = z.indexOf(max);
+      else {
+        let u = rng.next() * sum;
+        for (let i = 0; i < p.length; i++) {
+          u -= p[i]!;
+          if (u < 0) {
+            tok = i;
+            break;
+          }
         }
       }
       newTokens[r]!.push(tok);
@@ -185,7 +189,7 @@ async function samplePolicy(
   if (!canGenerate(policy)) return sampleWithForward(policy, ids, mask, s, rng);
   const out = await policy.generate(ids, {
     maxNewTokens: s.responseLength,
-    doSample: true,
+    doSample: s.doSample ?? true,
     temperature: s.temperature + 1e-7,
     topK: 0,
     topP: 1,
@@ -281,10 +285,12 @@ export async function collectRollout(
     const ref = parts.reference.run((net) => responseLogprobs(net, inputs, responses.slice(a, b), c, s.temperature));
     refLogprobs.push(...((await ref.array()) as number[][]));
     ref.dispose();
-    const v = tf.tidy(() => {
-      const all = parts.model.values(inputs);
-      return tf.slice(all, [0, c - 1], [b - a, width]);
-    });
+    const valueFn = parts.model.values?.bind(parts.model);
+    if (valueFn === undefined) {
+      for (let i = a; i < b; i++) values.push(new Array<number>(width).fill(0));
+      continue;
+    }
+    const v = tf.tidy(() => tf.slice(valueFn(inputs), [0, c - 1], [b - a, width]));
     values.push(...((await v.array()) as number[][]));
     v.dispose();
   }

@@ -1,7 +1,7 @@
 /**
  * The value function of PPO: either a separate value model (TRL's default, a copy of the reward model
- * read at every position) or a scalar head on the policy's own hidden states, plus the policy+value
- * pair the trainer optimises and checkpoints as one model.
+ * read at every position) or a scalar head on the policy's own hidden states, how a run picks one
+ * ({@link selectValueFunction}), and the policy+value pair the trainer optimises and checkpoints as one model.
  * @module
  */
 import { open, readFile, stat, writeFile } from "node:fs/promises";
@@ -12,12 +12,14 @@ import {
   CheckpointError,
   ConfigError,
   type ForwardInputs,
-  type Rng,
+  isSequenceClassifier,
+  Rng,
   type SequenceClassifier,
   tf,
   writeSafetensors,
 } from "@prefkit/core";
 import type { PPOValueHeadKind } from "./config.js";
+import type { PPORewardSource } from "./reward-function.js";
 
 /** Tensor names of the scalar value head, as TRL's `AutoModelForCausalLMWithValueHead` saves them. */
 export const VALUE_HEAD_WEIGHT_NAME = "v_head.summary.weight";
@@ -244,4 +246,56 @@ export class PolicyAndValueModel implements CausalLM {
   dispose(): void {
     if (this.value.kind === "policy") this.value.head.dispose();
   }
+}
+
+/** What {@link selectValueFunction} chooses from. */
+export interface ValueFunctionOptions {
+  /** `config.valueHead`. */
+  valueHead: PPOValueHeadKind;
+  /** The policy (its `hidden_size` sizes a policy head). */
+  policy: CausalLM;
+  /** The run's reward: a reward model is the default source of a value model. */
+  rewardModel: PPORewardSource;
+  /** The user's value model, if any. */
+  valueModel: SequenceClassifier | undefined;
+  /** Seed of a policy head's initial weights. */
+  seed: number;
+}
+
+/** The chosen value function, and a value model this run made and must dispose. */
+export interface ValueFunctionChoice {
+  /** The value function. */
+  source: ValueSource;
+  /** A trainable copy of the reward model made for `valueHead: "model"` (owned by the run). */
+  owned?: SequenceClassifier;
+}
+
+/**
+ * Pick the value function as TRL does: `valueHead: "policy"` is a fresh {@link ScalarValueHead} on the
+ * policy (seeded with `seed`); `"model"` is the given `valueModel`, else a trainable `copy()` of the reward
+ * model.
+ * @throws ConfigError when the value model is the reward model itself, or `"model"` has no source.
+ */
+export function selectValueFunction(options: ValueFunctionOptions): ValueFunctionChoice {
+  const { rewardModel: rm, valueModel } = options;
+  if (valueModel !== undefined && valueModel === rm) {
+    throw new ConfigError("valueModel is the reward model itself: training V would change the reward; pass a copy", {
+      field: "valueModel",
+    });
+  }
+  if (options.valueHead === "policy") {
+    const head = new ScalarValueHead(options.policy.config.hidden_size, new Rng(options.seed));
+    return { source: { kind: "policy", head } };
+  }
+  if (valueModel !== undefined) return { source: { kind: "model", model: valueModel } };
+  const copyable = rm as Partial<{ copy(o: { trainable?: boolean }): SequenceClassifier }>;
+  if (!isSequenceClassifier(rm) || typeof copyable.copy !== "function") {
+    throw new ConfigError(
+      'valueHead "model" needs a valueModel, or a reward model with copy() to initialise it from (TRL); ' +
+        'with a reward function, pass valueModel or set valueHead: "policy"',
+      { field: "valueModel" },
+    );
+  }
+  const owned = copyable.copy({ trainable: true });
+  return { source: { kind: "model", model: owned }, owned };
 }
