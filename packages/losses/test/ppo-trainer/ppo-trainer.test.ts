@@ -4,74 +4,26 @@
  * adaptive KL controller against its formula, missingEosPenalty, the value-model variant, reward
  * functions through the registry, TRL's reward placement and chat-templated prompts.
  */
-import { readdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Callback, type ChatMessage, ConfigError, Rng, type TokenizerLike, tf } from "@prefkit/core";
+import { type CausalLM, type Callback, ConfigError, type Trainer, type TrainingArgs, tf } from "@prefkit/core";
 import {
   computeAdvantages,
+  createTrainer,
   encodePrompt,
   PPO_KL_CONTROLLER_KEY,
+  PPOTask,
   PPOTrainer,
   type PPOTrainerOptions,
   type RewardFunction,
   type Rollout,
   rewardFunctionPlugin,
 } from "@prefkit/losses";
-import {
-  AutoModelForCausalLM,
-  AutoModelForSequenceClassification,
-  AutoTokenizer,
-  MISTRAL_INST_TEMPLATE,
-} from "@prefkit/models";
+import { AutoModelForSequenceClassification, AutoTokenizer, MISTRAL_INST_TEMPLATE } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TINY_LLAMA_WITH_SPECIAL_TOKENS } from "../../../../test/helpers/tiny-llama.js";
 import { sharedPath } from "../../../../test/helpers/shared.js";
-
-const VOCAB = 16;
-const TINY = TINY_LLAMA_WITH_SPECIAL_TOKENS;
-const EOS = 2;
-const PAD = 0;
-const policy = (seed = 1) =>
-  AutoModelForCausalLM.fromConfig(TINY, { seed, generationConfig: { bos_token_id: 1, eos_token_id: EOS } });
-
-/** One character per id: enough for reward functions that read text. */
-const tokenizer: TokenizerLike = {
-  encode: (text) => [...text].map((ch) => ch.charCodeAt(0) - 97),
-  decode: (ids, o) =>
-    ids
-      .filter((id) => !(o?.skipSpecialTokens && id <= 2))
-      .map((id) => String.fromCharCode(97 + id))
-      .join(""),
-  applyChatTemplate: (messages: ChatMessage[]) => messages.map((m) => m.content).join(""),
-  hasChatTemplate: false,
-  bosTokenId: 1,
-  eosTokenId: EOS,
-  padTokenId: PAD,
-};
-
-/** +1 for every "f" (id 5) in the completion: a transparent rule. */
-const countF: RewardFunction = (completions) => completions.map((c) => [...c].filter((ch) => ch === "f").length);
-
-function prompts(n: number, seed = 3) {
-  const r = new Rng(seed);
-  return Array.from({ length: n }, () => ({
-    inputIds: [1, ...Array.from({ length: 1 + r.int(3) }, () => 3 + r.int(VOCAB - 3))],
-  }));
-}
-
-const BASE = {
-  perDeviceTrainBatchSize: 4,
-  numMiniBatches: 2,
-  gradientAccumulationSteps: 1,
-  numPpoEpochs: 2,
-  responseLength: 6,
-  learningRate: 3e-3,
-  loggingSteps: 1,
-  saveStrategy: "no" as const,
-  valueHead: "policy" as const,
-  seed: 5,
-};
+import { BASE, countF, EOS, makePPOTrainer, policy, prompts, TINY, tokenizer } from "./setup.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -83,15 +35,7 @@ afterAll(async () => {
 });
 
 function makeTrainer(extra: Partial<PPOTrainerOptions> = {}, args: PPOTrainerOptions["args"] = {}) {
-  const model = extra.model ?? policy();
-  return new PPOTrainer({
-    model,
-    rewardModel: countF,
-    trainDataset: prompts(16),
-    processingClass: tokenizer,
-    ...extra,
-    args: { ...BASE, outputDir: join(dir, "run"), ...args },
-  });
+  return makePPOTrainer(dir, extra, args);
 }
 
 const METRICS = [
@@ -207,7 +151,10 @@ describe("PPOTrainer", () => {
       beta *= 1 + (e * 8) / 40;
       expect(seen[i]![1]).toBeCloseTo(beta, 12);
     }
-    expect(t.state.statefulCallbacks[PPO_KL_CONTROLLER_KEY]).toEqual({
+    // The controller is the PPO task's checkpointed state: in trainer_state.json's stateful_callbacks.
+    const checkpoint = await t.saveCheckpoint();
+    const saved = JSON.parse(await readFile(join(checkpoint, "trainer_state.json"), "utf8"));
+    expect(saved.stateful_callbacks[PPO_KL_CONTROLLER_KEY]).toEqual({
       kind: "adaptive",
       value: beta,
       target: 0.5,
@@ -289,6 +236,31 @@ describe("PPOTrainer", () => {
     expect(() => makeTrainer({}, { valueHead: "model" })).toThrow(ConfigError);
     const t = makeTrainer({ trainDataset: prompts(3) });
     return expect(t.train()).rejects.toThrow(/fewer than one update's batch/);
+  });
+
+  it('createTrainer("ppo", options) composes the same run as new PPOTrainer(options)', async () => {
+    const options = (model: CausalLM) => ({
+      model,
+      rewardModel: countF,
+      trainDataset: prompts(16),
+      processingClass: tokenizer,
+      args: { ...BASE, outputDir: join(dir, "create"), maxSteps: 2 },
+    });
+    const viaFacade = new PPOTrainer(options(policy()));
+    const generic = createTrainer("ppo", options(policy()));
+    expect(generic.task).toBeInstanceOf(PPOTask);
+    await viaFacade.train();
+    await generic.train();
+    const logs = (t: Trainer<unknown, TrainingArgs>) =>
+      t.state.logHistory.map(({ eps: _e, train_runtime: _r, ...rest }) => rest);
+    expect(logs(generic)).toEqual(logs(viaFacade as unknown as Trainer<unknown, TrainingArgs>));
+    viaFacade.dispose();
+    viaFacade.policyAndValue.policy.dispose();
+    const task = generic.task as PPOTask;
+    generic.optimizer.dispose();
+    task.model.dispose();
+    task.model.policy.dispose();
+    task.options.reference.owned?.dispose();
   });
 });
 
