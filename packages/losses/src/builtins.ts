@@ -1,7 +1,7 @@
 import { type LossRegistryLike, registerDPOLosses } from "./dpo/objective.js";
-import { cpoLossPlugin } from "./cpo/trainer.js";
+import { cpoLossPlugin } from "./cpo/objective.js";
 import { createKTOLoss } from "./kto/objective.js";
-import { orpoLoss } from "./orpo/trainer.js";
+import { orpoLoss } from "./orpo/objective.js";
 import { ppoLoss } from "./ppo/losses.js";
 import { createRewardLoss } from "./reward/loss.js";
 import { nllLoss } from "./sft/loss.js";

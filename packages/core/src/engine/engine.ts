@@ -324,10 +324,18 @@ export interface Engine {
   ready(): Promise<EngineInfo>;
 }
 
-/** The process's engine ({@link Engine}): trainers call `ready()`, so `initEngine` is optional for users. */
+/**
+ * The process's engine ({@link Engine}): trainers call `ready()`, so `initEngine` is optional for users. When
+ * the user picked a backend with `tf.setBackend` but never called `initEngine`, `ready()` keeps that backend
+ * (and adds prefkit's kernels to it) rather than switching away from where the model's tensors live.
+ */
 export const defaultEngine: Engine = {
   tf,
-  ready: () => (state !== undefined ? pending.then(() => engineInfo()) : initEngine()),
+  ready: () => {
+    if (state !== undefined) return pending.then(() => engineInfo());
+    const chosen = (tf.engine() as { backendName?: string | null }).backendName;
+    return initEngine(chosen ? { backend: chosen } : {});
+  },
 };
 
 /**

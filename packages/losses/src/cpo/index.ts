@@ -10,4 +10,5 @@ export {
   validateCPOLossOptions,
 } from "./loss.js";
 export { CPO_DEFAULTS, type CPOConfig, defaultCPOConfig, isCPOLossType, resolveCPOConfig } from "./config.js";
-export { CPOTrainer, type CPOTrainerOptions, cpoLossPlugin, cpoRun } from "./trainer.js";
+export { cpoLossPlugin } from "./objective.js";
+export { CPOTrainer, type CPOTrainerOptions, cpoRun } from "./trainer.js";

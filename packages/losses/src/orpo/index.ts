@@ -7,4 +7,5 @@ export {
   orpoObjective,
 } from "./loss.js";
 export { defaultORPOConfig, ORPO_DEFAULTS, type ORPOConfig, resolveORPOConfig } from "./config.js";
-export { ORPOTrainer, type ORPOTrainerOptions, orpoLoss, orpoRun } from "./trainer.js";
+export { orpoLoss } from "./objective.js";
+export { ORPOTrainer, type ORPOTrainerOptions, orpoRun } from "./trainer.js";
