@@ -195,10 +195,11 @@ describe("DPO Loss objects", () => {
     });
   });
 
-  it("registerBuiltinLosses registers every type, dpo, reward and nll", () => {
+  it("registerBuiltinLosses registers every DPO type, dpo, and the other methods' losses", () => {
     const names: string[] = [];
     registerBuiltinLosses({ register: (name) => names.push(name) });
-    expect(names.sort()).toEqual([...DPO_LOSS_TYPES, "dpo", "reward", "nll"].sort());
+    const others = ["dpo", "reward", "nll", "kto", "apo_zero_unpaired", "orpo", "cpo", "ppo"];
+    expect(names.sort()).toEqual([...DPO_LOSS_TYPES, ...others].sort());
   });
 
   it("fills core's LossRegistry, and a registered factory builds a working loss", () => {
