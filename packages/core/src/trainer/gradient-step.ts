@@ -124,6 +124,8 @@ export async function accumulateGradients<TMicro>(
   if (!(total > 0)) throw new ConfigError(`batch weights must sum to > 0, got ${total}`, { field: "batchWeight" });
   const accum: tf.NamedTensorMap = {};
   const result: AccumulatedGradients = { grads: accum, loss: 0, metrics: {}, microMetrics: [], numTokens: 0 };
+  const presentShares = new Map<string, number>();
+  let allShares = 0;
   try {
     for (let i = 0; i < microBatches.length; i++) {
       const share = weights[i]! / total;
@@ -147,8 +149,10 @@ export async function accumulateGradients<TMicro>(
       for (const [k, m] of Object.entries(captured)) {
         micro[k] = scalarValue(m);
         result.metrics[k] = (result.metrics[k] ?? 0) + share * micro[k]!;
+        presentShares.set(k, (presentShares.get(k) ?? 0) + share);
         if (typeof m !== "number") m.dispose();
       }
+      allShares += share;
       result.microMetrics.push(micro);
       for (const [name, g] of Object.entries(grads)) {
         if (g == null) continue;
@@ -164,6 +168,8 @@ export async function accumulateGradients<TMicro>(
       }
       if (i < microBatches.length - 1) await between();
     }
+    // A metric only some micro-batches have (an unpaired batch of one kind) is their share-weighted mean.
+    for (const [k, present] of presentShares) if (present !== allShares) result.metrics[k]! /= present;
     return result;
   } catch (e) {
     for (const g of Object.values(accum)) g.dispose();

@@ -430,16 +430,20 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     const prefix = options.metricKeyPrefix ?? "eval";
     if (!this.evalData) throw new ConfigError("no evaluation data was given", { field: "evalData" });
     await this.task.prepare?.(this.taskContext());
-    const sums = new Map<string, number>();
-    let total = 0;
+    // A metric some batches lack (an unpaired batch of one kind) is averaged over the batches that have it.
+    const sums = new Map<string, { sum: number; weight: number }>();
     for await (const batch of iterate(this.evalData.batches(0))) {
       const w = this.task.rollout === undefined ? (this.task.batchWeight?.(batch as unknown as TMicro) ?? 1) : 1;
       const values = await this.evaluateBatch(batch);
-      for (const [k, v] of Object.entries(values)) sums.set(k, (sums.get(k) ?? 0) + w * v);
-      total += w;
+      for (const [k, v] of Object.entries(values)) {
+        const acc = sums.get(k) ?? { sum: 0, weight: 0 };
+        acc.sum += w * v;
+        acc.weight += w;
+        sums.set(k, acc);
+      }
     }
     const metrics: Record<string, number> = {};
-    for (const [k, v] of sums) metrics[`${prefix}_${k}`] = v / total;
+    for (const [k, { sum, weight }] of sums) metrics[`${prefix}_${k}`] = sum / weight;
     await this.log(metrics);
     this.updateBestMetric(metrics, prefix);
     await this.callbackHandler.emit("onEvaluate", this.args, this.state, this.control, { metrics });
