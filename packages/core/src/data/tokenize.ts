@@ -10,6 +10,7 @@ import type {
   TokenizedCompletion,
   TokenizedPreference,
   TokenizedUnpaired,
+  TruncationMode,
   UnpairedExample,
 } from "./types.js";
 
@@ -20,9 +21,17 @@ const DEFAULT_MAX_LENGTH = 1024;
 export interface TokenizeOptions extends BadRowOptions {
   /**
    * Maximum prompt+completion length in tokens (TRL `max_length`, default 1024; `null` disables).
-   * Completions are truncated keeping their start; rows whose prompt alone reaches it are dropped and counted.
+   * How an over-long row is cut is `truncationMode`'s choice.
    */
   maxLength?: number | null;
+  /**
+   * Which end of an over-long prompt+completion `maxLength` keeps (TRL `truncation_mode`). `keep_start`
+   * (default): completions are cut keeping their start, and rows whose prompt alone reaches `maxLength` are
+   * dropped and counted. `keep_end`: each sequence keeps its last `maxLength` tokens (the prompt loses its
+   * start first), no row is dropped, and a pair's two sequences may keep different prompt tails
+   * (`TokenizedPreference.rejectedPromptIds`). Only applies with `overlong: "truncate"`.
+   */
+  truncationMode?: TruncationMode;
   /** Maximum prompt length (TRL `max_prompt_length`); longer prompts keep their END. Default: none. */
   maxPromptLength?: number | null;
   /** Maximum completion length (TRL `max_completion_length`); longer completions keep their start. Default: none. */
@@ -145,13 +154,16 @@ class Encoder {
     return full.slice(promptIds.length);
   }
 
-  /** Apply maxPromptLength / maxCompletionLength / maxLength. Returns undefined when the row must be dropped. */
+  /**
+   * Apply maxPromptLength / maxCompletionLength / maxLength. Returns each completion with the prompt its
+   * sequence keeps, or undefined when the row must be dropped.
+   */
   truncate(
     promptIds: number[],
     completions: number[][],
     builder: ReportBuilder,
     source: RowSource | undefined,
-  ): { promptIds: number[]; completions: number[][] } | undefined {
+  ): TruncatedRow | undefined {
     const { maxPromptLength, maxCompletionLength } = this.options;
     const maxLength = this.options.maxLength === undefined ? DEFAULT_MAX_LENGTH : this.options.maxLength;
     let truncated = false;
@@ -165,6 +177,11 @@ class Encoder {
         truncated = true;
         return c.slice(0, maxCompletionLength);
       });
+    }
+    if (maxLength != null && this.options.truncationMode === "keep_end" && this.options.overlong !== "drop") {
+      const cut = keepEnd(promptIds, completions, maxLength);
+      if (cut.truncated) builder.report.truncated++;
+      return cut;
     }
     if (maxLength != null) {
       if (promptIds.length >= maxLength) {
@@ -182,8 +199,40 @@ class Encoder {
       }
     }
     if (truncated) builder.report.truncated++;
-    return { promptIds, completions };
+    return { prompts: completions.map(() => promptIds), completions };
   }
+}
+
+/** A truncated row: `prompts[i] ++ completions[i]` is the i-th sequence. */
+interface TruncatedRow {
+  /** The prompt each sequence keeps (the same array for every completion unless `keep_end` cut them apart). */
+  prompts: number[][];
+  /** The completions, in order. */
+  completions: number[][];
+  /** Whether anything was cut. */
+  truncated?: boolean;
+}
+
+/**
+ * `keep_end` truncation, as TRL's `DataCollatorForPreference.torch_call` with `truncation_mode="keep_end"`:
+ * each prompt+completion keeps its last `maxLength` tokens (`ids[-max_length:]`, the completion mask cut
+ * alike), so the prompt loses its start first and a completion longer than `maxLength` keeps its end.
+ * Nothing is dropped (TRL's `_prepare_dataset` drops prompts reaching `max_length` only with `keep_start`).
+ */
+function keepEnd(promptIds: number[], completions: number[][], maxLength: number): TruncatedRow {
+  let truncated = false;
+  const prompts = completions.map((c) => {
+    const keptPrompt = Math.min(promptIds.length, Math.max(0, maxLength - c.length));
+    if (keptPrompt === promptIds.length) return promptIds;
+    truncated = true;
+    return promptIds.slice(promptIds.length - keptPrompt);
+  });
+  const kept = completions.map((c) => {
+    if (c.length <= maxLength) return c;
+    truncated = true;
+    return c.slice(c.length - maxLength);
+  });
+  return { prompts, completions: kept, truncated };
 }
 
 function isConv(v: TextOrConversation): v is Conversation {
@@ -232,8 +281,10 @@ function tokenizeOnePreference(enc: Encoder, ex: PreferenceExample): TokenizedPr
  * tokens, completion ids without, plus eos. Special tokens are never doubled: the post-processor's prefix
  * (e.g. BOS) is only added when the text does not already start with it.
  *
- * Then `maxPromptLength` (keep the end), `maxCompletionLength` and `maxLength` (keep the start; default 1024)
- * apply; rows whose prompt alone reaches `maxLength` are dropped and counted.
+ * Then `maxPromptLength` (keep the end), `maxCompletionLength` and `maxLength` (default 1024) apply. With
+ * `truncationMode` `keep_start` (default) completions keep their start and rows whose prompt alone reaches
+ * `maxLength` are dropped and counted; with `keep_end` each sequence keeps its last `maxLength` tokens and the
+ * rejected sequence's prompt goes to `rejectedPromptIds` when it differs from the chosen one's.
  * @throws DatasetError naming file and row for a bad row (unless `onBadRow: "skip"`) or a prefix mismatch
  * (unless `onPrefixMismatch: "skip"`), and when every row is dropped.
  */
@@ -250,8 +301,9 @@ export function tokenizePreferenceDataset(
       const t = tokenizeOnePreference(enc, ex);
       return { promptIds: t.promptIds, completions: [t.chosenIds, t.rejectedIds] };
     },
-    (ex, promptIds, [chosenIds, rejectedIds]) => {
-      const row: TokenizedPreference = { promptIds, chosenIds: chosenIds!, rejectedIds: rejectedIds! };
+    (ex, [promptIds, rejectedPromptIds], [chosenIds, rejectedIds]) => {
+      const row: TokenizedPreference = { promptIds: promptIds!, chosenIds: chosenIds!, rejectedIds: rejectedIds! };
+      if (rejectedPromptIds!.length !== promptIds!.length) row.rejectedPromptIds = rejectedPromptIds!;
       if (ex.margin !== undefined) row.margin = ex.margin;
       return row;
     },
@@ -274,7 +326,10 @@ export function tokenizeCompletionDataset(
     tokenizer,
     options,
     (enc, ex) => tokenizeOneCompletion(enc, ex, true),
-    (_ex, promptIds, [completionIds]): TokenizedCompletion => ({ promptIds, completionIds: completionIds! }),
+    (_ex, [promptIds], [completionIds]): TokenizedCompletion => ({
+      promptIds: promptIds!,
+      completionIds: completionIds!,
+    }),
   );
 }
 
@@ -295,8 +350,8 @@ export function tokenizeUnpairedDataset(
     tokenizer,
     options,
     (enc, ex) => tokenizeOneCompletion(enc, ex, false),
-    (ex, promptIds, [completionIds]): TokenizedUnpaired => ({
-      promptIds,
+    (ex, [promptIds], [completionIds]): TokenizedUnpaired => ({
+      promptIds: promptIds!,
       completionIds: completionIds!,
       label: ex.label,
     }),
@@ -349,7 +404,7 @@ function tokenizeEach<E extends { source?: RowSource }, T extends { source?: Row
   tokenizer: TokenizerLike,
   options: TokenizeOptions,
   tokenizeOne: (enc: Encoder, ex: E) => { promptIds: number[]; completions: number[][] },
-  build: (ex: E, promptIds: number[], completions: number[][]) => T,
+  build: (ex: E, prompts: number[][], completions: number[][]) => T,
 ): TokenizedDataset<T> {
   const enc = new Encoder(tokenizer, options);
   const builder = new ReportBuilder("tokenize");
@@ -365,7 +420,7 @@ function tokenizeEach<E extends { source?: RowSource }, T extends { source?: Row
     }
     const cut = enc.truncate(t.promptIds, t.completions, builder, ex.source);
     if (cut === undefined) continue;
-    const row = build(ex, cut.promptIds, cut.completions);
+    const row = build(ex, cut.prompts, cut.completions);
     if (ex.source !== undefined) row.source = ex.source;
     out.push(row);
   }
