@@ -10,37 +10,12 @@ import type {
   TokenizedCompletion,
   TokenizedPreference,
   TokenizedUnpaired,
-  TruncationMode,
   UnpairedExample,
 } from "./types.js";
-
-/** TRL's `max_length` default. */
-const DEFAULT_MAX_LENGTH = 1024;
+import { type TruncatedRow, type TruncationOptions, truncateRow } from "./truncate.js";
 
 /** Options of {@link tokenizePreferenceDataset} and {@link tokenizeCompletionDataset}. */
-export interface TokenizeOptions extends BadRowOptions {
-  /**
-   * Maximum prompt+completion length in tokens (TRL `max_length`, default 1024; `null` disables).
-   * How an over-long row is cut is `truncationMode`'s choice.
-   */
-  maxLength?: number | null;
-  /**
-   * Which end of an over-long prompt+completion `maxLength` keeps (TRL `truncation_mode`). `keep_start`
-   * (default): completions are cut keeping their start, and rows whose prompt alone reaches `maxLength` are
-   * dropped and counted. `keep_end`: each sequence keeps its last `maxLength` tokens (the prompt loses its
-   * start first), no row is dropped, and a pair's two sequences may keep different prompt tails
-   * (`TokenizedPreference.rejectedPromptIds`). Only applies with `overlong: "truncate"`.
-   */
-  truncationMode?: TruncationMode;
-  /** Maximum prompt length (TRL `max_prompt_length`); longer prompts keep their END. Default: none. */
-  maxPromptLength?: number | null;
-  /** Maximum completion length (TRL `max_completion_length`); longer completions keep their start. Default: none. */
-  maxCompletionLength?: number | null;
-  /**
-   * What to do with a row longer than `maxLength`: `truncate` (default, DPO/SFT) or `drop` (reward modelling,
-   * where TRL drops rather than truncates). Either way a prompt that alone reaches `maxLength` is dropped.
-   */
-  overlong?: "truncate" | "drop";
+export interface TokenizeOptions extends BadRowOptions, TruncationOptions {
   /**
    * When the rendered prompt's tokens are not a prefix of the rendered prompt+completion's tokens (a template
    * that is not prefix-preserving, e.g. Qwen3's `<think>` handling): `error` (default) throws a
@@ -154,85 +129,21 @@ class Encoder {
     return full.slice(promptIds.length);
   }
 
-  /**
-   * Apply maxPromptLength / maxCompletionLength / maxLength. Returns each completion with the prompt its
-   * sequence keeps, or undefined when the row must be dropped.
-   */
+  /** {@link truncateRow} with the report: a dropped row is counted and gives undefined. */
   truncate(
     promptIds: number[],
     completions: number[][],
     builder: ReportBuilder,
     source: RowSource | undefined,
   ): TruncatedRow | undefined {
-    const { maxPromptLength, maxCompletionLength } = this.options;
-    const maxLength = this.options.maxLength === undefined ? DEFAULT_MAX_LENGTH : this.options.maxLength;
-    let truncated = false;
-    if (maxPromptLength != null && promptIds.length > maxPromptLength) {
-      promptIds = promptIds.slice(promptIds.length - maxPromptLength);
-      truncated = true;
+    const cut = truncateRow(promptIds, completions, this.options);
+    if ("dropReason" in cut) {
+      builder.drop(source, cut.dropReason);
+      return undefined;
     }
-    if (maxCompletionLength != null) {
-      completions = completions.map((c) => {
-        if (c.length <= maxCompletionLength) return c;
-        truncated = true;
-        return c.slice(0, maxCompletionLength);
-      });
-    }
-    if (maxLength != null && this.options.truncationMode === "keep_end" && this.options.overlong !== "drop") {
-      const cut = keepEnd(promptIds, completions, maxLength);
-      if (cut.truncated) builder.report.truncated++;
-      return cut;
-    }
-    if (maxLength != null) {
-      if (promptIds.length >= maxLength) {
-        builder.drop(source, "prompt reaches maxLength");
-        return undefined;
-      }
-      const room = maxLength - promptIds.length;
-      if (completions.some((c) => c.length > room)) {
-        if (this.options.overlong === "drop") {
-          builder.drop(source, "exceeds maxLength");
-          return undefined;
-        }
-        truncated = true;
-        completions = completions.map((c) => (c.length > room ? c.slice(0, room) : c));
-      }
-    }
-    if (truncated) builder.report.truncated++;
-    return { prompts: completions.map(() => promptIds), completions };
+    if (cut.truncated) builder.report.truncated++;
+    return cut;
   }
-}
-
-/** A truncated row: `prompts[i] ++ completions[i]` is the i-th sequence. */
-interface TruncatedRow {
-  /** The prompt each sequence keeps (the same array for every completion unless `keep_end` cut them apart). */
-  prompts: number[][];
-  /** The completions, in order. */
-  completions: number[][];
-  /** Whether anything was cut. */
-  truncated?: boolean;
-}
-
-/**
- * `keep_end` truncation, as TRL's `DataCollatorForPreference.torch_call` with `truncation_mode="keep_end"`:
- * each prompt+completion keeps its last `maxLength` tokens (`ids[-max_length:]`, the completion mask cut
- * alike), so the prompt loses its start first and a completion longer than `maxLength` keeps its end.
- * Nothing is dropped (TRL's `_prepare_dataset` drops prompts reaching `max_length` only with `keep_start`).
- */
-function keepEnd(promptIds: number[], completions: number[][], maxLength: number): TruncatedRow {
-  let truncated = false;
-  const prompts = completions.map((c) => {
-    const keptPrompt = Math.min(promptIds.length, Math.max(0, maxLength - c.length));
-    if (keptPrompt === promptIds.length) return promptIds;
-    truncated = true;
-    return promptIds.slice(promptIds.length - keptPrompt);
-  });
-  const kept = completions.map((c) => {
-    if (c.length <= maxLength) return c;
-    truncated = true;
-    return c.slice(c.length - maxLength);
-  });
-  return { prompts, completions: kept, truncated };
 }
 
 function isConv(v: TextOrConversation): v is Conversation {

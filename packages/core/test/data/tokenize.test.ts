@@ -116,6 +116,19 @@ describe("tokenizePreferenceDataset: standard style", () => {
     const start = tokenizePreferenceDataset(ex, tok, { maxLength: 10, ...quiet });
     expect(start.examples.map((e) => e.source!.row)).toEqual([1, 3, 4]);
     expect(start.examples[0]!.chosenIds).toEqual(enc("012"));
+    // maxPromptLength still applies first (and counts as truncation) when maxLength cuts nothing more
+    const short = tokenizePreferenceDataset([{ prompt: "abcdef", chosen: "c", rejected: "r" }], tok, {
+      maxLength: 10,
+      maxPromptLength: 3,
+      truncationMode: "keep_end",
+      ...quiet,
+    });
+    expect(short.examples[0]).toEqual({
+      promptIds: enc("def"),
+      chosenIds: [...enc("c"), EOS],
+      rejectedIds: [...enc("r"), EOS],
+    });
+    expect(short.report.truncated).toBe(1);
     // over-long rows of reward modelling are still dropped whatever the mode
     const drop = tokenizePreferenceDataset(ex, tok, {
       maxLength: 10,
