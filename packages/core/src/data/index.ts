@@ -12,6 +12,7 @@ export * from "./load.js";
 export * from "./formats.js";
 export * from "./hh-rlhf.js";
 export * from "./tokenize.js";
+export * from "./truncate.js";
 export * from "./collate.js";
 export * from "./sampling.js";
 export * from "./pipeline.js";

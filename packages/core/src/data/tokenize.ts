@@ -12,26 +12,10 @@ import type {
   TokenizedUnpaired,
   UnpairedExample,
 } from "./types.js";
-
-/** TRL's `max_length` default. */
-const DEFAULT_MAX_LENGTH = 1024;
+import { type TruncatedRow, type TruncationOptions, truncateRow } from "./truncate.js";
 
 /** Options of {@link tokenizePreferenceDataset} and {@link tokenizeCompletionDataset}. */
-export interface TokenizeOptions extends BadRowOptions {
-  /**
-   * Maximum prompt+completion length in tokens (TRL `max_length`, default 1024; `null` disables).
-   * Completions are truncated keeping their start; rows whose prompt alone reaches it are dropped and counted.
-   */
-  maxLength?: number | null;
-  /** Maximum prompt length (TRL `max_prompt_length`); longer prompts keep their END. Default: none. */
-  maxPromptLength?: number | null;
-  /** Maximum completion length (TRL `max_completion_length`); longer completions keep their start. Default: none. */
-  maxCompletionLength?: number | null;
-  /**
-   * What to do with a row longer than `maxLength`: `truncate` (default, DPO/SFT) or `drop` (reward modelling,
-   * where TRL drops rather than truncates). Either way a prompt that alone reaches `maxLength` is dropped.
-   */
-  overlong?: "truncate" | "drop";
+export interface TokenizeOptions extends BadRowOptions, TruncationOptions {
   /**
    * When the rendered prompt's tokens are not a prefix of the rendered prompt+completion's tokens (a template
    * that is not prefix-preserving, e.g. Qwen3's `<think>` handling): `error` (default) throws a
@@ -145,44 +129,20 @@ class Encoder {
     return full.slice(promptIds.length);
   }
 
-  /** Apply maxPromptLength / maxCompletionLength / maxLength. Returns undefined when the row must be dropped. */
+  /** {@link truncateRow} with the report: a dropped row is counted and gives undefined. */
   truncate(
     promptIds: number[],
     completions: number[][],
     builder: ReportBuilder,
     source: RowSource | undefined,
-  ): { promptIds: number[]; completions: number[][] } | undefined {
-    const { maxPromptLength, maxCompletionLength } = this.options;
-    const maxLength = this.options.maxLength === undefined ? DEFAULT_MAX_LENGTH : this.options.maxLength;
-    let truncated = false;
-    if (maxPromptLength != null && promptIds.length > maxPromptLength) {
-      promptIds = promptIds.slice(promptIds.length - maxPromptLength);
-      truncated = true;
+  ): TruncatedRow | undefined {
+    const cut = truncateRow(promptIds, completions, this.options);
+    if ("dropReason" in cut) {
+      builder.drop(source, cut.dropReason);
+      return undefined;
     }
-    if (maxCompletionLength != null) {
-      completions = completions.map((c) => {
-        if (c.length <= maxCompletionLength) return c;
-        truncated = true;
-        return c.slice(0, maxCompletionLength);
-      });
-    }
-    if (maxLength != null) {
-      if (promptIds.length >= maxLength) {
-        builder.drop(source, "prompt reaches maxLength");
-        return undefined;
-      }
-      const room = maxLength - promptIds.length;
-      if (completions.some((c) => c.length > room)) {
-        if (this.options.overlong === "drop") {
-          builder.drop(source, "exceeds maxLength");
-          return undefined;
-        }
-        truncated = true;
-        completions = completions.map((c) => (c.length > room ? c.slice(0, room) : c));
-      }
-    }
-    if (truncated) builder.report.truncated++;
-    return { promptIds, completions };
+    if (cut.truncated) builder.report.truncated++;
+    return cut;
   }
 }
 
@@ -232,8 +192,10 @@ function tokenizeOnePreference(enc: Encoder, ex: PreferenceExample): TokenizedPr
  * tokens, completion ids without, plus eos. Special tokens are never doubled: the post-processor's prefix
  * (e.g. BOS) is only added when the text does not already start with it.
  *
- * Then `maxPromptLength` (keep the end), `maxCompletionLength` and `maxLength` (keep the start; default 1024)
- * apply; rows whose prompt alone reaches `maxLength` are dropped and counted.
+ * Then `maxPromptLength` (keep the end), `maxCompletionLength` and `maxLength` (default 1024) apply. With
+ * `truncationMode` `keep_start` (default) completions keep their start and rows whose prompt alone reaches
+ * `maxLength` are dropped and counted; with `keep_end` each sequence keeps its last `maxLength` tokens and the
+ * rejected sequence's prompt goes to `rejectedPromptIds` when it differs from the chosen one's.
  * @throws DatasetError naming file and row for a bad row (unless `onBadRow: "skip"`) or a prefix mismatch
  * (unless `onPrefixMismatch: "skip"`), and when every row is dropped.
  */
@@ -250,8 +212,9 @@ export function tokenizePreferenceDataset(
       const t = tokenizeOnePreference(enc, ex);
       return { promptIds: t.promptIds, completions: [t.chosenIds, t.rejectedIds] };
     },
-    (ex, promptIds, [chosenIds, rejectedIds]) => {
-      const row: TokenizedPreference = { promptIds, chosenIds: chosenIds!, rejectedIds: rejectedIds! };
+    (ex, [promptIds, rejectedPromptIds], [chosenIds, rejectedIds]) => {
+      const row: TokenizedPreference = { promptIds: promptIds!, chosenIds: chosenIds!, rejectedIds: rejectedIds! };
+      if (rejectedPromptIds!.length !== promptIds!.length) row.rejectedPromptIds = rejectedPromptIds!;
       if (ex.margin !== undefined) row.margin = ex.margin;
       return row;
     },
@@ -274,7 +237,10 @@ export function tokenizeCompletionDataset(
     tokenizer,
     options,
     (enc, ex) => tokenizeOneCompletion(enc, ex, true),
-    (_ex, promptIds, [completionIds]): TokenizedCompletion => ({ promptIds, completionIds: completionIds! }),
+    (_ex, [promptIds], [completionIds]): TokenizedCompletion => ({
+      promptIds: promptIds!,
+      completionIds: completionIds!,
+    }),
   );
 }
 
@@ -295,8 +261,8 @@ export function tokenizeUnpairedDataset(
     tokenizer,
     options,
     (enc, ex) => tokenizeOneCompletion(enc, ex, false),
-    (ex, promptIds, [completionIds]): TokenizedUnpaired => ({
-      promptIds,
+    (ex, [promptIds], [completionIds]): TokenizedUnpaired => ({
+      promptIds: promptIds!,
       completionIds: completionIds!,
       label: ex.label,
     }),
@@ -349,7 +315,7 @@ function tokenizeEach<E extends { source?: RowSource }, T extends { source?: Row
   tokenizer: TokenizerLike,
   options: TokenizeOptions,
   tokenizeOne: (enc: Encoder, ex: E) => { promptIds: number[]; completions: number[][] },
-  build: (ex: E, promptIds: number[], completions: number[][]) => T,
+  build: (ex: E, prompts: number[][], completions: number[][]) => T,
 ): TokenizedDataset<T> {
   const enc = new Encoder(tokenizer, options);
   const builder = new ReportBuilder("tokenize");
@@ -365,7 +331,7 @@ function tokenizeEach<E extends { source?: RowSource }, T extends { source?: Row
     }
     const cut = enc.truncate(t.promptIds, t.completions, builder, ex.source);
     if (cut === undefined) continue;
-    const row = build(ex, cut.promptIds, cut.completions);
+    const row = build(ex, cut.prompts, cut.completions);
     if (ex.source !== undefined) row.source = ex.source;
     out.push(row);
   }

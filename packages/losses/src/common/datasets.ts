@@ -54,9 +54,15 @@ export interface ResolvedDataset<E> {
 
 const isIdList = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => Number.isInteger(x));
 
-function checkIds(rows: readonly Record<string, unknown>[], fields: string[], what: string): void {
+/** Throws a {@link DatasetError} for a row whose `fields` (or `optionalFields`, when present) are not id lists. */
+function checkIds(
+  rows: readonly Record<string, unknown>[],
+  fields: string[],
+  what: string,
+  optionalFields: string[] = [],
+): void {
   rows.forEach((r, i) => {
-    for (const f of fields) {
+    for (const f of [...fields, ...optionalFields.filter((o) => r[o] !== undefined)]) {
       if (!isIdList(r[f])) {
         throw new DatasetError(`${what}: "${f}" must be a list of integer token ids`, { row: i + 1, field: f });
       }
@@ -97,7 +103,9 @@ export async function resolvePreferenceDataset(
   }
   if (typeof input !== "string" && input.length > 0 && "chosenIds" in (input[0] as object)) {
     const rows = input as readonly TokenizedPreference[];
-    checkIds(rows as unknown as Record<string, unknown>[], ["promptIds", "chosenIds", "rejectedIds"], field);
+    checkIds(rows as unknown as Record<string, unknown>[], ["promptIds", "chosenIds", "rejectedIds"], field, [
+      "rejectedPromptIds",
+    ]);
     rows.forEach((r, i) => {
       if (r.chosenIds.length === 0 || r.rejectedIds.length === 0) {
         throw new DatasetError(`${field}: empty completion`, {

@@ -83,7 +83,8 @@ async function loadRewardRows(
   let rows = resolved.examples;
   if (maxLength !== null) {
     const fits = (r: TokenizedPreference) =>
-      r.promptIds.length + Math.max(r.chosenIds.length, r.rejectedIds.length) <= maxLength;
+      r.promptIds.length + r.chosenIds.length <= maxLength &&
+      (r.rejectedPromptIds ?? r.promptIds).length + r.rejectedIds.length <= maxLength;
     const kept = rows.filter(fits);
     dropped += rows.length - kept.length;
     rows = kept;
