@@ -63,6 +63,11 @@ export interface TrainingArgs {
   perDeviceTrainBatchSize: number;
   /** `true` resumes from the newest checkpoint in `outputDir`; a path resumes from that checkpoint. */
   resumeFromCheckpoint: string | boolean | undefined;
+  /**
+   * Replace an earlier run in `outputDir` (its `checkpoint-N/`, logs, reports and final model files; nothing
+   * else). Without it, a fresh run into a directory holding one is refused. Default false.
+   */
+  overwriteOutputDir: boolean;
 }
 
 /**

@@ -10,10 +10,11 @@ import {
   latestCheckpoint,
   rotateCheckpoints,
 } from "../checkpoint/atomic.js";
+import { prepareOutputDir } from "../checkpoint/output-dir.js";
 import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../checkpoint/training-checkpoint.js";
 import { CALLBACKS, EVAL_DATA, MODEL, OPTIMIZER, SCHEDULER, TRAIN_DATA, TRAINING_ARGS } from "../di/tokens.js";
 import { tf } from "../engine/tf.js";
-import { CheckpointError, ConfigError } from "../errors/index.js";
+import { CheckpointError, ConfigError, DivergenceError } from "../errors/index.js";
 import type { Callback, TrainerControl, TrainerState } from "../interfaces/callback.js";
 import type { CausalLM } from "../interfaces/model.js";
 import type { BatchSource, StepOutput, Trainer, TrainingArgs, TrainOutput } from "../interfaces/trainer.js";
@@ -24,6 +25,7 @@ import { type ClippedGradients, clipByGlobalNorm } from "../optim/clip.js";
 import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
 import { Rng } from "../rng/index.js";
 import { resolveTrainingArgs } from "./args.js";
+import { type Divergence, FiniteGuard } from "./finite-guard.js";
 import type { GradientHook, GradientStepOutcome, SkippedStep } from "./gradient-hook.js";
 
 /** Whether `computeLoss` runs for training (under a gradient tape) or evaluation. */
@@ -106,6 +108,10 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
   readonly rng: Rng;
   /** Steps a {@link GradientHook} vetoed, in order (restored on resume). */
   skippedSteps: SkippedStep[] = [];
+  /** Where the trainer's own warnings go (vanishing gradients, an exploding loss, a finished run resumed). */
+  notify: (message: string) => void = (m) => console.warn(m);
+  /** Every optimizer step's finiteness check; its `divergence` says why a run stopped (see {@link FiniteGuard}). */
+  readonly finiteGuard = new FiniteGuard((m) => this.notify(m));
   private readonly schedulerFactory: SchedulerFactory | undefined;
   private initEmitted = false;
   private readonly gradientHooks: GradientHook[] = [];
@@ -210,8 +216,10 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
         maxSteps,
       );
 
-    await cleanStaleCheckpointTemps(args.outputDir);
     const resume = options.resumeFromCheckpoint ?? args.resumeFromCheckpoint;
+    await prepareOutputDir(args.outputDir, { resume: !!resume, overwriteOutputDir: args.overwriteOutputDir });
+    await cleanStaleCheckpointTemps(args.outputDir);
+    this.finiteGuard.reset();
     if (resume) {
       const dir = resume === true ? await latestCheckpoint(args.outputDir) : resume;
       if (!dir) throw new CheckpointError("resumeFromCheckpoint: no checkpoint found", { file: args.outputDir });
@@ -244,6 +252,7 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     s.evalSteps = args.evalSteps ?? args.loggingSteps;
     s.saveSteps = args.saveSteps;
     s.trainBatchSize = args.perDeviceTrainBatchSize;
+    if (resume && s.globalStep >= maxSteps) return this.finishedRun(maxSteps);
 
     const started = performance.now();
     const startStep = s.globalStep;
@@ -289,7 +298,46 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     };
     await this.log(metrics);
     await this.callbackHandler.emit("onTrainEnd", args, s, this.control);
+    if (this.finiteGuard.divergence) throw await this.divergenceError(this.finiteGuard.divergence);
     return { globalStep: s.globalStep, trainingLoss: metrics["train_loss"]!, metrics };
+  }
+
+  /** A resumed run whose checkpoint already reached `maxSteps`: nothing to train (HF would run one step too many). */
+  private finishedRun(maxSteps: number): TrainOutput {
+    const step = this.state.globalStep;
+    this.notify(
+      `resumeFromCheckpoint: the checkpoint is at step ${step} and maxSteps is ${maxSteps}: the run has finished; nothing to train`,
+    );
+    return { globalStep: step, trainingLoss: Number.NaN, metrics: {} };
+  }
+
+  /** The error a diverged run ends with: the step, the value, and the newest (good) checkpoint. */
+  private async divergenceError(d: Divergence): Promise<DivergenceError> {
+    const newest = await latestCheckpoint(this.args.outputDir);
+    const notApplied = d.metric === "weights" ? "" : "; that update was not applied";
+    return new DivergenceError(
+      `training diverged at ${d.message}${notApplied}; nothing was saved after it ` +
+        `(${newest === undefined ? "no checkpoint was saved" : `newest checkpoint: ${newest}`})`,
+      d.step,
+      d.metric,
+      d.value,
+    );
+  }
+
+  /**
+   * True when the coming optimizer step (loss and gradient norm as measured) may be applied; false after the
+   * run diverged or when either is not finite (see {@link FiniteGuard}). Trainers with their own update loop
+   * (PPO) ask it before every `applyGradients`.
+   */
+  protected stepIsFinite(loss: number, gradNorm: number): boolean {
+    return this.finiteGuard.allows(this.state.globalStep + 1, loss, gradNorm);
+  }
+
+  /** False (and the run marked diverged) when the trainable weights are not all finite: nothing may be saved then. */
+  protected async weightsAreFinite(): Promise<boolean> {
+    const trainable = new Set(this.model.trainableVariables());
+    const named = [...this.model.namedParameters()].filter(([, v]) => trainable.has(v));
+    return this.finiteGuard.weightsAreFinite(this.state.globalStep, named);
   }
 
   // Sums since the last log.
@@ -314,6 +362,8 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     await this.callbackHandler.emit("onStepBegin", this.args, s, this.control);
     const result = await this.trainingStep(group);
     s.globalStep += 1;
+    if (this.finiteGuard.divergence) this.control.shouldTrainingStop = true;
+    else if (!result.skipped) this.finiteGuard.observe(s.globalStep, result.loss, result.gradNorm);
     s.epoch = epoch + (stepInEpoch + 1) / perEpoch;
     s.numInputTokensSeen += result.numTokens;
     this.logLossSum += result.loss;
@@ -396,8 +446,9 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
         const gradNorm = tf.tidy(() => {
           // The accumulated gradients are the trainer's own: scale them in place when clipping.
           const { grads, norm } = clipByGlobalNorm(accum, this.args.maxGradNorm, { inPlace: true });
-          this.optimizer.applyGradients(grads);
-          return norm.dataSync()[0]!;
+          const value = norm.dataSync()[0]!;
+          if (this.stepIsFinite(loss, value)) this.optimizer.applyGradients(grads);
+          return value;
         });
         scheduler.step();
         return { loss, gradNorm, metrics, numTokens };
@@ -452,17 +503,20 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
           break;
         }
       }
-      if (!veto) tf.tidy(() => this.optimizer.applyGradients(clipped.grads));
-      else this.skippedSteps.push({ step, hook: veto.hook, reason: veto.reason });
+      // A step no hook vetoed still has to be finite (a vetoed one is a skip, not a divergence).
+      const applied = !veto && this.stepIsFinite(loss, gradNorm);
+      if (applied) tf.tidy(() => this.optimizer.applyGradients(clipped.grads));
+      else if (veto) this.skippedSteps.push({ step, hook: veto.hook, reason: veto.reason });
+      const stop = !veto && !applied ? { hook: "FiniteGuard", reason: this.finiteGuard.divergence!.message } : veto;
       const outcome: GradientStepOutcome = {
         step,
-        applied: !veto,
+        applied,
         loss,
         gradNorm,
-        ...(veto ? { skippedBy: veto.hook, reason: veto.reason } : {}),
+        ...(stop ? { skippedBy: stop.hook, reason: stop.reason } : {}),
       };
       for (const h of hooks) h.afterStep?.(outcome);
-      return { gradNorm, applied: !veto };
+      return { gradNorm, applied };
     } finally {
       // dispose() is idempotent, so tensors a hook passed through from `accum` are safe to list here
       for (const t of made) if (!Object.values(accum).includes(t)) t.dispose();
@@ -489,8 +543,14 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
       c.shouldEvaluate = false;
     }
     if (c.shouldSave) {
-      const dir = await this.saveCheckpoint();
-      await this.callbackHandler.emit("onSave", this.args, this.state, this.control, { checkpointDir: dir });
+      if (await this.weightsAreFinite()) {
+        const dir = await this.saveCheckpoint();
+        await this.callbackHandler.emit("onSave", this.args, this.state, this.control, { checkpointDir: dir });
+      } else {
+        // after a divergence nothing is saved: the newest checkpoint stays the last good one
+        c.shouldSave = false;
+        c.shouldTrainingStop = true;
+      }
     }
   }
 
@@ -551,8 +611,10 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
   /**
    * Write `outputDir/checkpoint-<globalStep>` atomically, then apply `saveTotalLimit`.
    * Returns the checkpoint directory.
+   * @throws DivergenceError (nothing written) after the run diverged or when a trainable weight is not finite.
    */
   async saveCheckpoint(): Promise<string> {
+    if (!(await this.weightsAreFinite())) throw await this.divergenceError(this.finiteGuard.divergence!);
     const s = this.state;
     const dir = join(this.args.outputDir, `${CHECKPOINT_PREFIX}${s.globalStep}`);
     s.rngState = this.rng.getState();
@@ -570,6 +632,7 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
       optimizer: this.optimizer,
       scheduler: this.scheduler,
       state: s,
+      control: this.control,
       rng: this.rng,
       args: this.args,
     });

@@ -240,6 +240,7 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
     this.ownedValueModel = owned;
     this.container = trainerContainer(undefined);
     this.warnFn = options.warn ?? ((m) => console.warn(m));
+    this.notify = this.warnFn;
     this.klController = this.initialKlController();
     if ((options.plugins ?? []).length === 0) this.reference = resolveReference(options.model, options.refModel, false);
   }
@@ -474,8 +475,10 @@ export class PPOTrainer extends BaseTrainer<PPOPromptChunk, ResolvedPPOConfig> {
             norms.push(
               tf.tidy(() => {
                 const { grads, norm } = clipByGlobalNorm(accum, args.maxGradNorm);
-                this.optimizer.applyGradients(grads);
-                return norm.dataSync()[0]!;
+                const value = norm.dataSync()[0]!;
+                // a non-finite mini-batch step is never applied (it ends the run: see BaseTrainer.stepIsFinite)
+                if (this.stepIsFinite(miniLoss, value)) this.optimizer.applyGradients(grads);
+                return value;
               }),
             );
           } else {

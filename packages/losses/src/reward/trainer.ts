@@ -129,6 +129,7 @@ export class RewardTrainer extends PreparingTrainer<RewardTrainerBatch, RewardCo
     this.evalSource = evalSource;
     this.container = trainerContainer(undefined);
     this.warnFn = options.warn ?? ((m) => console.warn(m));
+    this.notify = this.warnFn;
   }
 
   /** Free the optimizer state (not the model). */
@@ -165,6 +166,7 @@ export class RewardTrainer extends PreparingTrainer<RewardTrainerBatch, RewardCo
       tokenizer,
       { maxLength, overlong: "drop", warn: () => {} }, // counted and reported once below
       field,
+      this.warnFn, // load and format notices (identical pairs, invalid UTF-8) are not counted below
     );
     let dropped = resolved.reports.reduce((n, r) => n + (r.stage === "tokenize" ? droppedCount(r) : 0), 0);
     const rowsIn = resolved.tokenized

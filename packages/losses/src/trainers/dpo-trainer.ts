@@ -216,6 +216,7 @@ export class DPOTrainer extends PreparingTrainer<DPOTrainerBatch, ResolvedDPOCon
     this.evalSource = evalSource;
     this.container = trainerContainer(options.lossRegistry);
     this.warnFn = options.warn ?? ((m) => console.warn(m));
+    this.notify = this.warnFn;
     // As TRL, the reference is fixed when the trainer is built; with plugins (which may wrap the model,
     // e.g. LoRA adding an AdapterToggle) it is resolved once they are installed, when training starts.
     if ((options.plugins ?? []).length === 0) {

@@ -78,6 +78,7 @@ export class SFTTrainer extends PreparingTrainer<SFTTrainerBatch, SFTConfig> {
     this.trainSource = trainSource;
     this.evalSource = evalSource;
     this.container = trainerContainer(options.lossRegistry);
+    if (options.warn) this.notify = options.warn;
   }
 
   /** Free the optimizer state (the model stays the caller's). */
