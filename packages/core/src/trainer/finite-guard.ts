@@ -70,10 +70,10 @@ export class FiniteGuard {
   }
 
   /**
-   * Check that every variable in `vars` (name, variable) is finite (one reduction per variable, one data sync in all) before
+   * Check that every tensor in `vars` (name, tensor: weights, optimizer slots) is finite (one reduction per variable, one data sync in all) before
    * they are saved. Records a `weights` divergence at `step` and returns false when one is not.
    */
-  async weightsAreFinite(step: number, vars: ReadonlyArray<readonly [string, tf.Variable]>): Promise<boolean> {
+  async weightsAreFinite(step: number, vars: ReadonlyArray<readonly [string, tf.Tensor]>): Promise<boolean> {
     if (this.divergence) return false;
     const bad = await firstNonFinite(vars);
     if (bad === undefined) return true;
@@ -118,7 +118,7 @@ export class FiniteGuard {
  * Name of the first variable holding NaN or ±Infinity, or undefined. Σ x·0 is 0 when every x is finite and
  * NaN otherwise; each product is freed before the next one is made, so at most one variable's copy exists.
  */
-async function firstNonFinite(vars: ReadonlyArray<readonly [string, tf.Variable]>): Promise<string | undefined> {
+async function firstNonFinite(vars: ReadonlyArray<readonly [string, tf.Tensor]>): Promise<string | undefined> {
   if (vars.length === 0) return undefined;
   const scalars = vars.map(([, v]) => tf.tidy(() => tf.sum(tf.mul(v, 0))));
   const sums = tf.stack(scalars);

@@ -333,11 +333,23 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     return this.finiteGuard.allows(this.state.globalStep + 1, loss, gradNorm);
   }
 
-  /** False (and the run marked diverged) when the trainable weights are not all finite: nothing may be saved then. */
+  /**
+   * False (and the run marked diverged) when a trainable weight or an optimizer slot is not finite: nothing
+   * may be saved then.
+   */
   protected async weightsAreFinite(): Promise<boolean> {
+    if (this.finiteGuard.divergence) return false;
     const trainable = new Set(this.model.trainableVariables());
-    const named = [...this.model.namedParameters()].filter(([, v]) => trainable.has(v));
-    return this.finiteGuard.weightsAreFinite(this.state.globalStep, named);
+    const named: Array<readonly [string, tf.Tensor]> = [...this.model.namedParameters()].filter(([, v]) =>
+      trainable.has(v),
+    );
+    const slots = await this.optimizer.getWeights();
+    try {
+      for (const { name, tensor } of slots) if (tensor.dtype === "float32") named.push([name, tensor]);
+      return await this.finiteGuard.weightsAreFinite(this.state.globalStep, named);
+    } finally {
+      for (const { tensor } of slots) if (!(tensor instanceof tf.Variable)) tensor.dispose();
+    }
   }
 
   // Sums since the last log.
