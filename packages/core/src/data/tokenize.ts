@@ -97,7 +97,7 @@ function sameRange(a: readonly number[], b: readonly number[], n: number, fromEn
  * them when there are no more. One more than the limit is returned so the caller still sees that the text
  * was longer and truncates (and counts) it as usual.
  *
- * Texts shorter than {@link CHARS_PER_TOKEN_BOUND} characters per token are encoded whole. Longer ones are
+ * Texts shorter than 32 characters per kept token (plus 4096) are encoded whole. Longer ones are
  * encoded from a piece cut at a word boundary, growing 4× until the piece yields more than `limit` tokens
  * and a piece twice as long agrees on the tokens kept (so a merge across the cut cannot change them);
  * otherwise the whole text is encoded. A 10 MB row cut to 1024 tokens costs a few thousand characters of
