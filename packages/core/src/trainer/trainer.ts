@@ -220,6 +220,7 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     await prepareOutputDir(args.outputDir, { resume: !!resume, overwriteOutputDir: args.overwriteOutputDir });
     await cleanStaleCheckpointTemps(args.outputDir);
     this.finiteGuard.reset();
+    this.weightsCheckedAt = -1;
     if (resume) {
       const dir = resume === true ? await latestCheckpoint(args.outputDir) : resume;
       if (!dir) throw new CheckpointError("resumeFromCheckpoint: no checkpoint found", { file: args.outputDir });
@@ -339,6 +340,8 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
    */
   protected async weightsAreFinite(): Promise<boolean> {
     if (this.finiteGuard.divergence) return false;
+    // the scheduled save checks first and then calls saveCheckpoint, which checks again: once per step is enough
+    if (this.weightsCheckedAt === this.state.globalStep) return true;
     const trainable = new Set(this.model.trainableVariables());
     const named: Array<readonly [string, tf.Tensor]> = [...this.model.namedParameters()].filter(([, v]) =>
       trainable.has(v),
@@ -346,12 +349,16 @@ export abstract class BaseTrainer<TBatch, TArgs extends TrainingArgs = TrainingA
     const slots = await this.optimizer.getWeights();
     try {
       for (const { name, tensor } of slots) if (tensor.dtype === "float32") named.push([name, tensor]);
-      return await this.finiteGuard.weightsAreFinite(this.state.globalStep, named);
+      const finite = await this.finiteGuard.weightsAreFinite(this.state.globalStep, named);
+      if (finite) this.weightsCheckedAt = this.state.globalStep;
+      return finite;
     } finally {
       for (const { tensor } of slots) if (!(tensor instanceof tf.Variable)) tensor.dispose();
     }
   }
 
+  /** The step whose weights {@link BaseTrainer.weightsAreFinite} last found finite. */
+  private weightsCheckedAt = -1;
   // Sums since the last log.
   private logLossSum = 0;
   private logSteps = 0;
