@@ -12,7 +12,7 @@ import {
   type TrainingArgs,
   tf,
 } from "@prefkit/core";
-import { writeFileAtomic } from "./metrics-file.js";
+import { replaceOwnFile } from "./metrics-file.js";
 
 /** Training methods a card can describe, with TRL's tag for each. */
 export type TrainingMethod = "sft" | "dpo" | "reward" | "ppo";
@@ -159,14 +159,22 @@ tokenizer = AutoTokenizer.from_pretrained("${modelName}")`,
   return `${parts.join("\n\n")}\n`;
 }
 
+/** True for a model card prefkit wrote (its YAML front matter names prefkit as the library). */
+export function isPrefkitModelCard(text: string): boolean {
+  const end = text.startsWith("---\n") ? text.indexOf("\n---", 3) : -1;
+  return end > 0 && text.slice(0, end).split("\n").includes("library_name: prefkit");
+}
+
 /**
  * Write `<dir>/README.md`, a model card like the ones TRL generates (see {@link modelCardText}),
- * atomically. Call it after saving a model or adapter into `dir`. Returns the file path.
+ * atomically. Call it after saving a model or adapter into `dir`. Returns the file path. An existing
+ * `README.md` is replaced only when it is a prefkit card: a user's own README is never overwritten.
+ * @throws ConfigError naming the file when `dir` holds a README.md prefkit did not write.
  */
 export async function writeModelCard(dir: string, info: ModelCardInfo): Promise<string> {
   const modelName = info.modelName ?? (dir.split(/[\\/]/).filter(Boolean).at(-1) || "model");
   const path = join(dir, "README.md");
-  await writeFileAtomic(path, modelCardText(info, modelName));
+  await replaceOwnFile(path, modelCardText(info, modelName), isPrefkitModelCard);
   return path;
 }
 

@@ -6,7 +6,7 @@
 import type { TruncationMode } from "./types.js";
 
 /** TRL's `max_length` default. */
-const DEFAULT_MAX_LENGTH = 1024;
+export const DEFAULT_MAX_LENGTH = 1024;
 
 /** The length limits of {@link truncateRow} (part of `TokenizeOptions`). */
 export interface TruncationOptions {

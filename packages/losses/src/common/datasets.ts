@@ -70,8 +70,12 @@ function checkIds(
   });
 }
 
-async function sourcedRows(input: readonly Record<string, unknown>[] | string, field: string): Promise<SourcedRow[]> {
-  if (typeof input === "string") return (await loadDataset(input)).rows;
+async function sourcedRows(
+  input: readonly Record<string, unknown>[] | string,
+  field: string,
+  warn: ((message: string) => void) | undefined,
+): Promise<SourcedRow[]> {
+  if (typeof input === "string") return (await loadDataset(input, warn ? { warn } : {})).rows;
   if (input.length === 0) throw new DatasetError("dataset is empty (no rows)", { field });
   return rowsFromObjects(input);
 }
@@ -89,6 +93,8 @@ function needTokenizer(tokenizer: TokenizerLike | undefined, field: string): Tok
  * Resolve a {@link PreferenceDatasetInput} to tokenised pairs. Tokenised rows are validated and kept;
  * anything else goes through `loadDataset` → `convertHhRlhf` / `preparePreferenceDataset` →
  * `tokenizePreferenceDataset` with `tokenize` (maxLength, maxPromptLength, ...).
+ * @param warn where the load and format stages report (invalid UTF-8, identical pairs dropped, …);
+ *   default `tokenize.warn`.
  * @throws DatasetError for an empty dataset or a malformed row (naming it); ConfigError when raw rows
  *   come without a tokenizer.
  */
@@ -97,6 +103,7 @@ export async function resolvePreferenceDataset(
   tokenizer: TokenizerLike | undefined,
   tokenize: TokenizeOptions,
   field = "trainDataset",
+  warn: ((message: string) => void) | undefined = tokenize.warn,
 ): Promise<ResolvedDataset<TokenizedPreference>> {
   if (typeof input !== "string" && !Array.isArray(input)) {
     throw new ConfigError("expected an array of rows or a file path", { field });
@@ -117,8 +124,11 @@ export async function resolvePreferenceDataset(
     return { examples: [...rows], reports: [], tokenized: false };
   }
   const tok = needTokenizer(tokenizer, field);
-  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field);
-  const prepared = looksLikeHhRlhf(rows) ? convertHhRlhf(rows, { onBadRow: "skip" }) : preparePreferenceDataset(rows);
+  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field, warn);
+  const to = warn ? { warn } : {};
+  const prepared = looksLikeHhRlhf(rows)
+    ? convertHhRlhf(rows, { onBadRow: "skip", ...to })
+    : preparePreferenceDataset(rows, to);
   const tokenized = tokenizePreferenceDataset(prepared.examples, tok, tokenize);
   return { examples: tokenized.examples, reports: [prepared.report, tokenized.report], tokenized: true };
 }
@@ -148,8 +158,8 @@ export async function resolveCompletionDataset(
     };
   }
   const tok = needTokenizer(tokenizer, field);
-  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field);
-  const prepared = prepareCompletionDataset(rows);
+  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field, tokenize.warn);
+  const prepared = prepareCompletionDataset(rows, tokenize.warn ? { warn: tokenize.warn } : {});
   const tokenized = tokenizeCompletionDataset(prepared.examples, tok, tokenize);
   return {
     examples: tokenized.examples,
@@ -192,8 +202,8 @@ export async function resolveUnpairedDataset(
     return { examples: [...rows], reports: [], tokenized: false };
   }
   const tok = needTokenizer(tokenizer, field);
-  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field);
-  const prepared = prepareUnpairedDataset(rows);
+  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field, tokenize.warn);
+  const prepared = prepareUnpairedDataset(rows, tokenize.warn ? { warn: tokenize.warn } : {});
   const tokenized = tokenizeUnpairedDataset(prepared.examples, tok, tokenize);
   return { examples: tokenized.examples, reports: [prepared.report, tokenized.report], tokenized: true };
 }
