@@ -11,9 +11,8 @@ import { readSafetensors } from "../../src/checkpoint/safetensors.js";
 import { tf } from "../../src/engine/tf.js";
 import { ConfigError, DivergenceError } from "../../src/errors/index.js";
 import type { Callback } from "../../src/interfaces/callback.js";
-import type { StepOutput, TrainingArgs } from "../../src/interfaces/trainer.js";
+import type { TrainingArgs } from "../../src/interfaces/trainer.js";
 import { arrayBatchSource } from "../../src/trainer/batch-source.js";
-import type { ComputeLossContext } from "../../src/trainer/trainer.js";
 import { type Batch, makeRows, TinyLM, TinyTrainer, weightsOf } from "./tiny-lm.js";
 
 let root: string;
@@ -29,10 +28,10 @@ afterAll(async () => {
 class PoisonedTrainer extends TinyTrainer {
   at = 0;
   factor = Number.NaN;
-  protected override computeLoss(batch: Batch, ctx: ComputeLossContext): StepOutput {
-    const out = super.computeLoss(batch, ctx);
-    if (!ctx.training || this.state.globalStep + 1 !== this.at) return out;
-    return { ...out, loss: tf.mul(out.loss, this.factor) as tf.Scalar };
+  constructor(...args: ConstructorParameters<typeof TinyTrainer>) {
+    super(...args);
+    this.lossHook = (loss, step, training) =>
+      training && step === this.at ? (tf.mul(loss, this.factor) as tf.Scalar) : loss;
   }
 }
 
@@ -108,15 +107,15 @@ describe("non-finite steps", () => {
     const model = new TinyLM(2);
     // loss = 0·Σw + c: every gradient is exactly 0 while the loss follows c
     const losses = [1, 1.5, 2, 30, 31, 32];
-    class Flat extends TinyTrainer {
-      protected override computeLoss(batch: Batch, ctx: ComputeLossContext): StepOutput {
-        const out = super.computeLoss(batch, ctx);
-        const c = losses[this.state.globalStep] ?? 0;
-        return { ...out, loss: tf.add(tf.mul(out.loss, 0), c) as tf.Scalar };
-      }
-    }
-    const t = new Flat({ outputDir: join(root, "flat"), saveStrategy: "no", maxSteps: 6 }, model, source(12));
-    t.notify = (m) => warnings.push(m);
+    const t = new TinyTrainer(
+      { outputDir: join(root, "flat"), saveStrategy: "no", maxSteps: 6 },
+      model,
+      source(12),
+      undefined,
+      [],
+      (m) => warnings.push(m),
+    );
+    t.lossHook = (loss, step) => tf.add(tf.mul(loss, 0), losses[step - 1] ?? 0) as tf.Scalar;
     await t.train();
     expect(warnings).toEqual([
       "step 3: grad_norm has been exactly 0 for 3 steps while the loss moved (1 → 2): the gradients vanished (saturated outputs?); the learning rate may be far too high",
@@ -135,9 +134,8 @@ describe("resume", () => {
     await first.train();
     const before = await tree(dir);
     const model = new TinyLM(9);
-    const resumed = new TinyTrainer(args, model, source());
     const notes: string[] = [];
-    resumed.notify = (m) => notes.push(m);
+    const resumed = new TinyTrainer(args, model, source(), undefined, [], (m) => notes.push(m));
     let steps = 0;
     resumed.addCallback({ onStepEnd: () => void steps++ });
     const out = await resumed.train({ resumeFromCheckpoint: true });
@@ -318,7 +316,7 @@ describe("trainer_state.json", () => {
     expect(own.format).toBe("prefkit-trainer-state/1");
     expect(own.num_update_steps_per_epoch).toBe(4);
     expect(Array.isArray(own.rng_state.s)).toBe(true);
-    expect(own.stateful_records).toEqual({ "gradientHook:noop": { k: 1 }, "BaseTrainer.skippedSteps": [] });
+    expect(own.stateful_records).toEqual({ "gradientHook:noop": { k: 1 }, "Trainer.skippedSteps": [] });
     t.optimizer.dispose();
     model.dispose();
   });
