@@ -2,7 +2,7 @@
 /**
  * Generates packages/callbacks/src/cli/config-docs.json — the CLI's one-line help per config field —
  * from the TSDoc of the config interfaces (TrainingArgs, SFTConfig, DPOConfig, RewardConfig,
- * PPOConfig), with each field's TypeScript type, its `@defaultValue` tag (as written) and, for
+ * PPOConfig, KTOConfig, ORPOConfig, CPOConfig), with each field's TypeScript type, its `@defaultValue` tag (as written) and, for
  * string-literal unions, the allowed values.
  *
  *   node scripts/gen-config-docs.mjs          rewrite the file
@@ -25,6 +25,9 @@ const SOURCES = {
   dpo: ["packages/losses/src/dpo/config.ts", "DPOConfig"],
   reward: ["packages/losses/src/reward/config.ts", "RewardConfig"],
   ppo: ["packages/losses/src/ppo/config.ts", "PPOConfig"],
+  kto: ["packages/losses/src/kto/config.ts", "KTOConfig"],
+  orpo: ["packages/losses/src/orpo/config.ts", "ORPOConfig"],
+  cpo: ["packages/losses/src/cpo/config.ts", "CPOConfig"],
 };
 
 function oneLine(text) {

@@ -15,7 +15,7 @@ import {
 import { replaceOwnFile } from "./metrics-file.js";
 
 /** Training methods a card can describe, with TRL's tag for each. */
-export type TrainingMethod = "sft" | "dpo" | "reward" | "ppo";
+export type TrainingMethod = "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo";
 
 /** What {@link writeModelCard} needs. */
 export interface ModelCardInfo {
@@ -70,6 +70,48 @@ const METHODS: Record<TrainingMethod, MethodInfo> = {
     author       = {Daniel M. Ziegler and Nisan Stiennon and Jeffrey Wu and Tom B. Brown and Alec Radford and Dario Amodei and Paul F. Christiano and Geoffrey Irving},
     year         = 2019,
     eprint       = {arXiv:1909.08593}
+}`,
+    },
+  },
+  kto: {
+    tags: ["kto"],
+    name: "KTO",
+    paper: {
+      title: "KTO: Model Alignment as Prospect Theoretic Optimization",
+      url: "https://huggingface.co/papers/2402.01306",
+      bibtex: `@article{ethayarajh2024kto,
+    title        = {{KTO: Model Alignment as Prospect Theoretic Optimization}},
+    author       = {Kawin Ethayarajh and Winnie Xu and Niklas Muennighoff and Dan Jurafsky and Douwe Kiela},
+    year         = 2024,
+    eprint       = {arXiv:2402.01306},
+}`,
+    },
+  },
+  orpo: {
+    tags: ["orpo"],
+    name: "ORPO",
+    paper: {
+      title: "ORPO: Monolithic Preference Optimization without Reference Model",
+      url: "https://huggingface.co/papers/2403.07691",
+      bibtex: `@article{hong2024orpo,
+    title        = {{ORPO: Monolithic Preference Optimization without Reference Model}},
+    author       = {Jiwoo Hong and Noah Lee and James Thorne},
+    year         = 2024,
+    eprint       = {arXiv:2403.07691}
+}`,
+    },
+  },
+  cpo: {
+    tags: ["cpo"],
+    name: "CPO",
+    paper: {
+      title: "Contrastive Preference Optimization: Pushing the Boundaries of LLM Performance in Machine Translation",
+      url: "https://huggingface.co/papers/2401.08417",
+      bibtex: `@inproceedings{xu2024contrastive,
+    title        = {{Contrastive Preference Optimization: Pushing the Boundaries of LLM Performance in Machine Translation}},
+    author       = {Haoran Xu and Amr Sharaf and Yunmo Chen and Weiting Tan and Lingfeng Shen and Benjamin Van Durme and Kenton Murray and Young Jin Kim},
+    year         = 2024,
+    booktitle    = {Forty-first International Conference on Machine Learning, {ICML} 2024, Vienna, Austria, July 21-27, 2024},
 }`,
     },
   },

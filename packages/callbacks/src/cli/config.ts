@@ -6,25 +6,34 @@
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError } from "@prefkit/core";
-import { defaultDPOConfig, defaultPPOConfig, defaultRewardConfig, defaultSFTConfig } from "@prefkit/losses";
+import {
+  defaultCPOConfig,
+  defaultDPOConfig,
+  defaultKTOConfig,
+  defaultORPOConfig,
+  defaultPPOConfig,
+  defaultRewardConfig,
+  defaultSFTConfig,
+} from "@prefkit/losses";
 import { parse as parseYaml, type Tags } from "yaml";
 import { CONFIG_DOCS, type ConfigFieldDoc } from "./config-docs.js";
 
 /** The trainer configs the CLI knows. */
-export type ConfigKind = "sft" | "dpo" | "reward" | "ppo";
+export type ConfigKind = "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo";
+
+const DEFAULTS: Record<ConfigKind, () => object> = {
+  sft: defaultSFTConfig,
+  dpo: defaultDPOConfig,
+  reward: defaultRewardConfig,
+  ppo: defaultPPOConfig,
+  kto: defaultKTOConfig,
+  orpo: defaultORPOConfig,
+  cpo: defaultCPOConfig,
+};
 
 /** Defaults of each config kind (TRL's, from `@prefkit/losses`). */
 export function configDefaults(kind: ConfigKind): Record<string, unknown> {
-  switch (kind) {
-    case "sft":
-      return { ...defaultSFTConfig() };
-    case "dpo":
-      return { ...defaultDPOConfig() };
-    case "reward":
-      return { ...defaultRewardConfig() };
-    case "ppo":
-      return { ...defaultPPOConfig() } as Record<string, unknown>;
-  }
+  return { ...DEFAULTS[kind]() } as Record<string, unknown>;
 }
 
 /** One documented config field: name, default and help (from the config's TSDoc). */

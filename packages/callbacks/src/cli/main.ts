@@ -1,5 +1,5 @@
 /**
- * The `prefkit` command line: `sft`, `dpo`, `reward`, `ppo`, `generate`, `eval`, `report`, `env`.
+ * The `prefkit` command line: `sft`, `dpo`, `kto`, `orpo`, `cpo`, `reward`, `ppo`, `generate`, `eval`, `report`, `env`.
  * @module
  */
 import { readFile, stat } from "node:fs/promises";
@@ -79,6 +79,9 @@ const TRAIN_COMMANDS: Record<ConfigKind, { method: TrainingMethod; summary: stri
   dpo: { method: "dpo", summary: "Direct Preference Optimization (TRL DPOTrainer) on preference pairs" },
   reward: { method: "reward", summary: "train a reward model (TRL RewardTrainer) on preference pairs" },
   ppo: { method: "ppo", summary: "PPO with a KL penalty (TRL PPOTrainer)" },
+  kto: { method: "kto", summary: "KTO on unpaired thumbs-up/down feedback (TRL KTOTrainer); pairs are unpaired" },
+  orpo: { method: "orpo", summary: "ORPO: SFT plus an odds-ratio term, no reference model (TRL ORPOTrainer)" },
+  cpo: { method: "cpo", summary: "CPO, SimPO (--loss-type simpo) or AlphaPO, no reference model (TRL CPOTrainer)" },
 };
 
 function fieldHelp(f: ConfigField): string {
@@ -213,12 +216,6 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
     const dataset = (opts["dataset"] as string | undefined) ?? fromFile.run["dataset"];
     const evalDataset = (opts["evalDataset"] as string | undefined) ?? fromFile.run["evalDataset"];
     const rewardModel = (opts["rewardModel"] as string | undefined) ?? fromFile.run["rewardModel"];
-    if (kind === "ppo" && !("PPOTrainer" in losses)) {
-      throw new CliExit(
-        EXIT_CODES.notAvailable,
-        "prefkit ppo: not available yet: this build of @prefkit/losses has no PPOTrainer",
-      );
-    }
     if (!model)
       throw new ConfigError("required: the model directory (--model or `model` in --config)", { field: "model" });
     if (kind === "ppo" && !rewardModel) {
@@ -261,31 +258,35 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
   return cmd;
 }
 
+/** Each config's resolver: fills TRL's defaults and validates, naming the bad field. */
+const RESOLVERS: Record<ConfigKind, (overrides: Record<string, unknown>) => object> = {
+  sft: losses.resolveSFTConfig,
+  dpo: (o) => {
+    const c = losses.resolveDPOConfig(o as losses.DPOConfigInput);
+    losses.validateDPOConfig(c); // the CLI registers no user losses: only TRL's loss types are allowed
+    return c;
+  },
+  reward: losses.resolveRewardConfig,
+  ppo: losses.resolvePPOConfig,
+  kto: losses.resolveKTOConfig,
+  orpo: losses.resolveORPOConfig,
+  cpo: losses.resolveCPOConfig,
+};
+
 /** Fill defaults and validate with the trainer's own resolver (which names the bad field). */
 function resolveConfig(kind: ConfigKind, overrides: Record<string, unknown>): Record<string, unknown> {
-  switch (kind) {
-    case "dpo": {
-      const c = losses.resolveDPOConfig(overrides as losses.DPOConfigInput);
-      losses.validateDPOConfig(c); // the CLI registers no user losses: only TRL's loss types are allowed
-      return c as unknown as Record<string, unknown>;
-    }
-    case "reward":
-      return losses.resolveRewardConfig(overrides as Partial<losses.RewardConfig>) as unknown as Record<
-        string,
-        unknown
-      >;
-    case "sft": {
-      const c = { ...losses.defaultSFTConfig(), ...overrides } as losses.SFTConfig;
-      losses.validateSFTConfig(c);
-      return c as unknown as Record<string, unknown>;
-    }
-    case "ppo": {
-      const c = { ...losses.defaultPPOConfig(), ...overrides } as losses.PPOConfig;
-      losses.validatePPOConfig(c);
-      return c as unknown as Record<string, unknown>;
-    }
-  }
+  return RESOLVERS[kind](overrides) as Record<string, unknown>;
 }
+
+/** The causal-LM trainers by command (reward models train a classifier: see `runTraining`). */
+const CAUSAL_TRAINERS = {
+  sft: losses.SFTTrainer,
+  dpo: losses.DPOTrainer,
+  kto: losses.KTOTrainer,
+  orpo: losses.ORPOTrainer,
+  cpo: losses.CPOTrainer,
+  ppo: losses.PPOTrainer,
+} as const;
 
 interface TrainingRun {
   modelDir: string;
@@ -346,34 +347,22 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
     const prompts = run.samples > 0 ? await datasetPrompts(run.dataset, run.samples) : [];
     const sample = () => generate(model, tokenizer, prompts, { maxNewTokens: run.sampleMaxNewTokens });
     if (prompts.length > 0) samples = (await sample()).map((g) => ({ prompt: g.prompt, before: g.completion }));
-    if (kind === "dpo") {
-      const t = new losses.DPOTrainer({ ...common, model, args: run.overrides as losses.DPOConfigInput });
-      trainer = t;
-      dispose = () => {
-        t.dispose();
-        model.dispose();
-      };
-    } else if (kind === "ppo") {
-      const rewardModel = await fromModelDir(() =>
-        AutoModelForSequenceClassification.fromPretrained(run.rewardModelDir!, { numLabels: 1 }),
-      );
-      const t = new losses.PPOTrainer({
-        ...common,
-        model,
-        rewardModel,
-        args: run.overrides as Partial<losses.PPOConfig>,
-      });
-      trainer = t;
-      dispose = () => {
-        t.dispose();
-        rewardModel.dispose();
-        model.dispose();
-      };
-    } else {
-      const t = new losses.SFTTrainer({ ...common, model, args: run.overrides as Partial<losses.SFTConfig> });
-      trainer = t;
-      dispose = () => model.dispose();
-    }
+    const rewardModel =
+      kind === "ppo"
+        ? await fromModelDir(() =>
+            AutoModelForSequenceClassification.fromPretrained(run.rewardModelDir!, { numLabels: 1 }),
+          )
+        : undefined;
+    const Trainer = CAUSAL_TRAINERS[kind as keyof typeof CAUSAL_TRAINERS] as unknown as new (
+      options: Record<string, unknown>,
+    ) => { train(): Promise<TrainOutput>; state: { logHistory: Array<Record<string, number>> }; dispose(): void };
+    const t = new Trainer({ ...common, model, ...(rewardModel ? { rewardModel } : {}) });
+    trainer = t;
+    dispose = () => {
+      t.dispose();
+      rewardModel?.dispose();
+      model.dispose();
+    };
     saveModel = async (dir) => {
       await model.savePretrained(dir);
       if (prompts.length > 0) {

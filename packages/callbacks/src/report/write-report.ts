@@ -30,7 +30,7 @@ export const DEFAULT_CHARTS: readonly ChartDefinition[] = [
   { name: "loss", title: "Loss", metrics: ["loss", "eval_loss"], yTitle: "loss" },
   {
     name: "rewards",
-    title: "DPO implicit rewards",
+    title: "Implicit rewards (DPO, KTO, ORPO, CPO)",
     metrics: [
       "rewards/chosen",
       "rewards/rejected",
@@ -43,11 +43,18 @@ export const DEFAULT_CHARTS: readonly ChartDefinition[] = [
   },
   {
     name: "reward_accuracies",
-    title: "DPO reward accuracy",
+    title: "Reward accuracy",
     metrics: ["rewards/accuracies", "eval_rewards/accuracies"],
     yTitle: "accuracy",
   },
-  { name: "kl", title: "PPO KL to the reference", metrics: ["objective/kl"], yTitle: "KL" },
+  { name: "kl", title: "KL to the reference", metrics: ["objective/kl", "kl", "eval_kl"], yTitle: "KL" },
+  {
+    name: "odds_ratio",
+    title: "ORPO log odds",
+    metrics: ["log_odds_ratio", "log_odds_chosen", "eval_log_odds_ratio", "eval_log_odds_chosen"],
+    yTitle: "log odds",
+  },
+  { name: "nll", title: "NLL term (ORPO, CPO)", metrics: ["nll_loss", "eval_nll_loss"], yTitle: "NLL" },
   {
     name: "scores",
     title: "PPO scores and RLHF reward",
