@@ -30,10 +30,12 @@ import type { Plugin } from "../interfaces/plugin.js";
 import type { TrainableModel, TrainingTask } from "../interfaces/task.js";
 import type { TokenizerLike } from "../interfaces/tokenizer.js";
 import type { BatchSource, TrainingArgs } from "../interfaces/trainer.js";
-import { AdamW } from "../optim/adamw.js";
-import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
+import { adamWFromArgs } from "../optim/adamw.js";
+import type { SchedulerFactory } from "../optim/schedules.js";
+import { defaultSchedule } from "../trainer/plan.js";
 import { resolveTrainingArgs } from "../trainer/args.js";
-import { Trainer, type TrainerParts } from "../trainer/trainer.js";
+import type { TrainerParts } from "../trainer/parts.js";
+import { Trainer } from "../trainer/trainer.js";
 import { createRunContainer, installPlugins, lossRegistryOf, resolveAllOrEmpty } from "./container.js";
 import type { LossRegistry } from "./loss-registry.js";
 import {
@@ -139,11 +141,7 @@ export function composeRun<TBatch, TArgs extends TrainingArgs, TMicro = TBatch>(
   if (def.optimizer !== undefined) run.register(OPTIMIZER, { useValue: def.optimizer });
   else if (!run.isRegistered(OPTIMIZER, true)) {
     run.register(OPTIMIZER, {
-      useFactory: instanceCachingFactory((c) => {
-        const a = c.resolve<TArgs>(TRAINING_ARGS);
-        const { learningRate, adamBeta1: beta1, adamBeta2: beta2, adamEpsilon: epsilon, weightDecay } = a;
-        return new AdamW({ learningRate, beta1, beta2, epsilon, weightDecay });
-      }),
+      useFactory: instanceCachingFactory((c) => adamWFromArgs(c.resolve<TArgs>(TRAINING_ARGS))),
     });
   }
   if (def.scheduler !== undefined) run.register(SCHEDULER, { useValue: def.scheduler });
@@ -154,8 +152,7 @@ export function composeRun<TBatch, TArgs extends TrainingArgs, TMicro = TBatch>(
         // As HF's Trainer: the schedule scales the optimizer's own learning rate (args' for the default AdamW).
         const peak = (c.resolve<tf.Optimizer & { learningRate?: number }>(OPTIMIZER).learningRate ??
           a.learningRate) as number;
-        const factory: SchedulerFactory = (total) =>
-          new LRScheduler(a.lrSchedulerType, peak, getWarmupSteps(total, a.warmupSteps, a.warmupRatio), total);
+        const factory: SchedulerFactory = (total) => defaultSchedule(a, peak, total);
         return factory;
       }),
     });

@@ -210,3 +210,15 @@ function freeAfter<T extends tf.Tensor>(result: T, ...used: tf.Tensor[]): T {
   for (const t of used) t.dispose();
   return result;
 }
+
+/** AdamW with the hyper-parameters of a config (`learningRate`, `adamBeta1`, `adamBeta2`, `adamEpsilon`, `weightDecay`). */
+export function adamWFromArgs(args: {
+  learningRate: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEpsilon: number;
+  weightDecay: number;
+}): AdamW {
+  const { learningRate, adamBeta1: beta1, adamBeta2: beta2, adamEpsilon: epsilon, weightDecay } = args;
+  return new AdamW({ learningRate, beta1, beta2, epsilon, weightDecay });
+}

@@ -10,7 +10,7 @@ import { activeNativeAddon } from "../engine/kernels/native-blas.js";
 import { ConfigError } from "../errors/index.js";
 import type { GradientHook, GradientStepOutcome, SkippedStep } from "../interfaces/gradient-hook.js";
 import type { LossRewards } from "../interfaces/loss.js";
-import type { StepOutput, TrainableModel, TrainingTask } from "../interfaces/task.js";
+import type { RolloutUpdate, StepOutput, TrainableModel, TrainingTask } from "../interfaces/task.js";
 import { type ClippedGradients, clipByGlobalNorm } from "../optim/clip.js";
 
 /** Numbers of one optimizer step. */
@@ -255,4 +255,26 @@ export function applyGradients(
     const own = new Set(Object.values(accum));
     for (const t of made) if (!own.has(t)) t.dispose();
   }
+}
+
+/**
+ * The result of an on-policy update from its optimizer steps' results: loss and gradient norm as means over
+ * the steps, each metric as the mean over the steps, then the update's own metrics and those its `finish()`
+ * computes from every micro-batch's values.
+ */
+export function combineUpdate(results: readonly StepResult[], update: RolloutUpdate<unknown>): StepResult {
+  const mean = (f: (r: StepResult) => number) => results.reduce((a, r) => a + f(r), 0) / results.length;
+  const metricNames = new Set(results.flatMap((r) => Object.keys(r.metrics)));
+  const metrics: Record<string, number> = {};
+  for (const k of metricNames) metrics[k] = mean((r) => r.metrics[k] ?? 0);
+  Object.assign(metrics, update.metrics, update.finish?.(results.map((r) => r.microMetrics)));
+  return {
+    loss: mean((r) => r.loss),
+    gradNorm: mean((r) => r.gradNorm),
+    metrics,
+    microMetrics: results.flatMap((r) => r.microMetrics),
+    numTokens: update.numTokens ?? results.reduce((a, r) => a + r.numTokens, 0),
+    ...(results.some((r) => r.skipped) ? { skipped: true } : {}),
+    ...(update.latest !== undefined ? { latest: update.latest } : {}),
+  };
 }

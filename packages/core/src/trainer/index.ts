@@ -7,3 +7,8 @@ export * from "./trainer.js";
 export * from "./gradient-step.js";
 export * from "./batch-source.js";
 export * from "./finite-guard.js";
+export * from "./parts.js";
+export * from "./state-records.js";
+export * from "./best-metric.js";
+export * from "./evaluation.js";
+export * from "./plan.js";

@@ -14,65 +14,23 @@ import { prepareOutputDir } from "../checkpoint/output-dir.js";
 import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../checkpoint/training-checkpoint.js";
 import { TRAINER_PARTS } from "../di/tokens.js";
 import { defaultEngine, type Engine } from "../engine/engine.js";
-import { tf } from "../engine/tf.js";
 import { CheckpointError, ConfigError } from "../errors/index.js";
 import type { Callback, TrainerControl, TrainerState } from "../interfaces/callback.js";
 import type { GradientHook, SkippedStep } from "../interfaces/gradient-hook.js";
-import type { TaskContext, TrainableModel, TrainingTask } from "../interfaces/task.js";
+import type { RolloutUpdate, TaskContext, TrainableModel, TrainingTask } from "../interfaces/task.js";
 import type { BatchSource, TrainingArgs, TrainOutput } from "../interfaces/trainer.js";
-import { AdamW } from "../optim/adamw.js";
-import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
+import { adamWFromArgs } from "../optim/adamw.js";
+import type { LRScheduler } from "../optim/schedules.js";
 import { Rng } from "../rng/index.js";
 import { resolveTrainingArgs } from "./args.js";
 import { divergenceError, FiniteGuard, trainableStateIsFinite } from "./finite-guard.js";
-import { accumulateGradients, applyGradients, lossScaleOf, type StepResult, stepMetrics } from "./gradient-step.js";
+import { accumulateGradients, applyGradients, combineUpdate, lossScaleOf, type StepResult } from "./gradient-step.js";
+import { averageOverBatches, evaluateBatch, requireEvalData } from "./evaluation.js";
 import { LogWindow } from "./log-window.js";
-
-/** A tfjs optimizer whose learning rate the trainer can set every step (AdamW and tfjs's own have one). */
-export type TunableOptimizer = tf.Optimizer & { learningRate: number };
-
-/**
- * What a {@link Trainer} is built from: the parts a composition root resolves from a run container
- * (`TRAINER_PARTS`), or that a test passes to `new Trainer(...)` directly.
- */
-export interface TrainerParts<TBatch, TArgs extends TrainingArgs = TrainingArgs, TMicro = TBatch> {
-  /** The config; missing loop fields take `DEFAULT_TRAINING_ARGS`. */
-  args: Partial<TArgs>;
-  /** The model whose trainable variables are optimised and which checkpoints save. */
-  model: TrainableModel;
-  /** The per-method step: forward passes, loss, metrics (and a rollout for on-policy methods). */
-  task: TrainingTask<TBatch, TMicro>;
-  /** Training micro-batches (prompt chunks for on-policy tasks). */
-  trainData: BatchSource<TBatch>;
-  /** Evaluation micro-batches. */
-  evalData?: BatchSource<TBatch>;
-  /** Callbacks, called in order after the default flow callback. */
-  callbacks?: readonly Callback<any>[];
-  /** Gradient hooks (loss scaling, step vetoes), run before callbacks' hooks. */
-  gradientHooks?: readonly GradientHook[];
-  /** The optimizer; default AdamW from the args. */
-  optimizer?: tf.Optimizer;
-  /** The learning-rate schedule; default the one `args.lrSchedulerType` names. */
-  scheduler?: SchedulerFactory;
-  /** The engine, made ready before training; default {@link defaultEngine}. */
-  engine?: Engine;
-  /** Total optimizer steps when the method counts them its own way (PPO's `totalEpisodes`); else from the args. */
-  totalSteps?: (stepsPerEpoch: number) => number | undefined;
-  /** Where warnings go. Default `console.warn`. */
-  warn?: (message: string) => void;
-}
-
-async function* iterate<T>(x: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
-  yield* x;
-}
-
-/** `state.statefulCallbacks` key of the skipped-step record (saved when gradient hooks are installed). */
-export const SKIPPED_STEPS_KEY = "Trainer.skippedSteps";
-
-/** `state.statefulCallbacks` key of a task's checkpointed state. */
-export function taskStateKey(task: { readonly name: string }): string {
-  return `task:${task.name}`;
-}
+import { defaultSchedule, epochGroups, planRun, recordPlan } from "./plan.js";
+import type { TrainerParts, TunableOptimizer } from "./parts.js";
+import { recordStates, restoreStates, type StateOwners } from "./state-records.js";
+import { updateBestMetric } from "./best-metric.js";
 
 /**
  * The one training loop of prefkit (transformers' `Trainer.train` semantics), for every method: the method
@@ -146,14 +104,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     // As HF's Trainer, a given optimizer's own learning rate is the schedule's peak.
     this.peakLearningRate =
       parts.optimizer !== undefined ? (parts.optimizer as TunableOptimizer).learningRate : this.args.learningRate;
-    this.optimizer = (parts.optimizer ??
-      new AdamW({
-        learningRate: this.args.learningRate,
-        beta1: this.args.adamBeta1,
-        beta2: this.args.adamBeta2,
-        epsilon: this.args.adamEpsilon,
-        weightDecay: this.args.weightDecay,
-      })) as TunableOptimizer;
+    this.optimizer = (parts.optimizer ?? adamWFromArgs(this.args)) as TunableOptimizer;
   }
 
   /** Add a callback after those already registered (transformers' `Trainer.add_callback`). */
@@ -185,7 +136,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
 
   /** Optimizer steps per epoch: ⌈micro-batches / gradientAccumulationSteps⌉ (a last partial group is a step). */
   get numUpdateStepsPerEpoch(): number {
-    return Math.max(1, Math.ceil(this.trainData.numBatches / this.args.gradientAccumulationSteps));
+    return planRun(this.args, this.trainData.numBatches).perEpoch;
   }
 
   /** What the task is told when training or evaluation starts. */
@@ -218,19 +169,9 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     if (this.trainData.numBatches <= 0)
       throw new ConfigError("the training data has no batches", { field: "trainData" });
     await this.init();
-    const perEpoch = this.numUpdateStepsPerEpoch;
-    const maxSteps =
-      this.parts.totalSteps?.(perEpoch) ??
-      (args.maxSteps > 0 ? args.maxSteps : Math.ceil(args.numTrainEpochs * perEpoch));
-    const numEpochs = Math.ceil(maxSteps / perEpoch);
-    this.scheduler =
-      this.parts.scheduler?.(maxSteps) ??
-      new LRScheduler(
-        args.lrSchedulerType,
-        this.peakLearningRate,
-        getWarmupSteps(maxSteps, args.warmupSteps, args.warmupRatio),
-        maxSteps,
-      );
+    const plan = planRun(args, this.trainData.numBatches, this.parts.totalSteps);
+    const { perEpoch, maxSteps, numEpochs } = plan;
+    this.scheduler = this.parts.scheduler?.(maxSteps) ?? defaultSchedule(args, this.peakLearningRate, maxSteps);
 
     const resume = options.resumeFromCheckpoint ?? args.resumeFromCheckpoint;
     await prepareOutputDir(args.outputDir, { resume: !!resume, overwriteOutputDir: args.overwriteOutputDir });
@@ -243,15 +184,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       this.skippedSteps = [];
     }
     const s = this.state;
-    Object.assign(s, {
-      maxSteps,
-      numUpdateStepsPerEpoch: perEpoch,
-      numTrainEpochs: numEpochs,
-      loggingSteps: args.loggingSteps,
-      evalSteps: args.evalSteps ?? args.loggingSteps,
-      saveSteps: args.saveSteps,
-      trainBatchSize: args.perDeviceTrainBatchSize,
-    });
+    recordPlan(s, args, plan);
     if (resume && s.globalStep >= maxSteps) {
       // HF would run one step too many; a finished run has nothing left to train.
       this.warn(
@@ -267,32 +200,16 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     await this.callbackHandler.emit("onTrainBegin", args, s, this.control);
     const firstEpoch = Math.floor(s.globalStep / perEpoch);
     let skipSteps = s.globalStep - firstEpoch * perEpoch;
-    const ga = args.gradientAccumulationSteps;
     this.window.reset();
 
     for (let epoch = firstEpoch; epoch < numEpochs && !this.stopping(); epoch++) {
       await this.callbackHandler.emit("onEpochBegin", args, s, this.control);
-      let group: TBatch[] = [];
       let stepInEpoch = skipSteps;
-      let toSkip = skipSteps * ga;
-      skipSteps = 0;
-      const runGroup = async () => {
-        runLossSum += (await this.runStep(group, epoch, stepInEpoch, perEpoch)).loss;
-        stepInEpoch++;
-        group = [];
-      };
-      for await (const batch of iterate(this.trainData.batches(epoch))) {
-        if (toSkip > 0) {
-          toSkip--;
-          continue;
-        }
-        group.push(batch);
-        if (group.length === ga) {
-          await runGroup();
-          if (this.stopping() || this.control.shouldEpochStop) break;
-        }
+      for await (const group of epochGroups(this.trainData, epoch, args.gradientAccumulationSteps, skipSteps)) {
+        runLossSum += (await this.runStep(group, epoch, stepInEpoch++, perEpoch)).loss;
+        if (this.stopping() || this.control.shouldEpochStop) break;
       }
-      if (group.length > 0 && !this.stopping() && !this.control.shouldEpochStop) await runGroup();
+      skipSteps = 0;
       await this.callbackHandler.emit("onEpochEnd", args, s, this.control);
       await this.maybeLogSaveEvaluate();
     }
@@ -321,17 +238,16 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       scheduler: this.scheduler,
       rng: this.rng,
     });
-    const saved = this.state.statefulCallbacks;
-    for (const cb of this.callbackHandler.callbacks) {
-      if (cb.name && cb.loadState && cb.name in saved) cb.loadState(saved[cb.name]);
-    }
-    for (const hook of this.activeGradientHooks()) {
-      const key = `gradientHook:${hook.name}`;
-      if (hook.loadState && key in saved) hook.loadState(saved[key]);
-    }
-    const taskKey = taskStateKey(this.task);
-    if (this.task.loadState && taskKey in saved) this.task.loadState(saved[taskKey]);
-    this.skippedSteps = structuredClone((saved[SKIPPED_STEPS_KEY] as SkippedStep[] | undefined) ?? []);
+    this.skippedSteps = restoreStates(this.state, this.stateOwners());
+  }
+
+  /** Whose state checkpoints carry: named callbacks, gradient hooks, the task. */
+  private stateOwners(): StateOwners {
+    return {
+      callbacks: this.callbackHandler.callbacks,
+      hooks: this.activeGradientHooks(),
+      task: this.task as TrainingTask<unknown, unknown>,
+    };
   }
 
   private async runStep(group: TBatch[], epoch: number, stepInEpoch: number, perEpoch: number): Promise<StepResult> {
@@ -372,20 +288,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       if (i < update.steps.length - 1) await between();
     }
     scheduler.step();
-    const mean = (f: (r: StepResult) => number) => results.reduce((a, r) => a + f(r), 0) / results.length;
-    const metricNames = new Set(results.flatMap((r) => Object.keys(r.metrics)));
-    const metrics: Record<string, number> = {};
-    for (const k of metricNames) metrics[k] = mean((r) => r.metrics[k] ?? 0);
-    Object.assign(metrics, update.metrics, update.finish?.(results.map((r) => r.microMetrics)));
-    return {
-      loss: mean((r) => r.loss),
-      gradNorm: mean((r) => r.gradNorm),
-      metrics,
-      microMetrics: results.flatMap((r) => r.microMetrics),
-      numTokens: update.numTokens ?? results.reduce((a, r) => a + r.numTokens, 0),
-      ...(results.some((r) => r.skipped) ? { skipped: true } : {}),
-      ...(update.latest !== undefined ? { latest: update.latest } : {}),
-    };
+    return combineUpdate(results, update as RolloutUpdate<unknown>);
   }
 
   /** Accumulate the gradients of `microBatches`, then unscale/veto/clip/apply them (one optimizer step). */
@@ -459,60 +362,18 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
   async evaluate(options: { metricKeyPrefix?: string } = {}): Promise<Record<string, number>> {
     await this.prepare();
     const prefix = options.metricKeyPrefix ?? "eval";
-    if (!this.evalData) throw new ConfigError("no evaluation data was given", { field: "evalData" });
+    const data = requireEvalData(this.evalData);
     await this.task.prepare?.(this.taskContext());
-    // A metric some batches lack (an unpaired batch of one kind) is averaged over the batches that have it.
-    const sums = new Map<string, { sum: number; weight: number }>();
-    for await (const batch of iterate(this.evalData.batches(0))) {
-      const w = this.task.rollout === undefined ? (this.task.batchWeight?.(batch as unknown as TMicro) ?? 1) : 1;
-      const values = await this.evaluateBatch(batch);
-      for (const [k, v] of Object.entries(values)) {
-        const acc = sums.get(k) ?? { sum: 0, weight: 0 };
-        acc.sum += w * v;
-        acc.weight += w;
-        sums.set(k, acc);
-      }
-    }
-    const metrics: Record<string, number> = {};
-    for (const [k, { sum, weight }] of sums) metrics[`${prefix}_${k}`] = sum / weight;
+    const metrics = await averageOverBatches(this.task, data.batches(0), prefix, (b) => this.evaluateBatch(b));
     await this.log(metrics);
-    this.updateBestMetric(metrics, prefix);
+    updateBestMetric(this.state, this.args, metrics, prefix);
     await this.callbackHandler.emit("onEvaluate", this.args, this.state, this.control, { metrics });
     return metrics;
   }
 
   /** Metric values of one evaluation batch: the task's `evaluateBatch`, or its loss and metrics without gradients. */
   protected async evaluateBatch(batch: TBatch): Promise<Record<string, number>> {
-    if (this.task.evaluateBatch) return this.task.evaluateBatch(batch, this.taskContext());
-    if (this.task.rollout !== undefined) {
-      throw new ConfigError(`the ${this.task.name} task has no evaluation`, { field: "evalDataset" });
-    }
-    const micro = batch as unknown as TMicro;
-    await this.task.beforeStep?.([micro]);
-    return tf.tidy(() => {
-      const out = this.task.compute(micro, { training: false });
-      const v: Record<string, number> = { loss: out.loss.dataSync()[0]! };
-      for (const [k, m] of Object.entries(stepMetrics(out))) v[k] = typeof m === "number" ? m : m.dataSync()[0]!;
-      return v;
-    });
-  }
-
-  private updateBestMetric(metrics: Record<string, number>, prefix: string): void {
-    const name = this.args.metricForBestModel;
-    if (!name) return;
-    const key = name.startsWith(`${prefix}_`) ? name : `${prefix}_${name}`;
-    const value = metrics[key];
-    if (value === undefined) {
-      throw new ConfigError(`metric "${key}" not found; evaluation gave ${Object.keys(metrics).join(", ")}`, {
-        field: "metricForBestModel",
-      });
-    }
-    const greater = this.args.greaterIsBetter ?? !name.endsWith("loss");
-    const best = this.state.bestMetric;
-    if (best === null || (greater ? value > best : value < best)) {
-      this.state.bestMetric = value;
-      this.state.bestGlobalStep = this.state.globalStep;
-    }
+    return evaluateBatch(this.task, batch, this.taskContext());
   }
 
   /**
@@ -538,15 +399,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     const s = this.state;
     const dir = join(this.args.outputDir, `${CHECKPOINT_PREFIX}${s.globalStep}`);
     s.rngState = this.rng.getState();
-    for (const cb of this.callbackHandler.callbacks) {
-      if (cb.name && cb.getState) s.statefulCallbacks[cb.name] = structuredClone(cb.getState());
-    }
-    const hooks = this.activeGradientHooks();
-    for (const hook of hooks) {
-      if (hook.getState) s.statefulCallbacks[`gradientHook:${hook.name}`] = structuredClone(hook.getState());
-    }
-    if (hooks.length > 0) s.statefulCallbacks[SKIPPED_STEPS_KEY] = structuredClone(this.skippedSteps);
-    if (this.task.getState) s.statefulCallbacks[taskStateKey(this.task)] = structuredClone(this.task.getState());
+    recordStates(s, this.stateOwners(), this.skippedSteps);
     if (s.bestGlobalStep === s.globalStep) s.bestModelCheckpoint = dir;
     await saveTrainingCheckpoint(dir, {
       model: this.model,
