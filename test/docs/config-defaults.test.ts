@@ -1,7 +1,14 @@
 // Every config field documents its default with `@defaultValue`, and that tag says what the one defaults
 // table of the config really holds (so typedoc, the CLI's --help and the code cannot drift apart).
 import { DEFAULT_TRAINING_ARGS } from "@prefkit/core";
-import { DPO_DEFAULTS, PPO_DEFAULTS, REWARD_DEFAULTS, SFT_DEFAULTS } from "@prefkit/losses";
+import {
+  DPO_DEFAULTS,
+  GRPO_DEFAULTS,
+  PPO_DEFAULTS,
+  REWARD_DEFAULTS,
+  RLOO_DEFAULTS,
+  SFT_DEFAULTS,
+} from "@prefkit/losses";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain .mjs script without types
 import { generateConfigDocs } from "../../scripts/gen-config-docs.mjs";
@@ -19,6 +26,8 @@ const TABLES: Record<string, object> = {
   dpo: DPO_DEFAULTS,
   reward: REWARD_DEFAULTS,
   ppo: PPO_DEFAULTS,
+  grpo: GRPO_DEFAULTS,
+  rloo: RLOO_DEFAULTS,
 };
 
 describe("config defaults", () => {
