@@ -148,6 +148,7 @@ describe.each(["grpo", "rloo"] as const)("%s trainer", (method: Method) => {
     expect(logs(generic)).toEqual(logs(viaFacade as unknown as Trainer<unknown, TrainingArgs>));
     viaFacade.dispose();
     generic.optimizer.dispose();
+    (generic.task as GroupRolloutTask).options.reference?.owned?.dispose(); // RLOO's frozen copy (β 0.05)
   });
 
   it("evaluate(): numGenerations seeded samples per held-out prompt, the same numbers twice", async () => {
