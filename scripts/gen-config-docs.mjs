@@ -2,8 +2,8 @@
 /**
  * Generates packages/callbacks/src/cli/config-docs.json — the CLI's one-line help per config field —
  * from the TSDoc of the config interfaces (TrainingArgs, SFTConfig, DPOConfig, RewardConfig,
- * PPOConfig, GRPOConfig, RLOOConfig), with each field's TypeScript type, its `@defaultValue` tag (as
- * written) and, for string-literal unions, the allowed values.
+ * PPOConfig, KTOConfig, ORPOConfig, CPOConfig, GRPOConfig, RLOOConfig), with each field's TypeScript
+ * type, its `@defaultValue` tag (as written) and, for string-literal unions, the allowed values.
  *
  *   node scripts/gen-config-docs.mjs          rewrite the file
  *   node scripts/gen-config-docs.mjs --check  exit 1 if the file is stale
@@ -25,6 +25,9 @@ const SOURCES = {
   dpo: ["packages/losses/src/dpo/config.ts", "DPOConfig"],
   reward: ["packages/losses/src/reward/config.ts", "RewardConfig"],
   ppo: ["packages/losses/src/ppo/config.ts", "PPOConfig"],
+  kto: ["packages/losses/src/kto/config.ts", "KTOConfig"],
+  orpo: ["packages/losses/src/orpo/config.ts", "ORPOConfig"],
+  cpo: ["packages/losses/src/cpo/config.ts", "CPOConfig"],
   grpo: ["packages/losses/src/grpo/config.ts", "GRPOConfig"],
   rloo: ["packages/losses/src/rloo/config.ts", "RLOOConfig"],
 };

@@ -2,8 +2,11 @@
 // table of the config really holds (so typedoc, the CLI's --help and the code cannot drift apart).
 import { DEFAULT_TRAINING_ARGS } from "@prefkit/core";
 import {
+  CPO_DEFAULTS,
   DPO_DEFAULTS,
   GRPO_DEFAULTS,
+  KTO_DEFAULTS,
+  ORPO_DEFAULTS,
   PPO_DEFAULTS,
   REWARD_DEFAULTS,
   RLOO_DEFAULTS,
@@ -26,6 +29,9 @@ const TABLES: Record<string, object> = {
   dpo: DPO_DEFAULTS,
   reward: REWARD_DEFAULTS,
   ppo: PPO_DEFAULTS,
+  kto: KTO_DEFAULTS,
+  orpo: ORPO_DEFAULTS,
+  cpo: CPO_DEFAULTS,
   grpo: GRPO_DEFAULTS,
   rloo: RLOO_DEFAULTS,
 };

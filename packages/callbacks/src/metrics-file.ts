@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { DatasetError } from "@prefkit/core";
+import { ConfigError, DatasetError } from "@prefkit/core";
 
 /** File name of the metrics log inside a run directory. */
 export const METRICS_FILE = "metrics.jsonl";
@@ -67,6 +67,41 @@ export async function readRunMetrics(runDir: string): Promise<MetricsRecord[]> {
 /** One record as a JSON line; non-finite numbers become `null` (JSON has no NaN). */
 export function metricsLine(record: Record<string, number>): string {
   return `${JSON.stringify(record, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v))}\n`;
+}
+
+/**
+ * Refuse to go on when `path` exists and `isOurs` (given its text) says prefkit did not write it. Model
+ * cards and reports check their file with it, so a user's own `README.md` or `report.html` is never replaced.
+ * @param path - the file about to be written.
+ * @param isOurs - recognises a file prefkit wrote from its text.
+ * @throws ConfigError naming the file when it exists and is not prefkit's.
+ */
+export async function assertReplaceable(path: string, isOurs: (text: string) => boolean): Promise<void> {
+  let existing: string;
+  try {
+    existing = await readFile(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  if (!isOurs(existing)) {
+    throw new ConfigError("exists and was not written by prefkit: not overwriting it; write into another directory", {
+      file: path,
+    });
+  }
+}
+
+/**
+ * {@link writeFileAtomic}, after {@link assertReplaceable}: writes only over a file prefkit wrote.
+ * @throws ConfigError naming the file when it exists and is not prefkit's.
+ */
+export async function replaceOwnFile(
+  path: string,
+  data: string | Uint8Array,
+  isOurs: (text: string) => boolean,
+): Promise<void> {
+  await assertReplaceable(path, isOurs);
+  await writeFileAtomic(path, data);
 }
 
 /** Write `data` to `path` atomically: a temp file in the same directory, then rename. */

@@ -12,10 +12,10 @@ import {
   type TrainingArgs,
   tf,
 } from "@prefkit/core";
-import { writeFileAtomic } from "./metrics-file.js";
+import { replaceOwnFile } from "./metrics-file.js";
 
 /** Training methods a card can describe, with TRL's tag for each. */
-export type TrainingMethod = "sft" | "dpo" | "reward" | "ppo";
+export type TrainingMethod = "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo";
 
 /** What {@link writeModelCard} needs. */
 export interface ModelCardInfo {
@@ -70,6 +70,48 @@ const METHODS: Record<TrainingMethod, MethodInfo> = {
     author       = {Daniel M. Ziegler and Nisan Stiennon and Jeffrey Wu and Tom B. Brown and Alec Radford and Dario Amodei and Paul F. Christiano and Geoffrey Irving},
     year         = 2019,
     eprint       = {arXiv:1909.08593}
+}`,
+    },
+  },
+  kto: {
+    tags: ["kto"],
+    name: "KTO",
+    paper: {
+      title: "KTO: Model Alignment as Prospect Theoretic Optimization",
+      url: "https://huggingface.co/papers/2402.01306",
+      bibtex: `@article{ethayarajh2024kto,
+    title        = {{KTO: Model Alignment as Prospect Theoretic Optimization}},
+    author       = {Kawin Ethayarajh and Winnie Xu and Niklas Muennighoff and Dan Jurafsky and Douwe Kiela},
+    year         = 2024,
+    eprint       = {arXiv:2402.01306},
+}`,
+    },
+  },
+  orpo: {
+    tags: ["orpo"],
+    name: "ORPO",
+    paper: {
+      title: "ORPO: Monolithic Preference Optimization without Reference Model",
+      url: "https://huggingface.co/papers/2403.07691",
+      bibtex: `@article{hong2024orpo,
+    title        = {{ORPO: Monolithic Preference Optimization without Reference Model}},
+    author       = {Jiwoo Hong and Noah Lee and James Thorne},
+    year         = 2024,
+    eprint       = {arXiv:2403.07691}
+}`,
+    },
+  },
+  cpo: {
+    tags: ["cpo"],
+    name: "CPO",
+    paper: {
+      title: "Contrastive Preference Optimization: Pushing the Boundaries of LLM Performance in Machine Translation",
+      url: "https://huggingface.co/papers/2401.08417",
+      bibtex: `@inproceedings{xu2024contrastive,
+    title        = {{Contrastive Preference Optimization: Pushing the Boundaries of LLM Performance in Machine Translation}},
+    author       = {Haoran Xu and Amr Sharaf and Yunmo Chen and Weiting Tan and Lingfeng Shen and Benjamin Van Durme and Kenton Murray and Young Jin Kim},
+    year         = 2024,
+    booktitle    = {Forty-first International Conference on Machine Learning, {ICML} 2024, Vienna, Austria, July 21-27, 2024},
 }`,
     },
   },
@@ -159,14 +201,22 @@ tokenizer = AutoTokenizer.from_pretrained("${modelName}")`,
   return `${parts.join("\n\n")}\n`;
 }
 
+/** True for a model card prefkit wrote (its YAML front matter names prefkit as the library). */
+export function isPrefkitModelCard(text: string): boolean {
+  const end = text.startsWith("---\n") ? text.indexOf("\n---", 3) : -1;
+  return end > 0 && text.slice(0, end).split("\n").includes("library_name: prefkit");
+}
+
 /**
  * Write `<dir>/README.md`, a model card like the ones TRL generates (see {@link modelCardText}),
- * atomically. Call it after saving a model or adapter into `dir`. Returns the file path.
+ * atomically. Call it after saving a model or adapter into `dir`. Returns the file path. An existing
+ * `README.md` is replaced only when it is a prefkit card: a user's own README is never overwritten.
+ * @throws ConfigError naming the file when `dir` holds a README.md prefkit did not write.
  */
 export async function writeModelCard(dir: string, info: ModelCardInfo): Promise<string> {
   const modelName = info.modelName ?? (dir.split(/[\\/]/).filter(Boolean).at(-1) || "model");
   const path = join(dir, "README.md");
-  await writeFileAtomic(path, modelCardText(info, modelName));
+  await replaceOwnFile(path, modelCardText(info, modelName), isPrefkitModelCard);
   return path;
 }
 

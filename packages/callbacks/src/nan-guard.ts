@@ -16,9 +16,10 @@ import type {
 export interface NanGuardOptions {
   /**
    * `"stop"` (default): stop training after the step and keep the message in
-   * {@link NanGuardCallback.events}. `"warn"`: report and go on training. `"skip"`: check every step
-   * BEFORE its update (through the trainer's gradient hook) and skip a step whose loss or gradient norm is
-   * not finite, so the weights and optimizer state stay as they were; training goes on.
+   * {@link NanGuardCallback.events}. `"warn"`: report a non-finite logged value and go on (the trainer still
+   * never applies a non-finite training step: it ends the run). `"skip"`: check every step BEFORE its update
+   * (through the trainer's gradient hook) and skip a step whose loss or gradient norm is not finite, so the
+   * weights and optimizer state stay as they were; training goes on.
    */
   action?: "stop" | "warn" | "skip";
   /** Logged values to check. Default `["loss", "grad_norm"]` (plus their `eval_` forms when logged). */
@@ -42,14 +43,14 @@ export interface NanGuardEvent {
 }
 
 /**
- * Watches every log event for a non-finite `loss` or `grad_norm` and reports it with the step and
- * the metric, e.g. `NanGuardCallback: step 12: loss is NaN (grad_norm=Infinity); stopping training`.
- * With `action: "stop"` it sets `control.shouldTrainingStop`, so the run ends after the current step
- * (the checkpoint the default flow saves at the end has the diverged weights: resume from an earlier one).
+ * Watches every log event for a non-finite `loss` or `grad_norm` (and their `eval_` forms) and reports it
+ * with the step and the metric, e.g. `NanGuardCallback: step 12: eval_loss is NaN; stopping training`.
+ * With `action: "stop"` it sets `control.shouldTrainingStop`, so the run ends after the current step.
  *
- * With `"stop"`/`"warn"`, the values checked are the trainer's averages since the last log, so one bad
- * step taints its whole logging window; set `loggingSteps: 1` to catch the exact step. Those actions see
- * a step only after its update was applied.
+ * The trainer itself checks every optimizer step (`BaseTrainer.finiteGuard`): a training step whose loss or
+ * gradient norm is not finite is never applied, the run ends with a `DivergenceError` naming the step, and
+ * nothing is saved after it. So with `"stop"`/`"warn"` this callback is what reports non-finite logged
+ * values (evaluation metrics included); `"warn"` cannot let a non-finite training step through.
  *
  * With `action: "skip"` the guard is a core `GradientHook` ({@link NanGuardCallback.gradientHook}): the
  * trainer asks it about every optimizer step after back-propagation and before `applyGradients`, with the

@@ -7,20 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, sharedPath } from "../../../test/helpers/shared.js";
 import { configFields, formatDefault } from "../src/cli/config.js";
 import { buildProgram } from "../src/cli/main.js";
+import { BIN, DIST, prefkit } from "./cli-helpers.js";
 import { isPng } from "./helpers.js";
-
-const BIN = join(REPO_ROOT, "packages/callbacks/bin/prefkit.mjs");
-const DIST = join(REPO_ROOT, "packages/callbacks/dist/cli/main.js");
-
-function prefkit(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: REPO_ROOT,
-    encoding: "utf8",
-    env: { ...process.env, PREFKIT_THREADS: "1" },
-    timeout: 300_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe("prefkit CLI", () => {
   let dir = "";

@@ -1,4 +1,4 @@
-import { ConfigError, LossRegistry, rewardMetrics, tf } from "@prefkit/core";
+import { type CausalLM, ConfigError, LossRegistry, rewardMetrics, sequenceLogProbs, tf } from "@prefkit/core";
 import {
   createDPOLoss,
   DPO_LOSS_TYPES,
@@ -8,13 +8,20 @@ import {
   defaultDPOConfig,
   dpoInputsFor,
   dpoLoss,
+  dpoObjective,
   type FDivergenceType,
+  ldTokenWeights,
+  mixReferenceWeights,
+  type PreferenceBatch,
+  PreferenceTask,
   perTokenMeanLogps,
   registerBuiltinLosses,
+  resolveDPOConfig,
   validateDPOConfig,
+  wpoPairWeights,
 } from "@prefkit/losses";
 import { describe, expect, it } from "vitest";
-import { cpuAgainstTorch, expectClose, reference } from "./helpers.js";
+import { configErrorField, cpuAgainstTorch, dpoOptionsReference, expectClose, reference } from "./helpers.js";
 
 const { inputs } = reference.dpo;
 const logpArgs = [inputs.chosenLogps, inputs.rejectedLogps, inputs.refChosenLogps, inputs.refRejectedLogps] as const;
@@ -269,5 +276,187 @@ describe("DPO config and validation", () => {
     expect(() => dpoLoss(...logpArgs, { lossType: "sigmoid_norm" })).toThrow(ConfigError);
     expect(() => dpoLoss(...logpArgs, { lossType: "sft" })).toThrow(/chosenNll/);
     expect(() => dpoLoss(...logpArgs, { lossType: "nope" as DPOLossType })).toThrow(ConfigError);
+  });
+});
+
+interface OptionsCase {
+  lossType: DPOLossType[];
+  lossWeights: number[];
+  ldAlpha: number | null;
+  useWeighting: boolean;
+  loss: number;
+  grad: number[][][];
+  chosenLogps: number[];
+  rejectedLogps: number[];
+  refChosenLogps: number[];
+  refRejectedLogps: number[];
+  chosenRewards: number[];
+  rejectedRewards: number[];
+  sequenceWeights?: number[];
+  pairWeights?: number[];
+}
+
+/** A model whose logits are a fixed variable: the preference task's whole path runs on TRL's reference logits. */
+function logitsModel(logits: tf.Variable): CausalLM {
+  return {
+    config: {} as CausalLM["config"],
+    forward: () => ({ logits: tf.add(logits, 0) as tf.Tensor3D }),
+    namedParameters: () => new Map([["logits", logits]]),
+    trainableVariables: () => [logits],
+    savePretrained: async () => {},
+    dispose: () => {},
+  };
+}
+
+describe("LD-DPO (ldAlpha) and WPO (useWeighting) through the preference task vs TRL's _compute_loss (torch float64)", () => {
+  const x = dpoOptionsReference.options;
+  const b: number = x.batchSize;
+  const mask: number[][] = x.completionMask;
+  const batch = (): PreferenceBatch => {
+    const lengths = mask.map((row) => row.reduce((n, m) => n + m, 0));
+    const prompts = mask.map((row) => row.indexOf(1));
+    return {
+      batchSize: b,
+      inputIds: x.inputIds,
+      attentionMask: mask.map((row, i) => row.map((_, t) => (t < prompts[i]! + lengths[i]! ? 1 : 0))),
+      completionMask: mask,
+      promptLengths: prompts,
+      completionLengths: lengths,
+      rowIndices: Array.from({ length: b }, (_, i) => i),
+      split: "train",
+    };
+  };
+
+  it("ldTokenWeights: shared tokens 1, the longer completion's tail α, prompt and padding 0 (hand-checked)", () => {
+    // rows (prompt, completion): chosen (2,4) (3,2) (2,3), rejected (2,2) (3,4) (2,3); the first token of a
+    // completion is scored from position 1 on, so the scored lengths are the completion lengths here.
+    expect(ldTokenWeights(mask, 0.5)).toEqual([
+      [0, 0, 1, 1, 0.5, 0.5, 0],
+      [0, 0, 0, 1, 1, 0, 0],
+      [0, 0, 1, 1, 1, 0, 0],
+      [0, 0, 1, 1, 0, 0, 0],
+      [0, 0, 0, 1, 1, 0.5, 0.5],
+      [0, 0, 1, 1, 1, 0, 0],
+    ]);
+  });
+
+  it("matches loss, logged logps, rewards, WPO weights and the gradient w.r.t. the logits for every case", () => {
+    const before = tf.memory().numTensors;
+    const logits = tf.tidy(() => tf.variable(tf.tensor3d(x.logits), true, "wpo-logits"));
+    const refLogits = tf.tidy(() => tf.variable(tf.tensor3d(x.refLogits), false, "wpo-ref-logits"));
+    for (const c of dpoOptionsReference.options.cases as OptionsCase[]) {
+      const where = `${c.lossType.join("+")} ldAlpha=${c.ldAlpha} useWeighting=${c.useWeighting}`;
+      const task = new PreferenceTask({
+        model: logitsModel(logits),
+        loss: dpoObjective(new LossRegistry(), {
+          lossType: c.lossType,
+          lossWeights: c.lossWeights,
+          rpoAlpha: null,
+          beta: x.beta,
+        }),
+        reference: { kind: "model", run: (fn) => fn(logitsModel(refLogits)) },
+        beta: x.beta,
+        ldAlpha: c.ldAlpha,
+        useWeighting: c.useWeighting,
+      });
+      const input = batch();
+      task.beforeStep([input]);
+      expectClose(input.refChosenLogps!, c.refChosenLogps, `${where} ref chosen logps`);
+      expectClose(input.refRejectedLogps!, c.refRejectedLogps, `${where} ref rejected logps`);
+      let metrics: Record<string, number> = {};
+      let rewards: number[][] = [];
+      const { value, grads } = tf.variableGrads(() => {
+        const out = task.compute(input, { training: true });
+        metrics = Object.fromEntries(
+          Object.entries(out.metrics ?? {}).map(([k, v]) => [k, typeof v === "number" ? v : v.dataSync()[0]!]),
+        );
+        rewards = [Array.from(out.rewards!.chosen.dataSync()), Array.from(out.rewards!.rejected.dataSync())];
+        return out.loss;
+      }, [logits]);
+      expectClose(value, c.loss, `${where} loss`);
+      expectClose(grads["wpo-logits"]!, c.grad, `${where} dloss/dlogits`);
+      const mean = (v: number[]) => v.reduce((s, y) => s + y, 0) / v.length;
+      expectClose(metrics["logps/chosen"]!, mean(c.chosenLogps), `${where} logps/chosen`);
+      expectClose(metrics["logps/rejected"]!, mean(c.rejectedLogps), `${where} logps/rejected`);
+      expectClose(rewards[0]!, c.chosenRewards, `${where} rewards chosen`);
+      expectClose(rewards[1]!, c.rejectedRewards, `${where} rewards rejected`);
+      tf.dispose([value, ...Object.values(grads)]);
+      if (c.useWeighting) {
+        tf.tidy(() => {
+          const lp = sequenceLogProbs(logits as unknown as tf.Tensor3D, input.inputIds, mask);
+          expectClose(
+            wpoPairWeights(logits as unknown as tf.Tensor3D, lp.perToken, mask),
+            c.pairWeights!,
+            `${where} w_c·w_r`,
+          );
+        });
+      }
+    }
+    tf.dispose([logits, refLogits]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("policyWeights multiply every type's per-pair loss in dpoLoss, and are refused with aot (TRL's message)", () => {
+    tf.tidy(() => {
+      const w = [0.5, 2, 0.25, 1, 0.75, 1.5];
+      const [pc, pr, rc, rr] = logpArgs;
+      const plain = dpoLoss(pc, pr, rc, rr, { lossType: ["sigmoid", "sft"] }, extras);
+      const weighted = dpoLoss(pc, pr, rc, rr, { lossType: ["sigmoid", "sft"] }, { ...extras, policyWeights: w });
+      const expected = Array.from(plain.losses.dataSync()).map((l, i) => l * w[i]!);
+      expectClose(weighted.losses, expected, "weighted per-pair losses");
+      expectClose(weighted.chosenRewards, Array.from(plain.chosenRewards.dataSync()), "rewards unweighted");
+    });
+    for (const lossType of ["aot", "aot_unpaired"] as const) {
+      expect(() => dpoLoss([-1], [-2], [-1], [-2], { lossType }, { policyWeights: [1] })).toThrow(
+        /WPO-style weighting is not implemented for 'aot' or 'aot_unpaired'/,
+      );
+      expect(configErrorField(() => resolveDPOConfig({ useWeighting: true, lossType }))).toBe("useWeighting");
+    }
+  });
+});
+
+describe("TR-DPO (syncRefModel): mixReferenceWeights vs TRL's SyncRefModelCallback._sync_target_model (torch float64)", () => {
+  it("two syncs give α·p₂ + (1−α)·(α·p₁ + (1−α)·ref₀), in place, a tied weight mixed once", () => {
+    const s = dpoOptionsReference.sync;
+    const weight = (values: number[][], trainable: boolean) =>
+      tf.tidy(() => tf.variable(tf.tensor2d(values), trainable));
+    const model = (vars: Map<string, tf.Variable>): CausalLM => ({
+      config: {} as CausalLM["config"],
+      forward: () => {
+        throw new Error("unused");
+      },
+      namedParameters: () => vars,
+      trainableVariables: () => [...vars.values()],
+      savePretrained: async () => {},
+      dispose: () => {},
+    });
+    const refWeight = weight(s.ref0, false);
+    // the reference lists its one variable under two names, as a tied embedding / LM head
+    const reference = model(
+      new Map([
+        ["embed", refWeight],
+        ["lm_head", refWeight],
+      ]),
+    );
+    for (let k = 0; k < 2; k++) {
+      const p = weight(s.policies[k], true);
+      mixReferenceWeights(
+        model(
+          new Map([
+            ["embed", p],
+            ["lm_head", p],
+          ]),
+        ),
+        reference,
+        s.alpha,
+      );
+      expectClose(refWeight, s.after[k], `ref after sync ${k + 1}`);
+      p.dispose();
+    }
+    const other = weight(s.ref0, true);
+    expect(configErrorField(() => mixReferenceWeights(model(new Map([["other", other]])), reference, 0.5))).toBe(
+      "syncRefModel",
+    );
+    tf.dispose([refWeight, other]);
   });
 });

@@ -13,6 +13,14 @@ export const methodsReference = JSON.parse(
   readFileSync(fileURLToPath(new URL("./fixtures/methods_reference.json", import.meta.url)), "utf8"),
 );
 
+/**
+ * The torch float64 reference values written by scripts/reference/dpo_options_reference.py (TRL's
+ * `_compute_loss` with `ld_alpha` / `use_weighting`, and `SyncRefModelCallback`'s soft update).
+ */
+export const dpoOptionsReference = JSON.parse(
+  readFileSync(fileURLToPath(new URL("./fixtures/dpo_options_reference.json", import.meta.url)), "utf8"),
+);
+
 /** Largest |actual − expected| / max(1, |expected|) seen per test file, reported at the end. */
 export const worst = { error: 0, where: "" };
 

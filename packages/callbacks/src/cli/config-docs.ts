@@ -18,5 +18,8 @@ export interface ConfigFieldDoc {
   allowed?: string[];
 }
 
-/** Per config kind (`training`, `sft`, `dpo`, `reward`, `ppo`), the help of every field. */
-export const CONFIG_DOCS: Record<"training" | "sft" | "dpo" | "reward" | "ppo", Record<string, ConfigFieldDoc>> = docs;
+/** Per config kind (`training`, `sft`, `dpo`, `reward`, `ppo`, `kto`, `orpo`, `cpo`), the help of every field. */
+export const CONFIG_DOCS: Record<
+  "training" | "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo",
+  Record<string, ConfigFieldDoc>
+> = docs;

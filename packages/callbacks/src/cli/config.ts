@@ -4,27 +4,36 @@
  * @module
  */
 import { readFile } from "node:fs/promises";
-import { extname } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { ConfigError } from "@prefkit/core";
-import { defaultDPOConfig, defaultPPOConfig, defaultRewardConfig, defaultSFTConfig } from "@prefkit/losses";
-import { parse as parseYaml } from "yaml";
+import {
+  defaultCPOConfig,
+  defaultDPOConfig,
+  defaultKTOConfig,
+  defaultORPOConfig,
+  defaultPPOConfig,
+  defaultRewardConfig,
+  defaultSFTConfig,
+} from "@prefkit/losses";
+import { parse as parseYaml, type Tags } from "yaml";
 import { CONFIG_DOCS, type ConfigFieldDoc } from "./config-docs.js";
 
 /** The trainer configs the CLI knows. */
-export type ConfigKind = "sft" | "dpo" | "reward" | "ppo";
+export type ConfigKind = "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo";
+
+const DEFAULTS: Record<ConfigKind, () => object> = {
+  sft: defaultSFTConfig,
+  dpo: defaultDPOConfig,
+  reward: defaultRewardConfig,
+  ppo: defaultPPOConfig,
+  kto: defaultKTOConfig,
+  orpo: defaultORPOConfig,
+  cpo: defaultCPOConfig,
+};
 
 /** Defaults of each config kind (TRL's, from `@prefkit/losses`). */
 export function configDefaults(kind: ConfigKind): Record<string, unknown> {
-  switch (kind) {
-    case "sft":
-      return { ...defaultSFTConfig() };
-    case "dpo":
-      return { ...defaultDPOConfig() };
-    case "reward":
-      return { ...defaultRewardConfig() };
-    case "ppo":
-      return { ...defaultPPOConfig() } as Record<string, unknown>;
-  }
+  return { ...DEFAULTS[kind]() } as Record<string, unknown>;
 }
 
 /** One documented config field: name, default and help (from the config's TSDoc). */
@@ -70,6 +79,21 @@ export function formatDefault(v: unknown): string {
 
 const describeValue = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String(JSON.stringify(v) ?? v));
 
+/** Numbers as TRL's configs write them: decimal or exponent notation (`16`, `0.5`, `1e-5`), nothing else. */
+const NUMBER_TEXT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * A config number from a flag or a file: a finite number, or a string in decimal or exponent notation.
+ * `Number()` alone would also take `0x10` (16), `0b1`, `0o7`, `Infinity` and `" "` (0), which no TRL config means.
+ * @returns the number, or undefined when `raw` is not one.
+ */
+export function parseConfigNumber(raw: unknown): number | undefined {
+  if (typeof raw === "number") return Number.isFinite(raw) ? raw : undefined;
+  if (typeof raw !== "string") return undefined;
+  const text = raw.trim();
+  return NUMBER_TEXT.test(text) ? Number(text) : undefined;
+}
+
 /**
  * Coerce `raw` (a flag's string, or a value from a config file) to `field`'s type, checking the
  * allowed values of string-literal unions. Further range checks are the trainer config's
@@ -99,10 +123,7 @@ export function coerceField(field: ConfigField, raw: unknown): unknown {
     const list =
       typeof raw === "string" ? raw.split(",").map((s) => s.trim()) : Array.isArray(raw) ? raw : fail("a list");
     if (base.includes("number[]")) {
-      return (list as unknown[]).map((x) => {
-        const n = typeof x === "number" ? x : Number(x);
-        return Number.isFinite(n) && String(x).trim() !== "" ? n : fail("a comma-separated list of numbers");
-      });
+      return (list as unknown[]).map((x) => parseConfigNumber(x) ?? fail("a comma-separated list of numbers"));
     }
     return (list as unknown[]).map(String);
   }
@@ -111,8 +132,8 @@ export function coerceField(field: ConfigField, raw: unknown): unknown {
     return /^(true|yes|1)$/i.test(String(raw));
   }
   if (base.includes("number")) {
-    const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : Number.NaN;
-    if (Number.isFinite(n)) return n;
+    const n = parseConfigNumber(raw);
+    if (n !== undefined) return n;
     if (!base.includes("string"))
       fail(`a number${nullable ? " or null" : ""}${optional ? " (or leave it unset)" : ""}`);
   }
@@ -140,11 +161,26 @@ export interface ConfigFile {
   run: Record<string, string>;
 }
 
+/** Config fields that hold paths: relative ones in a config file are relative to the file's folder. */
+export const PATH_FIELDS: readonly string[] = ["outputDir", "resumeFromCheckpoint", "refLogProbsCacheDir"];
+
 /**
- * Read a JSON or YAML config file (by extension; `.yaml`/`.yml` are YAML, anything else is tried as
- * JSON then YAML). Keys may be camelCase or TRL's snake_case.
+ * YAML's core schema without the number forms TRL configs never mean: hex and octal integers (`0x10`, `0o17`)
+ * and `.inf`/`.nan` stay strings, which {@link coerceField} then refuses for a number field.
+ */
+const configYamlTags = (tags: Tags): Tags =>
+  tags.filter((t) => {
+    const tag = t as { format?: string; tag?: string; test?: RegExp };
+    return tag.format !== "HEX" && tag.format !== "OCT" && !(tag.test && /nan/i.test(String(tag.test)));
+  });
+
+/**
+ * Read a JSON or YAML config file (JSON is read as YAML, of which it is a subset, so a key given twice is
+ * an error in both). Keys may be camelCase or TRL's snake_case; numbers must be decimal or exponent
+ * notation; relative paths (`model`, `dataset`, `output_dir`, …) are relative to the file's folder, as
+ * the file's author meant them.
  * @throws ConfigError naming the file for unreadable or malformed files, and the field for an unknown
- *   key or a bad value.
+ *   key, a key given twice (in snake and camel case), or a bad value.
  */
 export async function readConfigFile(path: string, kind: ConfigKind): Promise<ConfigFile> {
   let text: string;
@@ -157,13 +193,9 @@ export async function readConfigFile(path: string, kind: ConfigKind): Promise<Co
   }
   let obj: unknown;
   try {
-    obj = /\.ya?ml$/i.test(extname(path)) ? parseYaml(text) : JSON.parse(text);
+    obj = parseYaml(text, { schema: "core", customTags: configYamlTags });
   } catch (e) {
-    try {
-      obj = parseYaml(text);
-    } catch {
-      throw new ConfigError(`not valid JSON or YAML (${(e as Error).message.split("\n")[0]})`, { file: path });
-    }
+    throw new ConfigError(`not valid JSON or YAML (${(e as Error).message.split("\n")[0]})`, { file: path });
   }
   if (obj === null || obj === undefined) obj = {};
   if (typeof obj !== "object" || Array.isArray(obj))
@@ -171,14 +203,28 @@ export async function readConfigFile(path: string, kind: ConfigKind): Promise<Co
   return mergeConfigObject(obj as Record<string, unknown>, kind, path);
 }
 
-/** Validate and coerce a config object (keys camelCase or snake_case) against `kind`'s fields. */
+/**
+ * Validate and coerce a config object (keys camelCase or snake_case) against `kind`'s fields. With `file`,
+ * relative paths (the run keys and {@link PATH_FIELDS}) are resolved against its folder.
+ * @throws ConfigError naming the field: unknown, given twice under two spellings, or a bad value.
+ */
 export function mergeConfigObject(obj: Record<string, unknown>, kind: ConfigKind, file?: string): ConfigFile {
   const fields = new Map(configFields(kind).map((f) => [f.name, f]));
   const out: ConfigFile = { fields: {}, run: {} };
+  const where = file !== undefined ? { file } : {};
+  const fromFile = (p: string) =>
+    file === undefined || p.trim() === "" || isAbsolute(p) ? p : resolve(dirname(file), p);
+  const seen = new Map<string, string>();
   for (const [rawKey, value] of Object.entries(obj)) {
     const key = camelCase(rawKey);
+    const target = RUN_KEYS[key] ?? key;
+    const first = seen.get(target);
+    if (first !== undefined) {
+      throw new ConfigError(`given twice, as "${first}" and as "${rawKey}": keep one`, { field: target, ...where });
+    }
+    seen.set(target, rawKey);
     if (key in RUN_KEYS) {
-      out.run[RUN_KEYS[key]!] = String(value);
+      out.run[RUN_KEYS[key]!] = fromFile(String(value));
       continue;
     }
     const field = fields.get(key);
@@ -188,7 +234,8 @@ export function mergeConfigObject(obj: Record<string, unknown>, kind: ConfigKind
         ...(file !== undefined ? { file } : {}),
       });
     }
-    out.fields[key] = coerceField(field, value);
+    const coerced = coerceField(field, value);
+    out.fields[key] = PATH_FIELDS.includes(key) && typeof coerced === "string" ? fromFile(coerced) : coerced;
   }
   return out;
 }

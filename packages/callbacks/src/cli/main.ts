@@ -1,8 +1,8 @@
 /**
- * The `prefkit` command line: `sft`, `dpo`, `reward`, `ppo`, `generate`, `eval`, `report`, `env`.
+ * The `prefkit` command line: `sft`, `dpo`, `kto`, `orpo`, `cpo`, `reward`, `ppo`, `generate`, `eval`, `report`, `env`.
  * @module
  */
-import { readdir, readFile, rename, rm } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   CheckpointError,
@@ -10,14 +10,27 @@ import {
   type Callback,
   type TrainOutput,
   DatasetError,
+  DivergenceError,
   engineInfo,
   initEngine,
   loadDataset,
   PrefkitError,
+  prepareOutputDir,
   shutdownEngine,
 } from "@prefkit/core";
 import * as losses from "@prefkit/losses";
-import { AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer } from "@prefkit/models";
+import {
+  ADAPTER_CONFIG_NAME,
+  ADAPTER_SAFETENSORS_NAME,
+  AutoModelForCausalLM,
+  AutoModelForSequenceClassification,
+  AutoTokenizer,
+  CONFIG_NAME,
+  GENERATION_CONFIG_NAME,
+  SAFETENSORS_INDEX_NAME,
+  SAFETENSORS_WEIGHTS_NAME,
+  TOKENIZER_FILE_NAMES,
+} from "@prefkit/models";
 import { Command, CommanderError, Option } from "commander";
 import { CsvLogger } from "../csv-logger.js";
 import { EarlyStoppingCallback } from "../early-stopping.js";
@@ -66,6 +79,9 @@ const TRAIN_COMMANDS: Record<ConfigKind, { method: TrainingMethod; summary: stri
   dpo: { method: "dpo", summary: "Direct Preference Optimization (TRL DPOTrainer) on preference pairs" },
   reward: { method: "reward", summary: "train a reward model (TRL RewardTrainer) on preference pairs" },
   ppo: { method: "ppo", summary: "PPO with a KL penalty (TRL PPOTrainer)" },
+  kto: { method: "kto", summary: "KTO on unpaired thumbs-up/down feedback (TRL KTOTrainer); pairs are unpaired" },
+  orpo: { method: "orpo", summary: "ORPO: SFT plus an odds-ratio term, no reference model (TRL ORPOTrainer)" },
+  cpo: { method: "cpo", summary: "CPO, SimPO (--loss-type simpo) or AlphaPO, no reference model (TRL CPOTrainer)" },
 };
 
 function fieldHelp(f: ConfigField): string {
@@ -93,13 +109,62 @@ async function startEngine(opts: Record<string, unknown>): Promise<void> {
   });
 }
 
-/** Up to `n` string prompts from the first rows of a dataset file (rows with a string `prompt`). */
+/** Sample prompts longer than this (characters) are passed over: a sample is a glance, not a workload. */
+const MAX_SAMPLE_PROMPT_CHARS = 2000;
+
+/** Up to `n` string prompts from the first rows of a dataset file (rows with a short string `prompt`). */
 async function datasetPrompts(file: string, n: number): Promise<string[]> {
   const loaded = await loadDataset(file, { limit: Math.max(n * 4, 8) });
   return loaded.rows
     .map((r) => r.data["prompt"])
-    .filter((p): p is string => typeof p === "string")
+    .filter((p): p is string => typeof p === "string" && p.length <= MAX_SAMPLE_PROMPT_CHARS)
     .slice(0, n);
+}
+
+/**
+ * What a training command writes at the top of its output directory when it ends: the final model (or
+ * adapter) files, the model card, the report and samples. In a directory without an earlier run they
+ * must not exist yet (see `prepareOutputDir`).
+ */
+const FINAL_FILES: readonly string[] = [
+  CONFIG_NAME,
+  GENERATION_CONFIG_NAME,
+  SAFETENSORS_WEIGHTS_NAME,
+  SAFETENSORS_INDEX_NAME,
+  ADAPTER_CONFIG_NAME,
+  ADAPTER_SAFETENSORS_NAME,
+  ...TOKENIZER_FILE_NAMES,
+  "README.md",
+  "report.html",
+  SAMPLES_FILE,
+];
+
+/** A model directory given on the command line must exist and be a directory: exit 5 (checkpoint) otherwise. */
+async function checkModelDir(dir: string, field: string): Promise<void> {
+  let isDir: boolean;
+  try {
+    isDir = (await stat(dir)).isDirectory();
+  } catch {
+    throw new CheckpointError("the model directory does not exist", { file: dir, field });
+  }
+  if (!isDir)
+    throw new CheckpointError("is not a model directory (config.json, model.safetensors, tokenizer files)", {
+      file: dir,
+      field,
+    });
+}
+
+/**
+ * Load from a model directory; any problem with its files (config, weights, tokenizer, shapes that do not
+ * match) is a model-file problem for the CLI (`CheckpointError`, exit 5), whatever class the loader used.
+ */
+async function fromModelDir<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CheckpointError(e.message, {}, { cause: e });
+    throw e;
+  }
 }
 
 function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }): Command {
@@ -117,7 +182,11 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
     .option("--samples <n>", "prompts to generate from before and after training (sft, dpo), from the dataset", "2")
     .option("--sample-max-new-tokens <n>", "new tokens per sample generation", "24")
     .option("--early-stopping-patience <n>", "stop after this many evaluations without improvement")
-    .option("--nan-action <action>", "when loss/grad_norm is not finite: stop or warn", "stop");
+    .option(
+      "--nan-action <action>",
+      "when loss/grad_norm is not finite: stop (exit 6), skip the step, or warn (logged values only: a non-finite training step is never applied and ends the run)",
+      "stop",
+    );
   if (kind === "ppo") {
     cmd.option(
       "--reward-model <dir>",
@@ -147,12 +216,6 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
     const dataset = (opts["dataset"] as string | undefined) ?? fromFile.run["dataset"];
     const evalDataset = (opts["evalDataset"] as string | undefined) ?? fromFile.run["evalDataset"];
     const rewardModel = (opts["rewardModel"] as string | undefined) ?? fromFile.run["rewardModel"];
-    if (kind === "ppo" && !("PPOTrainer" in losses)) {
-      throw new CliExit(
-        EXIT_CODES.notAvailable,
-        "prefkit ppo: not available yet: this build of @prefkit/losses has no PPOTrainer",
-      );
-    }
     if (!model)
       throw new ConfigError("required: the model directory (--model or `model` in --config)", { field: "model" });
     if (kind === "ppo" && !rewardModel) {
@@ -161,11 +224,21 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
     if (!dataset)
       throw new ConfigError("required: the training data (--dataset or `dataset` in --config)", { field: "dataset" });
     const nanAction = String(opts["nanAction"]);
-    if (nanAction !== "stop" && nanAction !== "warn") {
-      throw new ConfigError(`must be "stop" or "warn", got ${JSON.stringify(nanAction)}`, { field: "nanAction" });
+    if (nanAction !== "stop" && nanAction !== "skip" && nanAction !== "warn") {
+      throw new ConfigError(`must be "stop", "skip" or "warn", got ${JSON.stringify(nanAction)}`, {
+        field: "nanAction",
+      });
     }
-    // Validate the whole config before loading anything heavy.
+    // Validate the whole config, the model paths and the output directory before loading anything heavy.
     const config = resolveConfig(kind, overrides);
+    await checkModelDir(model, "model");
+    if (rewardModel !== undefined && kind === "ppo") await checkModelDir(rewardModel, "rewardModel");
+    await prepareOutputDir(String(config["outputDir"]), {
+      resume: Boolean(config["resumeFromCheckpoint"]),
+      overwriteOutputDir: config["overwriteOutputDir"] === true,
+      modelDirs: kind === "ppo" && rewardModel !== undefined ? [model, rewardModel] : [model],
+      finalFiles: FINAL_FILES,
+    });
     await startEngine(opts);
     result.code = await runTraining(kind, {
       modelDir: model,
@@ -185,44 +258,35 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
   return cmd;
 }
 
+/** Each config's resolver: fills TRL's defaults and validates, naming the bad field. */
+const RESOLVERS: Record<ConfigKind, (overrides: Record<string, unknown>) => object> = {
+  sft: losses.resolveSFTConfig,
+  dpo: (o) => {
+    const c = losses.resolveDPOConfig(o as losses.DPOConfigInput);
+    losses.validateDPOConfig(c); // the CLI registers no user losses: only TRL's loss types are allowed
+    return c;
+  },
+  reward: losses.resolveRewardConfig,
+  ppo: losses.resolvePPOConfig,
+  kto: losses.resolveKTOConfig,
+  orpo: losses.resolveORPOConfig,
+  cpo: losses.resolveCPOConfig,
+};
+
 /** Fill defaults and validate with the trainer's own resolver (which names the bad field). */
 function resolveConfig(kind: ConfigKind, overrides: Record<string, unknown>): Record<string, unknown> {
-  switch (kind) {
-    case "dpo": {
-      const c = losses.resolveDPOConfig(overrides as losses.DPOConfigInput);
-      losses.validateDPOConfig(c); // the CLI registers no user losses: only TRL's loss types are allowed
-      return c as unknown as Record<string, unknown>;
-    }
-    case "reward":
-      return losses.resolveRewardConfig(overrides as Partial<losses.RewardConfig>) as unknown as Record<
-        string,
-        unknown
-      >;
-    case "sft": {
-      const c = { ...losses.defaultSFTConfig(), ...overrides } as losses.SFTConfig;
-      losses.validateSFTConfig(c);
-      return c as unknown as Record<string, unknown>;
-    }
-    case "ppo": {
-      const c = { ...losses.defaultPPOConfig(), ...overrides } as losses.PPOConfig;
-      losses.validatePPOConfig(c);
-      return c as unknown as Record<string, unknown>;
-    }
-  }
+  return RESOLVERS[kind](overrides) as Record<string, unknown>;
 }
 
-/**
- * `savePretrained` replaces its whole directory, which would delete the run's checkpoints and logs:
- * save into a staging folder inside `outputDir`, then move each file up (each rename is atomic),
- * as transformers' `trainer.save_model(output_dir)` leaves `checkpoint-N/` in place.
- */
-async function saveModelInto(outputDir: string, save: (dir: string) => Promise<void>): Promise<void> {
-  const staging = join(outputDir, `.final-model-tmp-${process.pid}`);
-  await rm(staging, { recursive: true, force: true });
-  await save(staging);
-  for (const name of await readdir(staging)) await rename(join(staging, name), join(outputDir, name));
-  await rm(staging, { recursive: true, force: true });
-}
+/** The causal-LM trainers by command (reward models train a classifier: see `runTraining`). */
+const CAUSAL_TRAINERS = {
+  sft: losses.SFTTrainer,
+  dpo: losses.DPOTrainer,
+  kto: losses.KTOTrainer,
+  orpo: losses.ORPOTrainer,
+  cpo: losses.CPOTrainer,
+  ppo: losses.PPOTrainer,
+} as const;
 
 interface TrainingRun {
   modelDir: string;
@@ -236,7 +300,7 @@ interface TrainingRun {
   samples: number;
   sampleMaxNewTokens: number;
   patience: number | undefined;
-  nanAction: "stop" | "warn";
+  nanAction: "stop" | "skip" | "warn";
 }
 
 async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> {
@@ -244,7 +308,7 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
   const outputDir = String(run.config["outputDir"]);
   const say = (line: string) => io.stdout.write(`${line}\n`);
   const warn = (line: string) => io.stderr.write(`${line}\n`);
-  const tokenizer = await AutoTokenizer.fromPretrained(run.modelDir);
+  const tokenizer = await fromModelDir(() => AutoTokenizer.fromPretrained(run.modelDir));
   const nanGuard = new NanGuardCallback({ action: run.nanAction, report: warn });
   const callbacks: Callback<any>[] = [
     new JsonlLogger(),
@@ -268,47 +332,37 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
   let trainer: { train(): Promise<TrainOutput>; state: { logHistory: Array<Record<string, number>> } };
   let dispose: () => void;
   if (kind === "reward") {
-    const model = await AutoModelForSequenceClassification.fromPretrained(run.modelDir, {
-      numLabels: 1,
-      seed: Number(run.config["seed"]),
-    });
+    const model = await fromModelDir(() =>
+      AutoModelForSequenceClassification.fromPretrained(run.modelDir, {
+        numLabels: 1,
+        seed: Number(run.config["seed"]),
+      }),
+    );
     const t = new losses.RewardTrainer({ ...common, model, args: run.overrides as Partial<losses.RewardConfig> });
     trainer = t;
     saveModel = (dir) => model.savePretrained(dir);
     dispose = () => model.dispose();
   } else {
-    const model = await AutoModelForCausalLM.fromPretrained(run.modelDir);
+    const model = await fromModelDir(() => AutoModelForCausalLM.fromPretrained(run.modelDir));
     const prompts = run.samples > 0 ? await datasetPrompts(run.dataset, run.samples) : [];
     const sample = () => generate(model, tokenizer, prompts, { maxNewTokens: run.sampleMaxNewTokens });
     if (prompts.length > 0) samples = (await sample()).map((g) => ({ prompt: g.prompt, before: g.completion }));
-    if (kind === "dpo") {
-      const t = new losses.DPOTrainer({ ...common, model, args: run.overrides as losses.DPOConfigInput });
-      trainer = t;
-      dispose = () => {
-        t.dispose();
-        model.dispose();
-      };
-    } else if (kind === "ppo") {
-      const rewardModel = await AutoModelForSequenceClassification.fromPretrained(run.rewardModelDir!, {
-        numLabels: 1,
-      });
-      const t = new losses.PPOTrainer({
-        ...common,
-        model,
-        rewardModel,
-        args: run.overrides as Partial<losses.PPOConfig>,
-      });
-      trainer = t;
-      dispose = () => {
-        t.dispose();
-        rewardModel.dispose();
-        model.dispose();
-      };
-    } else {
-      const t = new losses.SFTTrainer({ ...common, model, args: run.overrides as Partial<losses.SFTConfig> });
-      trainer = t;
-      dispose = () => model.dispose();
-    }
+    const rewardModel =
+      kind === "ppo"
+        ? await fromModelDir(() =>
+            AutoModelForSequenceClassification.fromPretrained(run.rewardModelDir!, { numLabels: 1 }),
+          )
+        : undefined;
+    const Trainer = CAUSAL_TRAINERS[kind as keyof typeof CAUSAL_TRAINERS] as unknown as new (
+      options: Record<string, unknown>,
+    ) => { train(): Promise<TrainOutput>; state: { logHistory: Array<Record<string, number>> }; dispose(): void };
+    const t = new Trainer({ ...common, model, ...(rewardModel ? { rewardModel } : {}) });
+    trainer = t;
+    dispose = () => {
+      t.dispose();
+      rewardModel?.dispose();
+      model.dispose();
+    };
     saveModel = async (dir) => {
       await model.savePretrained(dir);
       if (prompts.length > 0) {
@@ -318,8 +372,17 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
     };
   }
   try {
-    const out = await trainer.train();
-    await saveModelInto(outputDir, saveModel);
+    let out: TrainOutput;
+    try {
+      out = await trainer.train();
+    } catch (e) {
+      // A diverged run saves no model; its report still shows how it got there. The divergence is the
+      // error to report: a report that cannot be written (e.g. no metrics yet) must not hide it.
+      if (e instanceof DivergenceError) await writeReport(outputDir).catch(() => undefined);
+      throw e;
+    }
+    // savePretrained writes its own files and leaves checkpoint-N/, the logs and anything else in place
+    await saveModel(outputDir);
     const finalMetrics: Record<string, number> = {};
     for (const entry of trainer.state.logHistory) Object.assign(finalMetrics, entry);
     await writeModelCard(outputDir, {
@@ -333,7 +396,9 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
     if (samples.length > 0)
       await writeFileAtomic(join(outputDir, SAMPLES_FILE), `${JSON.stringify(samples, null, 2)}\n`);
     const report = await writeReport(outputDir);
-    say(`${kind}: ${out.globalStep} steps, train_loss=${out.trainingLoss}`);
+    say(
+      `${kind}: ${out.globalStep} steps${Number.isFinite(out.trainingLoss) ? `, train_loss=${out.trainingLoss}` : ""}`,
+    );
     say(`saved model and model card to ${resolve(outputDir)}`);
     say(`report: ${report.html} (${report.charts.length} charts)`);
   } finally {
@@ -532,6 +597,10 @@ export async function runCli(
     if (e instanceof CheckpointError) {
       io.stderr.write(`${prefix}: checkpoint error: ${oneLine(e.message)}\n`);
       return EXIT_CODES.checkpoint;
+    }
+    if (e instanceof DivergenceError) {
+      io.stderr.write(`${prefix}: ${oneLine(e.message)}\n`);
+      return EXIT_CODES.diverged;
     }
     if (e instanceof PrefkitError) {
       io.stderr.write(`${prefix}: ${e.name}: ${oneLine(e.message)}\n`);

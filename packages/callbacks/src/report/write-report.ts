@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { DatasetError } from "@prefkit/core";
-import { readRunMetrics, writeFileAtomic } from "../metrics-file.js";
+import { assertReplaceable, readRunMetrics, writeFileAtomic } from "../metrics-file.js";
 import { lineChartSpec, renderChart, type SeriesPoint } from "./charts.js";
 
 /** A chart of the report: which logged metrics it plots. */
@@ -30,7 +30,7 @@ export const DEFAULT_CHARTS: readonly ChartDefinition[] = [
   { name: "loss", title: "Loss", metrics: ["loss", "eval_loss"], yTitle: "loss" },
   {
     name: "rewards",
-    title: "DPO implicit rewards",
+    title: "Implicit rewards (DPO, KTO, ORPO, CPO)",
     metrics: [
       "rewards/chosen",
       "rewards/rejected",
@@ -43,11 +43,18 @@ export const DEFAULT_CHARTS: readonly ChartDefinition[] = [
   },
   {
     name: "reward_accuracies",
-    title: "DPO reward accuracy",
+    title: "Reward accuracy",
     metrics: ["rewards/accuracies", "eval_rewards/accuracies"],
     yTitle: "accuracy",
   },
-  { name: "kl", title: "PPO KL to the reference", metrics: ["objective/kl"], yTitle: "KL" },
+  { name: "kl", title: "KL to the reference", metrics: ["objective/kl", "kl", "eval_kl"], yTitle: "KL" },
+  {
+    name: "odds_ratio",
+    title: "ORPO log odds",
+    metrics: ["log_odds_ratio", "log_odds_chosen", "eval_log_odds_ratio", "eval_log_odds_chosen"],
+    yTitle: "log odds",
+  },
+  { name: "nll", title: "NLL term (ORPO, CPO)", metrics: ["nll_loss", "eval_nll_loss"], yTitle: "NLL" },
   {
     name: "scores",
     title: "PPO scores and RLHF reward",
@@ -149,6 +156,14 @@ export function seriesPoints(
   return out;
 }
 
+/** True for a `report.html` prefkit wrote (its generator tag, or the sections reports had before the tag). */
+export function isPrefkitReport(text: string): boolean {
+  return (
+    text.includes('<meta name="generator" content="prefkit">') ||
+    (text.includes("<h2>Final values</h2>") && text.includes(" log records, "))
+  );
+}
+
 /** Last finite value of every metric, for the summary table. */
 function finalValues(records: ReadonlyArray<Record<string, number>>): Array<[string, number, number]> {
   const last = new Map<string, [number, number]>();
@@ -165,10 +180,13 @@ function finalValues(records: ReadonlyArray<Record<string, number>>): Array<[str
  * run's `metrics.jsonl` (or the given records). Charts are drawn only for metrics that were logged
  * (see {@link DEFAULT_CHARTS}); the page also has a table of final values and, when
  * `<runDir>/samples.json` exists, the sample generations before and after training. Every file is
- * written atomically.
+ * written atomically, and an existing `report.html` only when prefkit wrote it.
  * @throws DatasetError when `metrics.jsonl` or `samples.json` is malformed (naming file and line).
+ * @throws ConfigError naming the file when `runDir` holds a `report.html` prefkit did not write.
  */
 export async function writeReport(runDir: string, options: WriteReportOptions = {}): Promise<ReportResult> {
+  const html = join(runDir, "report.html");
+  await assertReplaceable(html, isPrefkitReport);
   const records = options.records ?? (await readRunMetrics(runDir));
   const charts: WrittenChart[] = [];
   for (const def of options.charts ?? DEFAULT_CHARTS) {
@@ -183,7 +201,6 @@ export async function writeReport(runDir: string, options: WriteReportOptions = 
   }
   const samples = await readSamples(runDir);
   const title = options.title ?? `prefkit run ${basename(runDir)}`;
-  const html = join(runDir, "report.html");
   await writeFileAtomic(html, renderHtml(title, records, charts, samples));
   return { html, charts, records: records.length, samples: samples.length };
 }
@@ -216,6 +233,7 @@ function renderHtml(
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="generator" content="prefkit">
 <title>${escapeHtml(title)}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }

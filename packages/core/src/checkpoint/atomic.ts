@@ -12,7 +12,7 @@
  * replacement never landed, which it puts back.
  * @module
  */
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 /** Directory-name prefix of checkpoints (`checkpoint-<globalStep>`). */
@@ -20,7 +20,8 @@ export const CHECKPOINT_PREFIX = "checkpoint-";
 /** The file whose presence marks a complete checkpoint. */
 export const TRAINER_STATE_NAME = "trainer_state.json";
 
-const TEMP_RE = /^\.(tmp|old|del)-(.+)-(\d+)-\d+$/;
+/** Staging names {@link writeDirAtomically} gives checkpoints: `.tmp-checkpoint-N-<pid>-<ms>` (and `.old-`, `.del-`). */
+const TEMP_RE = /^\.(tmp|old|del)-(checkpoint-\d+)-(\d+)-(\d+)$/;
 
 /** A checkpoint found on disk. */
 export interface CheckpointEntry {
@@ -30,14 +31,37 @@ export interface CheckpointEntry {
   dir: string;
 }
 
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** When this process started (ms since the epoch). */
+const PROCESS_START_MS = Math.floor(performance.timeOrigin);
+
+/** Start time (ms since the epoch, ±1 s) of process `pid` from Linux's /proc, or undefined elsewhere. */
+async function processStartMs(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // Field 22 (starttime, in clock ticks since boot) counts from after the ")" that ends the command name.
+    const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+    const boot = /^btime (\d+)$/m.exec(await readFile("/proc/stat", "utf8"));
+    // USER_HZ is 100 on every Linux that Node runs on.
+    return boot && Number.isFinite(ticks) ? Number(boot[1]) * 1000 + ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True when the writer that stamped a staging name with `pid` at `stampMs` can no longer be running: the
+ * pid is gone, or it now belongs to a process that started after the stamp (pids are reused, and a resumed
+ * run in a fresh container or session often gets the same small pid as the killed one, even our own).
+ */
+async function writerIsGone(pid: number, stampMs: number): Promise<boolean> {
+  if (pid === process.pid) return stampMs < PROCESS_START_MS;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return true;
   }
+  const started = await processStartMs(pid);
+  return started !== undefined && started > stampMs + 2000;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -108,7 +132,8 @@ export async function latestCheckpoint(outputDir: string): Promise<string | unde
 }
 
 /**
- * Clean up after writers that died mid-save (hidden directories whose process is gone):
+ * Clean up after writers that died mid-save (hidden directories whose process is gone, including one
+ * whose pid now belongs to a newer process):
  * `.tmp-*` and `.del-*` are removed; an `.old-checkpoint-N-*` is renamed back to
  * `checkpoint-N` if that does not exist (the writer died between its two renames), else
  * removed. Returns the removed paths.
@@ -123,7 +148,7 @@ export async function cleanStaleCheckpointTemps(outputDir: string): Promise<stri
   const removed: string[] = [];
   for (const name of names) {
     const m = TEMP_RE.exec(name);
-    if (!m || isAlive(Number(m[3]))) continue;
+    if (!m || !(await writerIsGone(Number(m[3]), Number(m[4])))) continue;
     const original = join(outputDir, m[2]!);
     if (m[1] === "old" && !(await exists(original))) {
       await rename(join(outputDir, name), original);

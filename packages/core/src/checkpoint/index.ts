@@ -4,5 +4,6 @@
  * @module
  */
 export * from "./atomic.js";
+export * from "./output-dir.js";
 export * from "./safetensors.js";
 export * from "./training-checkpoint.js";

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { open, readFile, writeFile } from "node:fs/promises";
 import { CheckpointError } from "../errors/index.js";
 
 /** A tensor as raw data, the unit of the safetensors helpers. */
@@ -45,6 +45,23 @@ export async function writeSafetensors(
     pos += d.byteLength;
   }
   await writeFile(path, out);
+}
+
+/** The tensor names in a safetensors file, read from its header only. Throws a {@link CheckpointError} naming the file. */
+export async function readSafetensorsKeys(path: string): Promise<string[]> {
+  let fh: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    fh = await open(path, "r");
+    const len = Buffer.alloc(8);
+    await fh.read(len, 0, 8, 0);
+    const header = Buffer.alloc(Number(len.readBigUInt64LE(0)));
+    await fh.read(header, 0, header.length, 8);
+    return Object.keys(JSON.parse(header.toString("utf8")) as object).filter((k) => k !== "__metadata__");
+  } catch (e) {
+    throw new CheckpointError("cannot read the safetensors header", { file: path }, { cause: e });
+  } finally {
+    await fh?.close();
+  }
 }
 
 function bf16ToF32(src: Uint16Array): Float32Array {

@@ -1,9 +1,9 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { serializeTrainerState, parseTrainerState } from "../callbacks/state.js";
+import { parseTrainerState, serializePrefkitState, serializeTrainerState } from "../callbacks/state.js";
 import { tf } from "../engine/tf.js";
 import { CheckpointError } from "../errors/index.js";
-import type { TrainerState } from "../interfaces/callback.js";
+import type { TrainerControl, TrainerState } from "../interfaces/callback.js";
 import type { TrainableModel } from "../interfaces/task.js";
 import type { LRScheduler, LRSchedulerState } from "../optim/schedules.js";
 import type { Rng, RngState } from "../rng/index.js";
@@ -15,6 +15,7 @@ export const CHECKPOINT_FILES = {
   optimizer: "optimizer.safetensors",
   scheduler: "scheduler.json",
   trainerState: TRAINER_STATE_NAME,
+  prefkitState: "prefkit_state.json",
   rng: "rng_state.json",
   trainingArgs: "training_args.json",
 } as const;
@@ -27,8 +28,10 @@ export interface TrainingCheckpoint {
   optimizer: tf.Optimizer;
   /** The learning-rate schedule. */
   scheduler?: LRScheduler;
-  /** Trainer state (`trainer_state.json`). */
+  /** Trainer state (`trainer_state.json`, and what transformers' layout cannot hold in `prefkit_state.json`). */
   state: TrainerState;
+  /** The loop's control flags, saved as transformers does (`stateful_callbacks.TrainerControl`). */
+  control?: TrainerControl;
   /** The trainer's RNG. */
   rng?: Rng;
   /** The run config, saved as `training_args.json` for humans. */
@@ -55,11 +58,27 @@ function renameSlot(name: string, names: Map<string, string>): string {
   return name;
 }
 
+/** JSON as Python's `json.dumps(indent=2, sort_keys=True)` lays it out (transformers' files). */
+function sortedJson(value: unknown): string {
+  const sort = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (typeof v !== "object" || v === null) return v;
+    const o = v as Record<string, unknown>;
+    return Object.fromEntries(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, sort(o[k])]),
+    );
+  };
+  return `${JSON.stringify(sort(value), null, 2)}\n`;
+}
+
 /**
  * Write `finalDir` (`.../checkpoint-N`) atomically: model files via `savePretrained`, then
- * `optimizer.safetensors`, `scheduler.json`, `rng_state.json`, `training_args.json` and, last,
- * `trainer_state.json`. A process killed at any point leaves either the previous complete
- * checkpoint or the new complete one, never a half-written `checkpoint-N`.
+ * `optimizer.safetensors`, `scheduler.json`, `rng_state.json`, `training_args.json`,
+ * `prefkit_state.json` and, last, `trainer_state.json` (exactly transformers' `TrainerState` fields).
+ * A process killed at any point leaves either the previous complete checkpoint or the new complete
+ * one, never a half-written `checkpoint-N`.
  */
 export async function saveTrainingCheckpoint(finalDir: string, ckpt: TrainingCheckpoint): Promise<void> {
   await writeDirAtomically(finalDir, async (dir) => {
@@ -84,10 +103,9 @@ export async function saveTrainingCheckpoint(finalDir: string, ckpt: TrainingChe
     }
     if (ckpt.rng) await writeFile(join(dir, CHECKPOINT_FILES.rng), JSON.stringify(ckpt.rng.getState()));
     if (ckpt.args) await writeFile(join(dir, CHECKPOINT_FILES.trainingArgs), JSON.stringify(ckpt.args, null, 2));
-    await writeFile(
-      join(dir, CHECKPOINT_FILES.trainerState),
-      JSON.stringify(serializeTrainerState(ckpt.state), null, 2),
-    );
+    await writeFile(join(dir, CHECKPOINT_FILES.prefkitState), sortedJson(serializePrefkitState(ckpt.state)));
+    const options = ckpt.control ? { control: ckpt.control } : {};
+    await writeFile(join(dir, CHECKPOINT_FILES.trainerState), sortedJson(serializeTrainerState(ckpt.state, options)));
   });
 }
 
@@ -167,11 +185,18 @@ export interface RestoreTargets {
 /**
  * Restore model weights, optimizer state, schedule and RNG from `dir` and return the saved
  * {@link TrainerState}. Throws a {@link CheckpointError} naming the file on any problem.
+ *
+ * Checkpoints written before `prefkit_state.json` existed (their `trainer_state.json` carried
+ * `rng_state`, `num_update_steps_per_epoch` and prefkit's own `stateful_callbacks` layout) resume the
+ * same way: those keys are still read when `prefkit_state.json` is absent.
  */
 export async function loadTrainingCheckpoint(dir: string, targets: RestoreTargets): Promise<TrainerState> {
+  const prefkitFile = join(dir, CHECKPOINT_FILES.prefkitState);
   const state = parseTrainerState(
     await readJson(join(dir, CHECKPOINT_FILES.trainerState)),
     join(dir, CHECKPOINT_FILES.trainerState),
+    (await isFile(prefkitFile)) ? await readJson(prefkitFile) : undefined,
+    prefkitFile,
   );
   await loadModelWeights(targets.model, dir);
 

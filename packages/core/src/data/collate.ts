@@ -104,6 +104,11 @@ function margins(examples: readonly { margin?: number }[]): number[] | undefined
   return examples.every((e) => e.margin !== undefined) ? examples.map((e) => e.margin!) : undefined;
 }
 
+/** The prompts of the 2B rows of a pair batch: the chosen sequences', then the rejected ones'. */
+function pairPrompts(examples: readonly TokenizedPreference[]): number[][] {
+  return [...examples.map((e) => e.promptIds), ...examples.map((e) => e.rejectedPromptIds ?? e.promptIds)];
+}
+
 /**
  * Collate tokenised pairs for DPO: chosen and rejected concatenated into one batch of 2B rows (chosen first),
  * right-padded with `padTokenId`, with `attentionMask` and `completionMask` built from the lengths, so a pad id
@@ -111,7 +116,7 @@ function margins(examples: readonly { margin?: number }[]): number[] | undefined
  */
 export function collateDpo(examples: readonly TokenizedPreference[], options: CollateOptions): DpoBatch {
   checkBatch(examples.length, "collateDpo");
-  const prompts = [...examples.map((e) => e.promptIds), ...examples.map((e) => e.promptIds)];
+  const prompts = pairPrompts(examples);
   const completions = [...examples.map((e) => e.chosenIds), ...examples.map((e) => e.rejectedIds)];
   const { inputIds, attentionMask, completionMask } = padRows(prompts, completions, options);
   const batch: DpoBatch = {
@@ -133,7 +138,7 @@ export function collateDpo(examples: readonly TokenizedPreference[], options: Co
  */
 export function collateReward(examples: readonly TokenizedPreference[], options: CollateOptions): RewardBatch {
   checkBatch(examples.length, "collateReward");
-  const prompts = [...examples.map((e) => e.promptIds), ...examples.map((e) => e.promptIds)];
+  const prompts = pairPrompts(examples);
   const completions = [...examples.map((e) => e.chosenIds), ...examples.map((e) => e.rejectedIds)];
   const { inputIds, attentionMask } = padRows(prompts, completions, options);
   const lengths = prompts.map((p, i) => p.length + completions[i]!.length);

@@ -1,6 +1,7 @@
 import { DatasetError } from "../errors/index.js";
 import type { ChatMessage } from "../interfaces/index.js";
 import type { LoadedDataset } from "./load.js";
+import { keepIdenticalPair, sameMessage } from "./identical.js";
 import { type BadRowOptions, type DataReport, ReportBuilder } from "./report.js";
 import type {
   CompletionExample,
@@ -41,7 +42,16 @@ export type DatasetInput = LoadedDataset | readonly SourcedRow[];
 export interface PrepareOptions extends BadRowOptions {
   /** Force the format instead of detecting it. */
   format?: DatasetFormat;
+  /**
+   * Preference rows whose chosen and rejected are the same: `drop` (default: counted and reported, they
+   * carry no preference signal; a dataset of only such rows would hold the DPO loss at ln 2 forever),
+   * `error` (a {@link DatasetError} naming the row), or `keep`.
+   */
+  identicalPairs?: "drop" | "error" | "keep";
 }
+
+/** Message roles a conversation may use (TRL's and the chat templates'). */
+export const CHAT_ROLES: readonly string[] = Object.freeze(["system", "user", "assistant", "tool"]);
 
 /** The result of a prepare function: normalised examples, the format they had, and the counts. */
 export interface PreparedDataset<E> {
@@ -149,18 +159,48 @@ export function isConversation(value: unknown): value is Conversation {
   );
 }
 
-/** Why a field fails its style, or undefined if it is fine. */
-function fieldProblem(value: unknown, style: DatasetStyle): string | undefined {
-  if (value === undefined || value === null) return "missing";
-  if (style === "standard") return typeof value === "string" ? undefined : `expected a string, got ${typeName(value)}`;
-  if (!Array.isArray(value)) return `expected a list of {role, content} messages, got ${typeName(value)}`;
+/** What is wrong with a field of a row. */
+export interface FieldProblem {
+  /** Short reason, the key in the data report (`wrong type`, `unknown role`, …). */
+  reason: string;
+  /** The message for the error. */
+  detail: string;
+  /** The exact place, when finer than the column: `chosen[1].role`. */
+  at?: string;
+}
+
+/**
+ * What is wrong with one message list (`field` names it in the result), or undefined. Roles must be one of
+ * {@link CHAT_ROLES}: a typo such as "usr" would otherwise be rendered by the chat template as a turn of its
+ * own, or dropped, without a word.
+ */
+export function conversationProblem(value: readonly unknown[], field: string): FieldProblem | undefined {
   for (let i = 0; i < value.length; i++) {
     const m = value[i] as Partial<ChatMessage> | null;
-    if (typeof m !== "object" || m === null || Array.isArray(m)) return `message ${i} is not an object`;
-    if (typeof m.role !== "string") return `message ${i} has no string "role"`;
-    if (typeof m.content !== "string") return `message ${i} has no string "content"`;
+    if (typeof m !== "object" || m === null || Array.isArray(m)) {
+      return { reason: "wrong type", detail: `message ${i} is not an object` };
+    }
+    if (typeof m.role !== "string") return { reason: "wrong type", detail: `message ${i} has no string "role"` };
+    if (!CHAT_ROLES.includes(m.role)) {
+      return {
+        reason: "unknown role",
+        detail: `message ${i} has role ${JSON.stringify(m.role)}; expected one of ${CHAT_ROLES.join(", ")}`,
+        at: `${field}[${i}].role`,
+      };
+    }
+    if (typeof m.content !== "string") return { reason: "wrong type", detail: `message ${i} has no string "content"` };
   }
   return undefined;
+}
+
+/** Why a field fails its style, or undefined if it is fine. */
+function fieldProblem(value: unknown, style: DatasetStyle, field: string): FieldProblem | undefined {
+  if (value === undefined || value === null) return { reason: "missing field", detail: "missing field" };
+  const wrong = (detail: string): FieldProblem => ({ reason: "wrong type", detail });
+  if (style === "standard")
+    return typeof value === "string" ? undefined : wrong(`expected a string, got ${typeName(value)}`);
+  if (!Array.isArray(value)) return wrong(`expected a list of {role, content} messages, got ${typeName(value)}`);
+  return conversationProblem(value, field);
 }
 
 /** @internal "a string", "an array", "null": how a wrong value is named in an error. */
@@ -173,10 +213,6 @@ export function typeName(v: unknown): string {
 /** True when a completion carries no text at all. */
 export function isEmptyText(value: TextOrConversation): boolean {
   return typeof value === "string" ? value.trim() === "" : value.every((m) => m.content.trim() === "");
-}
-
-function sameMessage(a: ChatMessage, b: ChatMessage): boolean {
-  return a.role === b.role && a.content === b.content;
 }
 
 /**
@@ -222,11 +258,9 @@ export function checkFields(
   options: BadRowOptions,
 ): boolean {
   for (const field of fields) {
-    const problem = fieldProblem(row.data[field], style);
+    const problem = fieldProblem(row.data[field], style, field);
     if (problem === undefined) continue;
-    const reason = problem === "missing" ? "missing field" : "wrong type";
-    const detail = problem === "missing" ? "missing field" : problem;
-    builder.bad(options.onBadRow, row.source, reason, detail, field);
+    builder.bad(options.onBadRow, row.source, problem.reason, problem.detail, problem.at ?? field);
     return false;
   }
   return true;
@@ -247,9 +281,10 @@ export function withSource<E extends object>(example: E, source: RowSource): E &
 
 /**
  * Normalise a preference dataset (explicit or implicit prompt, either style) to {@link PreferenceExample}s.
- * Implicit prompts are extracted with {@link extractPrompt}. Malformed rows (missing field, wrong type,
- * empty completion, bad `margin`) throw a {@link DatasetError} naming file and row, or are dropped and
- * counted with `onBadRow: "skip"`.
+ * Implicit prompts are extracted with {@link extractPrompt}. Malformed rows (missing field, wrong type, a
+ * message role outside {@link CHAT_ROLES}, empty completion, bad `margin`) throw a {@link DatasetError}
+ * naming file, row and field, or are dropped and counted with `onBadRow: "skip"`. Rows whose chosen and
+ * rejected are the same are dropped and counted by default (`identicalPairs`).
  * @throws DatasetError for an empty dataset, a non-preference dataset, or (by default) a malformed row.
  */
 export function preparePreferenceDataset(
@@ -274,6 +309,7 @@ export function preparePreferenceDataset(
     const margin = checkMargin(row, builder, options);
     if (margin === false) continue;
     const d = row.data as Record<string, TextOrConversation>;
+    if (!keepIdenticalPair(d["chosen"]!, d["rejected"]!, row.source, builder, options.identicalPairs)) continue;
     const ex: PreferenceExample =
       format.kind === "preference"
         ? { prompt: d["prompt"]!, chosen: d["chosen"]!, rejected: d["rejected"]! }

@@ -1,4 +1,5 @@
-import type { DatasetInput, PreparedDataset } from "./formats.js";
+import type { DatasetInput, PreparedDataset, PrepareOptions } from "./formats.js";
+import { keepIdenticalPair } from "./identical.js";
 import { type BadRowOptions, ReportBuilder } from "./report.js";
 import type { Conversation, PreferenceExample, SourcedRow } from "./types.js";
 import { DatasetError } from "../errors/index.js";
@@ -31,7 +32,7 @@ function commonPrefixLength(a: string, b: string): number {
 }
 
 /** Options of {@link convertHhRlhf}. */
-export interface HhRlhfOptions extends BadRowOptions {
+export interface HhRlhfOptions extends BadRowOptions, Pick<PrepareOptions, "identicalPairs"> {
   /**
    * Keep pairs whose final assistant turn is empty (a few HH-RLHF pairs prefer an empty reply). With a chat
    * template the empty turn still tokenises to its end-of-turn tokens. Default false: dropped as `empty completion`.
@@ -47,7 +48,8 @@ export interface HhRlhfOptions extends BadRowOptions {
  * Rows are dropped (counted by reason in the report) when: a field is missing or not a string, the
  * transcripts share no "\n\nAssistant:" (`no shared prompt`), they diverge before the final assistant turn
  * (`diverge before final turn`: what remains is more than one assistant turn), the prompt does not end on a
- * user turn, or a final turn is empty (unless `keepEmptyCompletions`). With `onBadRow: "error"` the first such
+ * user turn, or a final turn is empty (unless `keepEmptyCompletions`), or chosen and rejected are the same
+ * (`identicalPairs`, dropped by default). With `onBadRow: "error"` the first such
  * row throws instead. The default here is `skip`, since real HH-RLHF files contain a few such rows.
  * @throws DatasetError for an empty input or when no row converts.
  */
@@ -77,6 +79,7 @@ export function convertHhRlhf(
       );
       continue;
     }
+    if (!keepIdenticalPair(chosen, rejected, row.source, builder, options.identicalPairs)) continue;
     const common = chosen.slice(0, commonPrefixLength(chosen, rejected));
     const cut = common.lastIndexOf(ASSISTANT);
     if (cut < 0) {

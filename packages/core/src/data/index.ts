@@ -8,10 +8,13 @@
  */
 export * from "./types.js";
 export { type BadRowOptions, type DataReport, type DroppedRow, droppedCount, formatDataReport } from "./report.js";
+export * from "./lines.js";
 export * from "./load.js";
 export * from "./formats.js";
+export { IDENTICAL_PAIR_REASON, sameCompletion } from "./identical.js";
 export * from "./hh-rlhf.js";
 export * from "./tokenize.js";
+export * from "./truncate.js";
 export * from "./collate.js";
 export * from "./sampling.js";
 export * from "./pipeline.js";

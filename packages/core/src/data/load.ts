@@ -1,8 +1,9 @@
+import { isUtf8 } from "node:buffer";
 import { createReadStream } from "node:fs";
-import { open, readFile } from "node:fs/promises";
-import { createInterface } from "node:readline";
+import { open, readFile, stat } from "node:fs/promises";
 import { gunzipSync, createGunzip } from "node:zlib";
 import { DatasetError } from "../errors/index.js";
+import { DEFAULT_MAX_LINE_BYTES, readLines } from "./lines.js";
 import { type BadRowOptions, type DataReport, ReportBuilder } from "./report.js";
 import type { RowSource, SourcedRow } from "./types.js";
 
@@ -20,7 +21,15 @@ export interface LoadDatasetOptions extends BadRowOptions {
   field?: string;
   /** Stop after this many rows (useful for smoke tests). */
   limit?: number;
+  /**
+   * JSON Lines: the longest line accepted, in bytes (default 16 MiB, {@link DEFAULT_MAX_LINE_BYTES}). A longer
+   * line stops the load with a {@link DatasetError} naming file and line, before it is read whole.
+   */
+  maxLineBytes?: number;
 }
+
+/** The largest JSON (not JSON Lines) file read as one document: V8 strings cannot hold much more. */
+export const MAX_JSON_DOCUMENT_BYTES = 500 * 1024 * 1024;
 
 /** A loaded dataset: the rows with their provenance, the resolved layout and the load report. */
 export interface LoadedDataset {
@@ -89,27 +98,40 @@ async function resolveFormat(path: string, field: string | undefined): Promise<D
   return gz ? "jsonl.gz" : "jsonl";
 }
 
+/** Options of {@link streamJsonl}. */
+export interface StreamJsonlOptions {
+  /** Gunzip the file; detected from the magic bytes when absent. */
+  gzip?: boolean;
+  /** What to do with a line that is valid JSON but not an object. Default `error`. */
+  onBadRow?: "error" | "skip";
+  /** Told about every line dropped under `onBadRow: "skip"`. */
+  onDrop?: (source: RowSource, reason: string) => void;
+  /** Told about every line that is not valid UTF-8 (its bad bytes were read as U+FFFD). */
+  onInvalidUtf8?: (source: RowSource) => void;
+  /** Longest line accepted, in bytes. Default {@link DEFAULT_MAX_LINE_BYTES}. */
+  maxLineBytes?: number;
+}
+
 /**
  * Stream a JSON Lines file (optionally gzip-compressed) row by row without reading it whole.
- * Blank lines are skipped; row numbers are 1-based line numbers. A line that is not valid JSON
- * always throws a {@link DatasetError} naming file and row; a line that is valid JSON but not
- * an object follows `onBadRow`.
+ * Blank lines are skipped; row numbers are 1-based line numbers. A line longer than `maxLineBytes` or
+ * not valid JSON always throws a {@link DatasetError} naming file and row; a line that is valid JSON but
+ * not an object follows `onBadRow`; a line that is not valid UTF-8 is reported to `onInvalidUtf8`.
  * @param path File to read.
- * @param options `gzip` forces (de)compression; otherwise it is detected from the magic bytes.
+ * @param options Decompression, bad-row policy, callbacks and the line cap.
  */
-export async function* streamJsonl(
-  path: string,
-  options: { gzip?: boolean; onBadRow?: "error" | "skip"; onDrop?: (source: RowSource, reason: string) => void } = {},
-): AsyncGenerator<SourcedRow> {
+export async function* streamJsonl(path: string, options: StreamJsonlOptions = {}): AsyncGenerator<SourcedRow> {
   const gz = options.gzip ?? (await isGzip(path));
-  const raw = createReadStream(path);
-  const input = gz ? raw.pipe(createGunzip()) : raw;
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   let lineNo = 0;
   try {
-    for await (const line of lines) {
-      lineNo++;
+    for await (const fileLine of readLines(path, {
+      gzip: gz,
+      maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+    })) {
+      lineNo = fileLine.lineNo;
+      const line = fileLine.text;
       if (line.trim() === "") continue;
+      if (!fileLine.validUtf8) options.onInvalidUtf8?.({ file: path, row: lineNo });
       const source: RowSource = { file: path, row: lineNo };
       let value: unknown;
       try {
@@ -129,10 +151,30 @@ export async function* streamJsonl(
   } catch (err) {
     if (err instanceof DatasetError) throw err;
     throw readError(path, err, lineNo);
-  } finally {
-    lines.close();
-    raw.destroy();
   }
+}
+
+/** 1-based numbers of the lines of `bytes` that are not valid UTF-8. */
+function invalidUtf8Lines(bytes: Buffer): number[] {
+  if (isUtf8(bytes)) return [];
+  const out: number[] = [];
+  for (let start = 0, line = 1; start <= bytes.length; line++) {
+    const nl = bytes.indexOf(0x0a, start);
+    const end = nl < 0 ? bytes.length : nl;
+    if (!isUtf8(bytes.subarray(start, end))) out.push(line);
+    start = end + 1;
+  }
+  return out;
+}
+
+/** Reads a whole JSON document, refusing files too large for one string; notes lines that are not UTF-8. */
+async function readJsonDocument(path: string, gz: boolean): Promise<{ text: string; invalidUtf8: number[] }> {
+  const size = (await stat(path)).size;
+  if (!gz && size > MAX_JSON_DOCUMENT_BYTES) throw new RangeError(`${size} bytes`);
+  const buf = await readFile(path);
+  // maxOutputLength makes gunzip stop (RangeError) instead of inflating past what a string can hold
+  const bytes = gz ? gunzipSync(buf, { maxOutputLength: MAX_JSON_DOCUMENT_BYTES }) : buf;
+  return { text: bytes.toString("utf8"), invalidUtf8: invalidUtf8Lines(bytes) };
 }
 
 /**
@@ -152,6 +194,7 @@ export async function loadDataset(path: string, options: LoadDatasetOptions = {}
   const builder = new ReportBuilder("load");
   const rows: SourcedRow[] = [];
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  const invalidUtf8: number[] = [];
   if (format === "jsonl" || format === "jsonl.gz") {
     const stream = streamJsonl(path, {
       gzip: format === "jsonl.gz",
@@ -160,6 +203,8 @@ export async function loadDataset(path: string, options: LoadDatasetOptions = {}
         builder.report.rowsIn++;
         builder.drop(source, reason);
       },
+      onInvalidUtf8: (source) => invalidUtf8.push(source.row),
+      ...(options.maxLineBytes !== undefined ? { maxLineBytes: options.maxLineBytes } : {}),
     });
     for await (const row of stream) {
       builder.report.rowsIn++;
@@ -169,9 +214,17 @@ export async function loadDataset(path: string, options: LoadDatasetOptions = {}
   } else {
     let text: string;
     try {
-      const buf = await readFile(path);
-      text = (format === "json.gz" ? gunzipSync(buf) : buf).toString("utf8");
+      const doc = await readJsonDocument(path, format === "json.gz");
+      text = doc.text;
+      invalidUtf8.push(...doc.invalidUtf8);
     } catch (err) {
+      if (err instanceof RangeError) {
+        throw new DatasetError(
+          `too large to read as one JSON document (over ${MAX_JSON_DOCUMENT_BYTES / (1024 * 1024)} MB): use JSON Lines (one row per line)`,
+          { file: path },
+          { cause: err },
+        );
+      }
       throw readError(path, err);
     }
     let value: unknown;
@@ -209,6 +262,13 @@ export async function loadDataset(path: string, options: LoadDatasetOptions = {}
     );
   }
   builder.report.rowsOut = rows.length;
+  if (invalidUtf8.length > 0) {
+    builder.report.invalidUtf8 = { lines: invalidUtf8.length, first: invalidUtf8[0]! };
+    (options.warn ?? console.warn)(
+      `${path}: ${invalidUtf8.length} line(s) are not valid UTF-8 (first: line ${invalidUtf8[0]}); ` +
+        "their invalid bytes were read as U+FFFD",
+    );
+  }
   return { file: path, format, rows, report: builder.finish(options.warn) };
 }
 

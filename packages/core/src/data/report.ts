@@ -25,6 +25,8 @@ export interface DataReport {
   droppedRows: DroppedRow[];
   /** Rows that were kept but truncated (tokenisation only; 0 elsewhere). */
   truncated: number;
+  /** Lines that were not valid UTF-8 (loading only, and only when there were some): how many, and the first. */
+  invalidUtf8?: { lines: number; first: number };
 }
 
 /** Options shared by every stage that can drop rows. */

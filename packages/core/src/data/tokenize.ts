@@ -12,26 +12,10 @@ import type {
   TokenizedUnpaired,
   UnpairedExample,
 } from "./types.js";
-
-/** TRL's `max_length` default. */
-const DEFAULT_MAX_LENGTH = 1024;
+import { DEFAULT_MAX_LENGTH, type TruncatedRow, type TruncationOptions, truncateRow } from "./truncate.js";
 
 /** Options of {@link tokenizePreferenceDataset} and {@link tokenizeCompletionDataset}. */
-export interface TokenizeOptions extends BadRowOptions {
-  /**
-   * Maximum prompt+completion length in tokens (TRL `max_length`, default 1024; `null` disables).
-   * Completions are truncated keeping their start; rows whose prompt alone reaches it are dropped and counted.
-   */
-  maxLength?: number | null;
-  /** Maximum prompt length (TRL `max_prompt_length`); longer prompts keep their END. Default: none. */
-  maxPromptLength?: number | null;
-  /** Maximum completion length (TRL `max_completion_length`); longer completions keep their start. Default: none. */
-  maxCompletionLength?: number | null;
-  /**
-   * What to do with a row longer than `maxLength`: `truncate` (default, DPO/SFT) or `drop` (reward modelling,
-   * where TRL drops rather than truncates). Either way a prompt that alone reaches `maxLength` is dropped.
-   */
-  overlong?: "truncate" | "drop";
+export interface TokenizeOptions extends BadRowOptions, TruncationOptions {
   /**
    * When the rendered prompt's tokens are not a prefix of the rendered prompt+completion's tokens (a template
    * that is not prefix-preserving, e.g. Qwen3's `<think>` handling): `error` (default) throws a
@@ -67,6 +51,66 @@ function startsWith(ids: readonly number[], prefix: readonly number[]): boolean 
   return true;
 }
 
+/** Texts up to this many characters per needed token (plus {@link LONG_TEXT_SLACK}) are encoded whole. */
+const CHARS_PER_TOKEN_BOUND = 32;
+/** Characters always encoded whole, whatever the limit. */
+const LONG_TEXT_SLACK = 4096;
+/** A probe must give this many tokens beyond the limit, so that the cut cannot reach the tokens kept. */
+const PROBE_MARGIN = 8;
+
+/** Where to cut `text` near `at` without splitting a word (or a surrogate pair) when it can be helped. */
+function cutPoint(text: string, at: number, side: "head" | "tail"): number {
+  const space = side === "head" ? text.lastIndexOf(" ", at) : text.indexOf(" ", at);
+  // head: cut before a space; tail: start right after one (both are word boundaries for every tokenizer)
+  const near = side === "head" ? space > at / 2 : space >= 0 && space < at + (text.length - at) / 2;
+  let cut = near ? (side === "head" ? space : space + 1) : at;
+  const code = text.charCodeAt(cut - 1);
+  if (code >= 0xd800 && code <= 0xdbff) cut--;
+  return cut;
+}
+
+function sameRange(a: readonly number[], b: readonly number[], n: number, fromEnd: boolean): boolean {
+  if (a.length < n || b.length < n) return false;
+  for (let i = 0; i < n; i++) {
+    if ((fromEnd ? a[a.length - 1 - i] : a[i]) !== (fromEnd ? b[b.length - 1 - i] : b[i])) return false;
+  }
+  return true;
+}
+
+/**
+ * The tokens of a long `text` that a limit of `limit` tokens can keep, without tokenising all of it: the
+ * first `limit + 1` (`side: "head"`) or the last `limit + 1` (`"tail"`) tokens of `encode(text)`, or all of
+ * them when there are no more. One more than the limit is returned so the caller still sees that the text
+ * was longer and truncates (and counts) it as usual.
+ *
+ * Texts shorter than 32 characters per kept token (plus 4096) are encoded whole. Longer ones are
+ * encoded from a piece cut at a word boundary, growing 4× until the piece yields more than `limit` tokens
+ * and a piece twice as long agrees on the tokens kept (so a merge across the cut cannot change them);
+ * otherwise the whole text is encoded. A 10 MB row cut to 1024 tokens costs a few thousand characters of
+ * tokenisation instead of ten million.
+ */
+export function encodeLimited(
+  text: string,
+  limit: number | null | undefined,
+  side: "head" | "tail",
+  encode: (text: string) => number[],
+): number[] {
+  if (limit == null || text.length <= CHARS_PER_TOKEN_BOUND * (limit + 1) + LONG_TEXT_SLACK) return encode(text);
+  const keep = limit + 1;
+  const piece = (chars: number) =>
+    side === "head"
+      ? text.slice(0, cutPoint(text, chars, "head"))
+      : text.slice(cutPoint(text, text.length - chars, "tail"));
+  for (let chars = Math.max(LONG_TEXT_SLACK, 8 * keep); 2 * chars < text.length; chars *= 4) {
+    const ids = encode(piece(chars));
+    if (ids.length < keep + PROBE_MARGIN) continue;
+    if (sameRange(ids, encode(piece(2 * chars)), keep, side === "tail")) {
+      return side === "head" ? ids.slice(0, keep) : ids.slice(ids.length - keep);
+    }
+  }
+  return encode(text);
+}
+
 /** A row-level problem: a reason key for the report and a message for the error. */
 class RowProblem {
   constructor(
@@ -80,11 +124,35 @@ class RowProblem {
 /** Shared tokenisation state: the tokenizer, its special prefix, and the resolved options. */
 class Encoder {
   readonly prefix: number[];
+  /** The most tokens of a completion that can survive truncation (`maxLength`, `maxCompletionLength`). */
+  readonly completionLimit: number | undefined;
+  /** The most tokens of a prompt that matter: the end kept by `maxPromptLength`, or the drop test at `maxLength`. */
+  readonly promptLimit: { side: "head" | "tail"; limit: number } | undefined;
   constructor(
     readonly tokenizer: TokenizerLike,
     readonly options: TokenizeOptions,
   ) {
     this.prefix = specialPrefixIds(tokenizer);
+    // keep_end keeps a row's last tokens, so its text cannot be cut from the start before tokenising
+    const maxLength =
+      options.truncationMode === "keep_end"
+        ? null
+        : options.maxLength === undefined
+          ? DEFAULT_MAX_LENGTH
+          : options.maxLength;
+    const limits = [maxLength, options.maxCompletionLength].filter((x): x is number => x != null);
+    this.completionLimit = limits.length > 0 ? Math.min(...limits) : undefined;
+    this.promptLimit =
+      options.maxPromptLength != null
+        ? { side: "tail", limit: options.maxPromptLength }
+        : maxLength != null
+          ? { side: "head", limit: maxLength }
+          : undefined;
+  }
+
+  /** {@link encode}, of only the part of a long text the limits can keep (see {@link encodeLimited}). */
+  encodeUpTo(text: string, limit: number | undefined, side: "head" | "tail" = "head"): number[] {
+    return encodeLimited(text, limit, side, (t) => this.encode(t));
   }
 
   /** Encode without special tokens, then add the post-processor's prefix unless the text already starts with it (no doubled BOS). */
@@ -115,10 +183,11 @@ class Encoder {
 
   /** Standard style: prompt with special tokens, completion without, plus eos (as TRL for non-conversational). */
   standardPrompt(prompt: string): number[] {
-    return this.encode(prompt);
+    return this.encodeUpTo(prompt, this.promptLimit?.limit, this.promptLimit?.side);
   }
   standardCompletion(completion: string): number[] {
-    return [...this.tokenizer.encode(completion, { addSpecialTokens: false }), this.eos()];
+    const encode = (t: string) => this.tokenizer.encode(t, { addSpecialTokens: false });
+    return [...encodeLimited(completion, this.completionLimit, "head", encode), this.eos()];
   }
 
   /** Conversational style: render prompt and prompt+completion, split in token space, check the prefix property. */
@@ -129,10 +198,13 @@ class Encoder {
     const endsOnAssistant = prompt.at(-1)?.role === "assistant";
     const addGen = !endsOnAssistant && completion[0]?.role === "assistant";
     const text = this.render(prompt, addGen, "prompt");
-    return { text, ids: this.encode(text) };
+    // the prompt's ids must be a prefix of the full render's, so only its head may be cut short
+    const head = this.promptLimit?.side === "head" ? this.promptLimit.limit : undefined;
+    return { text, ids: this.encodeUpTo(text, head) };
   }
   conversationalCompletion(prompt: Conversation, promptIds: number[], completion: Conversation, field: string) {
-    const full = this.encode(this.render([...prompt, ...completion], false, field));
+    const limit = this.completionLimit === undefined ? undefined : promptIds.length + this.completionLimit;
+    const full = this.encodeUpTo(this.render([...prompt, ...completion], false, field), limit);
     if (!startsWith(full, promptIds)) {
       throw new RowProblem(
         "prompt not a token prefix",
@@ -145,44 +217,20 @@ class Encoder {
     return full.slice(promptIds.length);
   }
 
-  /** Apply maxPromptLength / maxCompletionLength / maxLength. Returns undefined when the row must be dropped. */
+  /** {@link truncateRow} with the report: a dropped row is counted and gives undefined. */
   truncate(
     promptIds: number[],
     completions: number[][],
     builder: ReportBuilder,
     source: RowSource | undefined,
-  ): { promptIds: number[]; completions: number[][] } | undefined {
-    const { maxPromptLength, maxCompletionLength } = this.options;
-    const maxLength = this.options.maxLength === undefined ? DEFAULT_MAX_LENGTH : this.options.maxLength;
-    let truncated = false;
-    if (maxPromptLength != null && promptIds.length > maxPromptLength) {
-      promptIds = promptIds.slice(promptIds.length - maxPromptLength);
-      truncated = true;
+  ): TruncatedRow | undefined {
+    const cut = truncateRow(promptIds, completions, this.options);
+    if ("dropReason" in cut) {
+      builder.drop(source, cut.dropReason);
+      return undefined;
     }
-    if (maxCompletionLength != null) {
-      completions = completions.map((c) => {
-        if (c.length <= maxCompletionLength) return c;
-        truncated = true;
-        return c.slice(0, maxCompletionLength);
-      });
-    }
-    if (maxLength != null) {
-      if (promptIds.length >= maxLength) {
-        builder.drop(source, "prompt reaches maxLength");
-        return undefined;
-      }
-      const room = maxLength - promptIds.length;
-      if (completions.some((c) => c.length > room)) {
-        if (this.options.overlong === "drop") {
-          builder.drop(source, "exceeds maxLength");
-          return undefined;
-        }
-        truncated = true;
-        completions = completions.map((c) => (c.length > room ? c.slice(0, room) : c));
-      }
-    }
-    if (truncated) builder.report.truncated++;
-    return { promptIds, completions };
+    if (cut.truncated) builder.report.truncated++;
+    return cut;
   }
 }
 
@@ -232,8 +280,10 @@ function tokenizeOnePreference(enc: Encoder, ex: PreferenceExample): TokenizedPr
  * tokens, completion ids without, plus eos. Special tokens are never doubled: the post-processor's prefix
  * (e.g. BOS) is only added when the text does not already start with it.
  *
- * Then `maxPromptLength` (keep the end), `maxCompletionLength` and `maxLength` (keep the start; default 1024)
- * apply; rows whose prompt alone reaches `maxLength` are dropped and counted.
+ * Then `maxPromptLength` (keep the end), `maxCompletionLength` and `maxLength` (default 1024) apply. With
+ * `truncationMode` `keep_start` (default) completions keep their start and rows whose prompt alone reaches
+ * `maxLength` are dropped and counted; with `keep_end` each sequence keeps its last `maxLength` tokens and the
+ * rejected sequence's prompt goes to `rejectedPromptIds` when it differs from the chosen one's.
  * @throws DatasetError naming file and row for a bad row (unless `onBadRow: "skip"`) or a prefix mismatch
  * (unless `onPrefixMismatch: "skip"`), and when every row is dropped.
  */
@@ -250,8 +300,9 @@ export function tokenizePreferenceDataset(
       const t = tokenizeOnePreference(enc, ex);
       return { promptIds: t.promptIds, completions: [t.chosenIds, t.rejectedIds] };
     },
-    (ex, promptIds, [chosenIds, rejectedIds]) => {
-      const row: TokenizedPreference = { promptIds, chosenIds: chosenIds!, rejectedIds: rejectedIds! };
+    (ex, [promptIds, rejectedPromptIds], [chosenIds, rejectedIds]) => {
+      const row: TokenizedPreference = { promptIds: promptIds!, chosenIds: chosenIds!, rejectedIds: rejectedIds! };
+      if (rejectedPromptIds!.length !== promptIds!.length) row.rejectedPromptIds = rejectedPromptIds!;
       if (ex.margin !== undefined) row.margin = ex.margin;
       return row;
     },
@@ -274,7 +325,10 @@ export function tokenizeCompletionDataset(
     tokenizer,
     options,
     (enc, ex) => tokenizeOneCompletion(enc, ex, true),
-    (_ex, promptIds, [completionIds]): TokenizedCompletion => ({ promptIds, completionIds: completionIds! }),
+    (_ex, [promptIds], [completionIds]): TokenizedCompletion => ({
+      promptIds: promptIds!,
+      completionIds: completionIds!,
+    }),
   );
 }
 
@@ -295,8 +349,8 @@ export function tokenizeUnpairedDataset(
     tokenizer,
     options,
     (enc, ex) => tokenizeOneCompletion(enc, ex, false),
-    (ex, promptIds, [completionIds]): TokenizedUnpaired => ({
-      promptIds,
+    (ex, [promptIds], [completionIds]): TokenizedUnpaired => ({
+      promptIds: promptIds!,
       completionIds: completionIds!,
       label: ex.label,
     }),
@@ -318,7 +372,7 @@ function tokenizeOneCompletion(
   if (isConv(prompt) && isConv(completion)) {
     if (emptyPromptIsText && prompt.length === 0) {
       promptIds = [];
-      completionIds = enc.encode(enc.render(completion, false, "completion"));
+      completionIds = enc.encodeUpTo(enc.render(completion, false, "completion"), enc.completionLimit);
     } else {
       promptIds = enc.conversationalPrompt(prompt, completion).ids;
       completionIds = enc.conversationalCompletion(prompt, promptIds, completion, "completion");
@@ -326,7 +380,7 @@ function tokenizeOneCompletion(
   } else if (typeof prompt === "string" && typeof completion === "string") {
     if (emptyPromptIsText && prompt === "") {
       promptIds = [];
-      completionIds = [...enc.encode(completion), enc.eos()];
+      completionIds = [...enc.encodeUpTo(completion, enc.completionLimit), enc.eos()];
     } else {
       promptIds = enc.standardPrompt(prompt);
       completionIds = enc.standardCompletion(completion);
@@ -349,7 +403,7 @@ function tokenizeEach<E extends { source?: RowSource }, T extends { source?: Row
   tokenizer: TokenizerLike,
   options: TokenizeOptions,
   tokenizeOne: (enc: Encoder, ex: E) => { promptIds: number[]; completions: number[][] },
-  build: (ex: E, promptIds: number[], completions: number[][]) => T,
+  build: (ex: E, prompts: number[][], completions: number[][]) => T,
 ): TokenizedDataset<T> {
   const enc = new Encoder(tokenizer, options);
   const builder = new ReportBuilder("tokenize");
@@ -365,7 +419,7 @@ function tokenizeEach<E extends { source?: RowSource }, T extends { source?: Row
     }
     const cut = enc.truncate(t.promptIds, t.completions, builder, ex.source);
     if (cut === undefined) continue;
-    const row = build(ex, cut.promptIds, cut.completions);
+    const row = build(ex, cut.prompts, cut.completions);
     if (ex.source !== undefined) row.source = ex.source;
     out.push(row);
   }

@@ -52,14 +52,29 @@ export interface CompletionExample<T extends TextOrConversation = TextOrConversa
   source?: RowSource;
 }
 
-/** A tokenised preference pair. Full sequences are `promptIds ++ chosenIds` and `promptIds ++ rejectedIds`. */
+/**
+ * Which end of an over-long prompt + completion `maxLength` keeps (TRL's `truncation_mode`): `keep_start`
+ * cuts the end of the completion, `keep_end` keeps the last `maxLength` tokens (cutting the prompt's start).
+ */
+export type TruncationMode = "keep_start" | "keep_end";
+
+/**
+ * A tokenised preference pair. Full sequences are `promptIds ++ chosenIds` and
+ * `(rejectedPromptIds ?? promptIds) ++ rejectedIds`.
+ */
 export interface TokenizedPreference {
-  /** Prompt token ids (shared by both sequences). */
+  /** Prompt token ids (shared by both sequences unless `rejectedPromptIds` is set). */
   promptIds: number[];
   /** Chosen completion token ids. */
   chosenIds: number[];
   /** Rejected completion token ids. */
   rejectedIds: number[];
+  /**
+   * The rejected sequence's prompt when it differs from `promptIds` (then the chosen one's): `keep_end`
+   * truncation keeps the last `maxLength` tokens of each sequence separately, as TRL's
+   * `DataCollatorForPreference`, so two completions of different lengths keep different prompt tails.
+   */
+  rejectedPromptIds?: number[];
   /** Optional per-row reward margin. */
   margin?: number;
   /** Provenance. */

@@ -64,3 +64,26 @@ export class DatasetError extends PrefkitError {}
 
 /** The engine (TensorFlow.js backend, kernel plugin) could not be set up as requested. */
 export class EngineError extends PrefkitError {}
+
+/**
+ * Training diverged: the loss, the gradient norm or the weights stopped being finite. The step that
+ * produced it was not applied and nothing was saved after it, so the newest checkpoint is the last good one.
+ */
+export class DivergenceError extends PrefkitError {
+  /**
+   * @param message what went wrong, starting with the step.
+   * @param step the optimizer step (1-based) whose value was not finite.
+   * @param metric `loss`, `grad_norm` or `weights`.
+   * @param value the non-finite value (NaN for weights).
+   * @param location the output directory, when known.
+   */
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly metric: string,
+    readonly value: number,
+    location: ErrorLocation = {},
+  ) {
+    super(message, location);
+  }
+}

@@ -46,7 +46,10 @@ export interface PreferenceInputs {
   chosenNll: tf.Scalar;
   /** Token-mean negative log-likelihood of the chosen rows' prompt AND completion tokens (ORPO's NLL term). */
   chosenSequenceNll: tf.Scalar;
-  /** WPO's per-pair weights (`useWeighting`), [B], without gradient; absent when off. */
+  /**
+   * WPO's per-pair weights w_c·w_r (`useWeighting`), [B], without gradient; absent when off. The built-in DPO
+   * losses multiply their per-pair losses by them (TRL's `use_weighting`); a custom loss applies them itself.
+   */
   policyWeights?: tf.Tensor1D;
 }
 

@@ -139,6 +139,12 @@ export interface TrainingArgs {
    * @defaultValue undefined
    */
   resumeFromCheckpoint: string | boolean | undefined;
+  /**
+   * Replace an earlier run in `outputDir` (its `checkpoint-N/`, logs, reports and final model files; nothing
+   * else). Without it, a fresh run into a directory holding one is refused.
+   * @defaultValue false
+   */
+  overwriteOutputDir: boolean;
 }
 
 /**

@@ -29,6 +29,7 @@ export const DEFAULT_TRAINING_ARGS: Readonly<TrainingArgs> = Object.freeze({
   seed: 42,
   perDeviceTrainBatchSize: 8,
   resumeFromCheckpoint: undefined,
+  overwriteOutputDir: false,
 });
 
 function positiveInt(args: TrainingArgs, field: keyof TrainingArgs): void {

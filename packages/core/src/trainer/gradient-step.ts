@@ -124,6 +124,8 @@ export async function accumulateGradients<TMicro>(
   if (!(total > 0)) throw new ConfigError(`batch weights must sum to > 0, got ${total}`, { field: "batchWeight" });
   const accum: tf.NamedTensorMap = {};
   const result: AccumulatedGradients = { grads: accum, loss: 0, metrics: {}, microMetrics: [], numTokens: 0 };
+  const presentShares = new Map<string, number>();
+  let allShares = 0;
   try {
     for (let i = 0; i < microBatches.length; i++) {
       const share = weights[i]! / total;
@@ -147,8 +149,10 @@ export async function accumulateGradients<TMicro>(
       for (const [k, m] of Object.entries(captured)) {
         micro[k] = scalarValue(m);
         result.metrics[k] = (result.metrics[k] ?? 0) + share * micro[k]!;
+        presentShares.set(k, (presentShares.get(k) ?? 0) + share);
         if (typeof m !== "number") m.dispose();
       }
+      allShares += share;
       result.microMetrics.push(micro);
       for (const [name, g] of Object.entries(grads)) {
         if (g == null) continue;
@@ -164,6 +168,8 @@ export async function accumulateGradients<TMicro>(
       }
       if (i < microBatches.length - 1) await between();
     }
+    // A metric only some micro-batches have (an unpaired batch of one kind) is their share-weighted mean.
+    for (const [k, present] of presentShares) if (present !== allShares) result.metrics[k]! /= present;
     return result;
   } catch (e) {
     for (const g of Object.values(accum)) g.dispose();
@@ -182,7 +188,8 @@ export interface AppliedGradients {
 /**
  * Apply accumulated gradients (`accum` is not disposed: the caller owns it). Without hooks: clip in place
  * and apply. With hooks (see {@link GradientHook} for the order): unscale, measure the norm, ask for vetoes,
- * clip and apply unless vetoed, tell every hook, and record a veto in `skipped`.
+ * clip and apply unless vetoed, tell every hook, and record a veto in `skipped`. Either way a step that
+ * `mayApply(loss, gradNorm)` refuses (the trainer's finiteness guard) is not applied.
  * @param step the 1-based optimizer step being applied.
  */
 export function applyGradients(
@@ -192,15 +199,19 @@ export function applyGradients(
   step: number,
   hooks: readonly GradientHook[],
   skipped: SkippedStep[],
+  mayApply: (loss: number, gradNorm: number) => boolean = () => true,
 ): AppliedGradients {
   if (hooks.length === 0) {
+    let applied = false;
     const gradNorm = tf.tidy(() => {
       // The accumulated gradients are the trainer's own: scale them in place when clipping.
       const { grads, norm } = clipByGlobalNorm(accum, parts.maxGradNorm, { inPlace: true });
-      parts.optimizer.applyGradients(grads);
-      return norm.dataSync()[0]!;
+      const value = norm.dataSync()[0]!;
+      applied = mayApply(loss, value);
+      if (applied) parts.optimizer.applyGradients(grads);
+      return value;
     });
-    return { gradNorm, applied: true };
+    return { gradNorm, applied };
   }
   const made = new Set<tf.Tensor>();
   try {
@@ -224,17 +235,21 @@ export function applyGradients(
         break;
       }
     }
-    if (!veto) tf.tidy(() => parts.optimizer.applyGradients(clipped.grads));
-    else skipped.push({ step, hook: veto.hook, reason: veto.reason });
+    // A step no hook vetoed still has to pass `mayApply` (a vetoed one is a skip, not a divergence).
+    const applied = !veto && mayApply(loss, gradNorm);
+    if (applied) tf.tidy(() => parts.optimizer.applyGradients(clipped.grads));
+    else if (veto) skipped.push({ step, hook: veto.hook, reason: veto.reason });
+    const stop =
+      veto ?? (applied ? undefined : { hook: "FiniteGuard", reason: "the loss or gradient norm is not finite" });
     const outcome: GradientStepOutcome = {
       step,
-      applied: !veto,
+      applied,
       loss,
       gradNorm,
-      ...(veto ? { skippedBy: veto.hook, reason: veto.reason } : {}),
+      ...(stop ? { skippedBy: stop.hook, reason: stop.reason } : {}),
     };
     for (const h of hooks) h.afterStep?.(outcome);
-    return { gradNorm, applied: !veto };
+    return { gradNorm, applied };
   } finally {
     // dispose() is idempotent, so tensors a hook passed through from `accum` are safe to list here
     const own = new Set(Object.values(accum));

@@ -6,3 +6,4 @@ export * from "./args.js";
 export * from "./trainer.js";
 export * from "./gradient-step.js";
 export * from "./batch-source.js";
+export * from "./finite-guard.js";

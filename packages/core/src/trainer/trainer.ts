@@ -10,6 +10,7 @@ import {
   latestCheckpoint,
   rotateCheckpoints,
 } from "../checkpoint/atomic.js";
+import { prepareOutputDir } from "../checkpoint/output-dir.js";
 import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../checkpoint/training-checkpoint.js";
 import { TRAINER_PARTS } from "../di/tokens.js";
 import { defaultEngine, type Engine } from "../engine/engine.js";
@@ -23,6 +24,7 @@ import { AdamW } from "../optim/adamw.js";
 import { getWarmupSteps, LRScheduler, type SchedulerFactory } from "../optim/schedules.js";
 import { Rng } from "../rng/index.js";
 import { resolveTrainingArgs } from "./args.js";
+import { divergenceError, FiniteGuard, trainableStateIsFinite } from "./finite-guard.js";
 import { accumulateGradients, applyGradients, lossScaleOf, type StepResult, stepMetrics } from "./gradient-step.js";
 import { LogWindow } from "./log-window.js";
 
@@ -112,6 +114,12 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
   readonly engine: Engine;
   /** Peak of the learning-rate schedule: a given optimizer's learning rate, else `args.learningRate`. */
   readonly peakLearningRate: number;
+  /** Every optimizer step's finiteness check; its `divergence` says why a run stopped (see {@link FiniteGuard}). */
+  readonly finiteGuard: FiniteGuard;
+  /** Where the trainer's own warnings go (vanishing gradients, an exploding loss, a finished run resumed). */
+  readonly warn: (message: string) => void;
+  /** The step whose weights were last found finite (a save checks once per step). */
+  private weightsCheckedAt = -1;
   private readonly parts: TrainerParts<TBatch, TArgs, TMicro>;
   private readonly gradientHooks: GradientHook[];
   private readonly window = new LogWindow();
@@ -127,6 +135,8 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     this.trainData = parts.trainData;
     this.evalData = parts.evalData;
     this.engine = parts.engine ?? defaultEngine;
+    this.warn = parts.warn ?? ((m) => console.warn(m));
+    this.finiteGuard = new FiniteGuard(this.warn);
     this.rng = new Rng(this.args.seed);
     this.gradientHooks = [...(parts.gradientHooks ?? [])];
     this.callbackHandler = new CallbackHandler<TArgs>([
@@ -184,7 +194,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       state: this.state,
       rng: this.rng,
       learningRate: this.scheduler?.lr ?? this.peakLearningRate,
-      warn: this.parts.warn ?? ((m) => console.warn(m)),
+      warn: this.warn,
     };
   }
 
@@ -222,8 +232,11 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
         maxSteps,
       );
 
-    await cleanStaleCheckpointTemps(args.outputDir);
     const resume = options.resumeFromCheckpoint ?? args.resumeFromCheckpoint;
+    await prepareOutputDir(args.outputDir, { resume: !!resume, overwriteOutputDir: args.overwriteOutputDir });
+    await cleanStaleCheckpointTemps(args.outputDir);
+    this.finiteGuard.reset();
+    this.weightsCheckedAt = -1;
     if (resume) await this.restore(resume === true ? await latestCheckpoint(args.outputDir) : resume);
     else {
       this.state = createTrainerState();
@@ -239,6 +252,13 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       saveSteps: args.saveSteps,
       trainBatchSize: args.perDeviceTrainBatchSize,
     });
+    if (resume && s.globalStep >= maxSteps) {
+      // HF would run one step too many; a finished run has nothing left to train.
+      this.warn(
+        `resumeFromCheckpoint: the checkpoint is at step ${s.globalStep} and maxSteps is ${maxSteps}: the run has finished; nothing to train`,
+      );
+      return { globalStep: s.globalStep, trainingLoss: Number.NaN, metrics: {} };
+    }
     await this.task.prepare?.(this.taskContext());
 
     const started = performance.now();
@@ -284,6 +304,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     };
     await this.log(metrics);
     await this.callbackHandler.emit("onTrainEnd", args, s, this.control);
+    if (this.finiteGuard.divergence) throw await divergenceError(this.finiteGuard.divergence, args.outputDir);
     return { globalStep: s.globalStep, trainingLoss: metrics["train_loss"]!, metrics };
   }
 
@@ -318,6 +339,8 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     await this.callbackHandler.emit("onStepBegin", this.args, s, this.control);
     const result = await this.trainingStep(group);
     s.globalStep += 1;
+    if (this.finiteGuard.divergence) this.control.shouldTrainingStop = true;
+    else if (!result.skipped) this.finiteGuard.observe(s.globalStep, result.loss, result.gradNorm);
     s.epoch = epoch + (stepInEpoch + 1) / perEpoch;
     s.numInputTokensSeen += result.numTokens;
     this.window.add(result);
@@ -373,7 +396,9 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     try {
       this.optimizer.learningRate = this.scheduler!.lr;
       const step = this.state.globalStep + 1;
-      const { gradNorm, applied } = applyGradients(parts, acc.grads, acc.loss, step, hooks, this.skippedSteps);
+      // A non-finite loss or gradient norm is never applied: the run is marked diverged and stops.
+      const finite = (loss: number, norm: number) => this.finiteGuard.allows(step, loss, norm);
+      const { gradNorm, applied } = applyGradients(parts, acc.grads, acc.loss, step, hooks, this.skippedSteps, finite);
       return {
         loss: acc.loss,
         gradNorm,
@@ -408,8 +433,14 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       c.shouldEvaluate = false;
     }
     if (c.shouldSave) {
-      const dir = await this.saveCheckpoint();
-      await this.callbackHandler.emit("onSave", this.args, this.state, this.control, { checkpointDir: dir });
+      if (await this.weightsAreFinite()) {
+        const dir = await this.saveCheckpoint();
+        await this.callbackHandler.emit("onSave", this.args, this.state, this.control, { checkpointDir: dir });
+      } else {
+        // after a divergence nothing is saved: the newest checkpoint stays the last good one
+        c.shouldSave = false;
+        c.shouldTrainingStop = true;
+      }
     }
   }
 
@@ -430,16 +461,20 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     const prefix = options.metricKeyPrefix ?? "eval";
     if (!this.evalData) throw new ConfigError("no evaluation data was given", { field: "evalData" });
     await this.task.prepare?.(this.taskContext());
-    const sums = new Map<string, number>();
-    let total = 0;
+    // A metric some batches lack (an unpaired batch of one kind) is averaged over the batches that have it.
+    const sums = new Map<string, { sum: number; weight: number }>();
     for await (const batch of iterate(this.evalData.batches(0))) {
       const w = this.task.rollout === undefined ? (this.task.batchWeight?.(batch as unknown as TMicro) ?? 1) : 1;
       const values = await this.evaluateBatch(batch);
-      for (const [k, v] of Object.entries(values)) sums.set(k, (sums.get(k) ?? 0) + w * v);
-      total += w;
+      for (const [k, v] of Object.entries(values)) {
+        const acc = sums.get(k) ?? { sum: 0, weight: 0 };
+        acc.sum += w * v;
+        acc.weight += w;
+        sums.set(k, acc);
+      }
     }
     const metrics: Record<string, number> = {};
-    for (const [k, v] of sums) metrics[`${prefix}_${k}`] = v / total;
+    for (const [k, { sum, weight }] of sums) metrics[`${prefix}_${k}`] = sum / weight;
     await this.log(metrics);
     this.updateBestMetric(metrics, prefix);
     await this.callbackHandler.emit("onEvaluate", this.args, this.state, this.control, { metrics });
@@ -481,10 +516,25 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
   }
 
   /**
+   * False (and the run marked diverged) when a trainable weight or an optimizer slot is not finite: nothing may
+   * be saved then. Checked once per step.
+   */
+  protected async weightsAreFinite(): Promise<boolean> {
+    if (this.finiteGuard.divergence) return false;
+    if (this.weightsCheckedAt === this.state.globalStep) return true;
+    const finite = await trainableStateIsFinite(this.finiteGuard, this.state.globalStep, this.model, this.optimizer);
+    if (finite) this.weightsCheckedAt = this.state.globalStep;
+    return finite;
+  }
+
+  /**
    * Write `outputDir/checkpoint-<globalStep>` atomically (model, optimizer, schedule, RNG, state with the
    * callbacks', hooks' and task's state), then apply `saveTotalLimit`. Returns the checkpoint directory.
+   * @throws DivergenceError (nothing written) after the run diverged or when a trainable weight is not finite.
    */
   async saveCheckpoint(): Promise<string> {
+    if (!(await this.weightsAreFinite()))
+      throw await divergenceError(this.finiteGuard.divergence!, this.args.outputDir);
     const s = this.state;
     const dir = join(this.args.outputDir, `${CHECKPOINT_PREFIX}${s.globalStep}`);
     s.rngState = this.rng.getState();
@@ -503,6 +553,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
       optimizer: this.optimizer,
       scheduler: this.scheduler,
       state: s,
+      control: this.control,
       rng: this.rng,
       args: this.args,
     });

@@ -35,6 +35,29 @@ describe("collateDpo", () => {
     expect(b.margins).toBeUndefined(); // only one of two rows has a margin
   });
 
+  it("gives the rejected rows their own prompt when keep_end truncation cut the two apart", () => {
+    const b = collateDpo(
+      [{ promptIds: [6], chosenIds: [7, 8, EOS], rejectedIds: [9, EOS], rejectedPromptIds: [5, 6] }],
+      {
+        padTokenId: 0,
+      },
+    );
+    expect(b.inputIds).toEqual([
+      [6, 7, 8, EOS],
+      [5, 6, 9, EOS],
+    ]);
+    expect(b.completionMask).toEqual([
+      [0, 1, 1, 1],
+      [0, 0, 1, 1],
+    ]);
+    expect(b.promptLengths).toEqual([1, 2]);
+    const r = collateReward([{ promptIds: [6], chosenIds: [7, 8, EOS], rejectedIds: [9], rejectedPromptIds: [5, 6] }], {
+      padTokenId: 0,
+    });
+    expect(r.inputIds[1]).toEqual([5, 6, 9, 0]);
+    expect(r.lengths).toEqual([4, 3]);
+  });
+
   it("pads to a multiple when asked", () => {
     const b = collateDpo(pairs, { padTokenId: 0, padToMultipleOf: 8 });
     expect(b.inputIds.every((r) => r.length === 8)).toBe(true);

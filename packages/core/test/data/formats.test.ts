@@ -112,9 +112,14 @@ describe("preparePreferenceDataset", () => {
     expect(thrown(() => preparePreferenceDataset(conv)).message).toBe(
       `${FILE}, row 1, field "chosen": message 0 has no string "content"`,
     );
-    // Implicit rows whose transcripts are identical have empty completions.
-    expect(thrown(() => preparePreferenceDataset(rows([{ chosen: [u("x")], rejected: [u("x")] }]))).message).toBe(
-      `${FILE}, row 1, field "chosen": empty completion`,
+    // An implicit row whose chosen transcript is the shared prompt has an empty completion.
+    expect(
+      thrown(() => preparePreferenceDataset(rows([{ chosen: [u("x")], rejected: [u("x"), a("y")] }]))).message,
+    ).toBe(`${FILE}, row 1, field "chosen": empty completion`);
+    // Identical transcripts are a chosen == rejected pair (dropped by default; named under identicalPairs "error").
+    const same = rows([{ chosen: [u("x")], rejected: [u("x")] }]);
+    expect(thrown(() => preparePreferenceDataset(same, { identicalPairs: "error" })).message).toBe(
+      `${FILE}, row 1: chosen and rejected are the same: the pair has no preference`,
     );
   });
 

@@ -1,19 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadDataset, streamJsonl } from "../../src/data/index.js";
-import { DatasetError } from "../../src/errors/index.js";
+import { rejection, scratchDir } from "./files.js";
 
-const dir = mkdtempSync(join(tmpdir(), "prefkit-data-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function write(name: string, content: string | Buffer): string {
-  const p = join(dir, name);
-  writeFileSync(p, content);
-  return p;
-}
+const { dir, write } = scratchDir("prefkit-data-");
 
 const rows = [
   { prompt: "a", chosen: "b", rejected: "c" },
@@ -21,15 +12,6 @@ const rows = [
   { prompt: "g", chosen: "h", rejected: "i" },
 ];
 const jsonl = rows.map((r) => JSON.stringify(r)).join("\n");
-
-async function rejection(p: Promise<unknown>): Promise<DatasetError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DatasetError);
-  return err as DatasetError;
-}
 
 describe("loadDataset", () => {
   it("reads a JSON array with 1-based row numbers", async () => {

@@ -62,6 +62,83 @@ describe("tokenizePreferenceDataset: standard style", () => {
     expect(drop.examples.map((e) => e.source!.row)).toEqual([3]);
   });
 
+  it("keep_end keeps each sequence's last maxLength tokens and drops nothing (TRL's ids[-max_length:])", () => {
+    const ex: PreferenceExample[] = [
+      // chosen 6 tokens (5 + eos): prompt keeps 10 - 6 = 4; rejected 3 tokens: prompt keeps all 7
+      { prompt: "abcdef", chosen: "01234", rejected: "xy", source: src(1) },
+      // prompt 12 tokens ≥ maxLength: kept (keep_start drops it); completions whole, prompts cut apart
+      { prompt: "a".repeat(11), chosen: "c", rejected: "rs", source: src(2) },
+      // a completion longer than maxLength keeps its END; its prompt keeps nothing
+      { prompt: "p", chosen: "0123456789AB", rejected: "r", source: src(3) },
+      { prompt: "p", chosen: "c", rejected: "r", source: src(4) }, // untouched
+    ];
+    const warnings: string[] = [];
+    const { examples, report } = tokenizePreferenceDataset(ex, tok, {
+      maxLength: 10,
+      truncationMode: "keep_end",
+      warn: (m) => warnings.push(m),
+    });
+    expect(examples.map((e) => e.source!.row)).toEqual([1, 2, 3, 4]);
+    expect(examples[0]).toEqual({
+      promptIds: enc("cdef"),
+      chosenIds: [...enc("01234"), EOS],
+      rejectedIds: [...enc("xy"), EOS],
+      rejectedPromptIds: [BOS, ...enc("abcdef")],
+      source: src(1),
+    });
+    expect(examples[1]).toEqual({
+      promptIds: enc("a".repeat(8)),
+      chosenIds: [...enc("c"), EOS],
+      rejectedIds: [...enc("rs"), EOS],
+      rejectedPromptIds: enc("a".repeat(7)),
+      source: src(2),
+    });
+    expect(examples[2]).toEqual({
+      promptIds: [],
+      chosenIds: [...enc("3456789AB"), EOS],
+      rejectedIds: [...enc("r"), EOS],
+      rejectedPromptIds: [BOS, ...enc("p")],
+      source: src(3),
+    });
+    expect(examples[3]).toEqual({
+      promptIds: [BOS, ...enc("p")],
+      chosenIds: [...enc("c"), EOS],
+      rejectedIds: [...enc("r"), EOS],
+      source: src(4),
+    });
+    for (const e of examples) {
+      expect(e.promptIds.length + e.chosenIds.length).toBeLessThanOrEqual(10);
+      expect((e.rejectedPromptIds ?? e.promptIds).length + e.rejectedIds.length).toBeLessThanOrEqual(10);
+    }
+    expect(report).toMatchObject({ rowsIn: 4, rowsOut: 4, truncated: 3, dropped: {} });
+    expect(warnings).toEqual([]);
+    // keep_start on the same rows: the long prompt is dropped, completions lose their end
+    const start = tokenizePreferenceDataset(ex, tok, { maxLength: 10, ...quiet });
+    expect(start.examples.map((e) => e.source!.row)).toEqual([1, 3, 4]);
+    expect(start.examples[0]!.chosenIds).toEqual(enc("012"));
+    // maxPromptLength still applies first (and counts as truncation) when maxLength cuts nothing more
+    const short = tokenizePreferenceDataset([{ prompt: "abcdef", chosen: "c", rejected: "r" }], tok, {
+      maxLength: 10,
+      maxPromptLength: 3,
+      truncationMode: "keep_end",
+      ...quiet,
+    });
+    expect(short.examples[0]).toEqual({
+      promptIds: enc("def"),
+      chosenIds: [...enc("c"), EOS],
+      rejectedIds: [...enc("r"), EOS],
+    });
+    expect(short.report.truncated).toBe(1);
+    // over-long rows of reward modelling are still dropped whatever the mode
+    const drop = tokenizePreferenceDataset(ex, tok, {
+      maxLength: 10,
+      truncationMode: "keep_end",
+      overlong: "drop",
+      ...quiet,
+    });
+    expect(drop.examples.map((e) => e.source!.row)).toEqual([4]);
+  });
+
   it("defaults maxLength to 1024 and throws when nothing survives", () => {
     const long = { prompt: "x".repeat(1023), chosen: "c", rejected: "r", source: src(1) };
     const err = (() => {

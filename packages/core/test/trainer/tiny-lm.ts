@@ -86,15 +86,18 @@ export function makeRows(n: number, len = 3, seed = 5): Row[] {
 export class TinyTask implements TrainingTask<Batch> {
   readonly name = "tiny";
   noise = false;
-  private rng: Rng | undefined;
+  /** Replaces the loss of the micro-batches of optimizer step `step` (1-based), e.g. to poison one step. */
+  lossHook: ((loss: tf.Scalar, step: number, training: boolean) => tf.Scalar) | undefined;
+  private context: TaskContext | undefined;
   constructor(readonly model: TinyLM) {}
   prepare(context: TaskContext): void {
-    this.rng = context.rng;
+    this.context = context;
   }
   compute(batch: Batch, ctx: ComputeLossContext): StepOutput {
     const { logits } = this.model.forward({ inputIds: batch.map((r) => r.ids) });
     let lp = tf.logSoftmax(logits);
-    if (this.noise && ctx.training) lp = tf.mul(lp, tf.randomUniform(lp.shape, 0.9, 1.1, "float32", this.rng!.seed()));
+    if (this.noise && ctx.training)
+      lp = tf.mul(lp, tf.randomUniform(lp.shape, 0.9, 1.1, "float32", this.context!.rng.seed()));
     const onehot = tf.oneHot(
       tf.tensor2d(
         batch.map((r) => r.labels),
@@ -103,7 +106,8 @@ export class TinyTask implements TrainingTask<Batch> {
       ),
       VOCAB,
     );
-    const loss = tf.neg(tf.mean(tf.sum(tf.mul(lp, onehot), -1))) as tf.Scalar;
+    let loss = tf.neg(tf.mean(tf.sum(tf.mul(lp, onehot), -1))) as tf.Scalar;
+    if (this.lossHook) loss = this.lossHook(loss, (this.context?.state.globalStep ?? 0) + 1, ctx.training);
     const acc = tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(onehot, -1)), "float32")) as tf.Scalar;
     return {
       loss,
@@ -124,11 +128,17 @@ export class TinyTrainer extends Trainer<Batch> {
     trainData: BatchSource<Batch>,
     evalData?: BatchSource<Batch>,
     callbacks: Callback[] = [],
+    warn?: (message: string) => void,
   ) {
-    super({ args, model, task: new TinyTask(model), trainData, ...(evalData ? { evalData } : {}), callbacks });
+    const task = new TinyTask(model);
+    super({ args, model, task, trainData, ...(evalData ? { evalData } : {}), callbacks, ...(warn ? { warn } : {}) });
   }
   set noise(on: boolean) {
     (this.task as TinyTask).noise = on;
+  }
+  /** See {@link TinyTask.lossHook}. */
+  set lossHook(hook: TinyTask["lossHook"]) {
+    (this.task as TinyTask).lossHook = hook;
   }
 }
 

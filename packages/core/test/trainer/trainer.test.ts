@@ -252,6 +252,7 @@ describe("BaseTrainer", () => {
         "config.json",
         "model.safetensors",
         "optimizer.safetensors",
+        "prefkit_state.json",
         "rng_state.json",
         "scheduler.json",
         "trainer_state.json",

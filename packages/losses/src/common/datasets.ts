@@ -54,9 +54,15 @@ export interface ResolvedDataset<E> {
 
 const isIdList = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => Number.isInteger(x));
 
-function checkIds(rows: readonly Record<string, unknown>[], fields: string[], what: string): void {
+/** Throws a {@link DatasetError} for a row whose `fields` (or `optionalFields`, when present) are not id lists. */
+function checkIds(
+  rows: readonly Record<string, unknown>[],
+  fields: string[],
+  what: string,
+  optionalFields: string[] = [],
+): void {
   rows.forEach((r, i) => {
-    for (const f of fields) {
+    for (const f of [...fields, ...optionalFields.filter((o) => r[o] !== undefined)]) {
       if (!isIdList(r[f])) {
         throw new DatasetError(`${what}: "${f}" must be a list of integer token ids`, { row: i + 1, field: f });
       }
@@ -64,8 +70,12 @@ function checkIds(rows: readonly Record<string, unknown>[], fields: string[], wh
   });
 }
 
-async function sourcedRows(input: readonly Record<string, unknown>[] | string, field: string): Promise<SourcedRow[]> {
-  if (typeof input === "string") return (await loadDataset(input)).rows;
+async function sourcedRows(
+  input: readonly Record<string, unknown>[] | string,
+  field: string,
+  warn: ((message: string) => void) | undefined,
+): Promise<SourcedRow[]> {
+  if (typeof input === "string") return (await loadDataset(input, warn ? { warn } : {})).rows;
   if (input.length === 0) throw new DatasetError("dataset is empty (no rows)", { field });
   return rowsFromObjects(input);
 }
@@ -83,6 +93,8 @@ function needTokenizer(tokenizer: TokenizerLike | undefined, field: string): Tok
  * Resolve a {@link PreferenceDatasetInput} to tokenised pairs. Tokenised rows are validated and kept;
  * anything else goes through `loadDataset` → `convertHhRlhf` / `preparePreferenceDataset` →
  * `tokenizePreferenceDataset` with `tokenize` (maxLength, maxPromptLength, ...).
+ * @param warn where the load and format stages report (invalid UTF-8, identical pairs dropped, …);
+ *   default `tokenize.warn`.
  * @throws DatasetError for an empty dataset or a malformed row (naming it); ConfigError when raw rows
  *   come without a tokenizer.
  */
@@ -91,13 +103,16 @@ export async function resolvePreferenceDataset(
   tokenizer: TokenizerLike | undefined,
   tokenize: TokenizeOptions,
   field = "trainDataset",
+  warn: ((message: string) => void) | undefined = tokenize.warn,
 ): Promise<ResolvedDataset<TokenizedPreference>> {
   if (typeof input !== "string" && !Array.isArray(input)) {
     throw new ConfigError("expected an array of rows or a file path", { field });
   }
   if (typeof input !== "string" && input.length > 0 && "chosenIds" in (input[0] as object)) {
     const rows = input as readonly TokenizedPreference[];
-    checkIds(rows as unknown as Record<string, unknown>[], ["promptIds", "chosenIds", "rejectedIds"], field);
+    checkIds(rows as unknown as Record<string, unknown>[], ["promptIds", "chosenIds", "rejectedIds"], field, [
+      "rejectedPromptIds",
+    ]);
     rows.forEach((r, i) => {
       if (r.chosenIds.length === 0 || r.rejectedIds.length === 0) {
         throw new DatasetError(`${field}: empty completion`, {
@@ -109,8 +124,11 @@ export async function resolvePreferenceDataset(
     return { examples: [...rows], reports: [], tokenized: false };
   }
   const tok = needTokenizer(tokenizer, field);
-  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field);
-  const prepared = looksLikeHhRlhf(rows) ? convertHhRlhf(rows, { onBadRow: "skip" }) : preparePreferenceDataset(rows);
+  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field, warn);
+  const to = warn ? { warn } : {};
+  const prepared = looksLikeHhRlhf(rows)
+    ? convertHhRlhf(rows, { onBadRow: "skip", ...to })
+    : preparePreferenceDataset(rows, to);
   const tokenized = tokenizePreferenceDataset(prepared.examples, tok, tokenize);
   return { examples: tokenized.examples, reports: [prepared.report, tokenized.report], tokenized: true };
 }
@@ -140,8 +158,8 @@ export async function resolveCompletionDataset(
     };
   }
   const tok = needTokenizer(tokenizer, field);
-  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field);
-  const prepared = prepareCompletionDataset(rows);
+  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field, tokenize.warn);
+  const prepared = prepareCompletionDataset(rows, tokenize.warn ? { warn: tokenize.warn } : {});
   const tokenized = tokenizeCompletionDataset(prepared.examples, tok, tokenize);
   return {
     examples: tokenized.examples,
@@ -184,8 +202,8 @@ export async function resolveUnpairedDataset(
     return { examples: [...rows], reports: [], tokenized: false };
   }
   const tok = needTokenizer(tokenizer, field);
-  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field);
-  const prepared = prepareUnpairedDataset(rows);
+  const rows = await sourcedRows(input as readonly Record<string, unknown>[] | string, field, tokenize.warn);
+  const prepared = prepareUnpairedDataset(rows, tokenize.warn ? { warn: tokenize.warn } : {});
   const tokenized = tokenizeUnpairedDataset(prepared.examples, tok, tokenize);
   return { examples: tokenized.examples, reports: [prepared.report, tokenized.report], tokenized: true };
 }

@@ -4,6 +4,7 @@ import {
   definedFields,
   resolveTrainingArgs,
   type TrainingArgs,
+  type TruncationMode,
 } from "@prefkit/core";
 
 /** Every DPO loss type TRL offers (`DPOConfig.loss_type`). */
@@ -40,9 +41,6 @@ export const F_DIVERGENCE_TYPES = ["reverse_kl", "forward_kl", "js_divergence", 
 
 /** How the log-ratio u = log πθ − log πref is mapped to a score before the loss (f-DPO). */
 export type FDivergenceType = (typeof F_DIVERGENCE_TYPES)[number];
-
-/** Truncation side when a prompt + completion exceeds `maxLength`. */
-export type TruncationMode = "keep_start" | "keep_end";
 
 /**
  * Configuration of DPO training: TRL's `DPOConfig` with camelCase names and TRL's defaults, on top of the
@@ -106,7 +104,7 @@ export interface DPOConfig extends TrainingArgs {
    */
   referenceFree: boolean;
   /**
-   * Maximum prompt + completion tokens; longer rows are truncated (see `truncationMode`). `null`: no limit.
+   * Maximum prompt + completion tokens; longer sequences are truncated (see `truncationMode`). `null`: no limit.
    * @defaultValue 1024
    */
   maxLength: number | null;
@@ -121,7 +119,9 @@ export interface DPOConfig extends TrainingArgs {
    */
   maxCompletionLength: number | null;
   /**
-   * Which end of an over-long sequence is kept.
+   * Which end of a sequence longer than `maxLength` is kept: `keep_start` cuts the completion's end and drops
+   * rows whose prompt alone reaches `maxLength`; `keep_end` keeps the last `maxLength` tokens of each
+   * sequence (the prompt's start goes first) and drops nothing. TRL deprecates `keep_end` (a warning is logged).
    * @defaultValue "keep_start"
    */
   truncationMode: TruncationMode;
@@ -153,7 +153,9 @@ export interface DPOConfig extends TrainingArgs {
    */
   padTokenId: number | null;
   /**
-   * Weight pairs by policy likelihood (WPO, Zhou et al. 2024).
+   * Weight each pair's loss by the policy's length-normalised likelihood of both completions (WPO, Zhou et
+   * al. 2024). Needs the logits, so the policy forward skips the fused LM head (more memory). Not with
+   * `aot`/`aot_unpaired`.
    * @defaultValue false
    */
   useWeighting: boolean;
@@ -164,7 +166,9 @@ export interface DPOConfig extends TrainingArgs {
    */
   ldAlpha: number | null;
   /**
-   * Periodically mix the policy into the reference model (TR-DPO, Gorbatovski et al. 2024).
+   * Every `refModelSyncSteps` steps mix the policy into the reference model (TR-DPO, Gorbatovski et al.
+   * 2024). Needs a separate reference (not a LoRA model) and no `precomputeRefLogProbs`; checkpoints then
+   * carry the reference weights (`ref_model.safetensors`), so a resumed run continues exactly.
    * @defaultValue false
    */
   syncRefModel: boolean;
@@ -249,6 +253,17 @@ export function lossTypeList(lossType: DPOLossType | readonly DPOLossType[] | un
   return typeof lossType === "string" ? [lossType] : [...lossType];
 }
 
+/** TRL's WPO refusal (`DPOTrainer.__init__`): the sorting losses would misalign the per-pair weights. */
+export function assertWeightable(types: readonly string[]): void {
+  if (types.some((t) => t === "aot" || t === "aot_unpaired")) {
+    throw new ConfigError(
+      "WPO-style weighting is not implemented for 'aot' or 'aot_unpaired' because those losses sort samples, " +
+        "which would misalign per-pair weights.",
+      { field: "useWeighting" },
+    );
+  }
+}
+
 /**
  * Checks the loss-related fields shared by {@link DPOConfig} and `DPOLossOptions`.
  * Throws a {@link ConfigError} naming the field and the allowed values.
@@ -296,9 +311,10 @@ export function validateDPOLossFields(config: {
 }
 
 /**
- * Checks the DPO fields of a {@link DPOConfig} (the loop fields are core's `resolveTrainingArgs`' job).
- * Throws a {@link ConfigError} whose `field` names the offending field and whose message lists the allowed
- * values.
+ * Checks the DPO fields of a {@link DPOConfig} (the loop fields are core's `resolveTrainingArgs`' job), and
+ * refuses, with TRL's messages, the combinations TRL refuses: `useWeighting` with `aot`/`aot_unpaired`,
+ * `syncRefModel` with `precomputeRefLogProbs`. Throws a {@link ConfigError} whose `field` names the offending
+ * field and whose message lists the allowed values.
  * @param isRegisteredLoss when given, `lossType` entries it accepts (user losses in a registry) pass
  *   even though they are not built-in types.
  */
@@ -342,14 +358,23 @@ export function validateDPOConfig(config: DPOConfig, isRegisteredLoss?: (name: s
       throw new ConfigError(`must be true or false, got ${JSON.stringify(config[field])}`, { field });
     }
   }
+  // The combinations TRL's DPOTrainer.__init__ refuses, with its messages.
+  if (config.useWeighting) assertWeightable(types);
+  if (config.syncRefModel && config.precomputeRefLogProbs) {
+    throw new ConfigError(
+      "You cannot use `sync_ref_model=True` together with `precompute_ref_log_probs=True`. " +
+        "`precompute_ref_log_probs=True` assumes a fixed reference model, but with `sync_ref_model=True` the " +
+        "reference model is periodically updated during training, making any precomputed reference log-probs " +
+        "stale. Set `precompute_ref_log_probs=False` or disable `sync_ref_model`.",
+      { field: "syncRefModel" },
+    );
+  }
 }
 
 /**
  * A full {@link DPOConfig} from `input`: `TrainingArgs`' defaults, then {@link DPO_DEFAULTS}, then the
  * input; the loop fields validated by core's `resolveTrainingArgs`, the DPO fields by
  * {@link validateDPOConfig} (user loss names are checked against the registry when the run is composed).
- * `useWeighting`, `ldAlpha`, `syncRefModel` and `truncationMode: "keep_end"` are refused with a
- * {@link ConfigError} rather than silently ignored: the trainer does not implement them yet.
  */
 export function resolveDPOConfig(input: DPOConfigInput = {}): DPOConfig {
   const lossType =
@@ -364,14 +389,5 @@ export function resolveDPOConfig(input: DPOConfigInput = {}): DPOConfig {
     lossType,
   });
   validateDPOConfig(config, () => true);
-  const unsupported: Array<[keyof DPOConfig, boolean, string]> = [
-    ["useWeighting", config.useWeighting, "true (WPO)"],
-    ["ldAlpha", config.ldAlpha !== null, "set (LD-DPO)"],
-    ["syncRefModel", config.syncRefModel, "true (TR-DPO)"],
-    ["truncationMode", config.truncationMode !== "keep_start", `"${config.truncationMode}"`],
-  ];
-  for (const [field, on, what] of unsupported) {
-    if (on) throw new ConfigError(`${what} is not supported by the DPOTrainer yet`, { field });
-  }
   return config;
 }

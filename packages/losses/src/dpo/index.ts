@@ -9,9 +9,10 @@ export {
   F_DIVERGENCE_TYPES,
   type FDivergenceType,
   resolveDPOConfig,
-  type TruncationMode,
   validateDPOConfig,
 } from "./config.js";
+/** `DPOConfig.truncationMode`'s type (core's, which the tokenizer uses), re-exported where it used to live. */
+export type { TruncationMode } from "@prefkit/core";
 export { type DPOLogpSums, type DPOLossArguments, dpoInputsFor, perTokenMeanLogps } from "./inputs.js";
 export { Ln2WarningCallback, type Ln2WarningOptions, type Ln2WarningState } from "./ln2-warning.js";
 export { type DPOLossExtras, type DPOLossOptions, type DPOLossResult, dpoLoss } from "./loss.js";
@@ -27,5 +28,14 @@ export {
   lossFactory,
   registerDPOLosses,
 } from "./objective.js";
+export {
+  mixReferenceWeights,
+  PolicyWithReference,
+  REF_MODEL_FILE,
+  REF_MODEL_PREFIX,
+  SyncRefModelCallback,
+  type SyncTarget,
+  syncTarget,
+} from "./sync-ref-model.js";
 export type { TensorInput } from "./tensor-input.js";
 export { DPOTrainer } from "./trainer.js";

@@ -1,5 +1,11 @@
 import { ConfigError, tf } from "@prefkit/core";
-import { type DPOLossType, type FDivergenceType, lossTypeList, validateDPOLossFields } from "./config.js";
+import {
+  assertWeightable,
+  type DPOLossType,
+  type FDivergenceType,
+  lossTypeList,
+  validateDPOLossFields,
+} from "./config.js";
 import { asFloatTensor, logSigmoid, smoothedLogistic, sortAscending, type TensorInput } from "./tensor-input.js";
 
 /** The loss-shaping fields of `DPOConfig`, all optional, with TRL's defaults. */
@@ -36,11 +42,20 @@ export interface DPOLossExtras {
    * (TRL: cross-entropy averaged over all chosen completion tokens of the batch) or a [B] vector.
    */
   chosenNll?: TensorInput;
+  /**
+   * WPO's per-pair weights `w_c·w_r`, shape [B], without gradient (TRL's `use_weighting`; the preference task
+   * computes them with `wpoPairWeights`): every loss type's per-pair loss is multiplied by them. Not
+   * defined for `aot`/`aot_unpaired`, which sort the pairs.
+   */
+  policyWeights?: TensorInput;
 }
 
 /** What {@link dpoLoss} returns: new tensors, owned by the caller (dispose them or run inside `tf.tidy`). */
 export interface DPOLossResult {
-  /** Per-pair loss, shape [B]: the weighted sum over the loss types. Its mean is the training loss. */
+  /**
+   * Per-pair loss, shape [B]: the weighted sum over the loss types (times the WPO weights when given). Its
+   * mean is the training loss.
+   */
   losses: tf.Tensor1D;
   /** β·(log πθ(y_c) − log πref(y_c)), shape [B]; always computed with the reference. */
   chosenRewards: tf.Tensor1D;
@@ -92,7 +107,7 @@ function requireExtra(value: TensorInput | undefined, field: string, lossType: D
  * @param refChosenLogps log πref(y_c|x), shape [B]
  * @param refRejectedLogps log πref(y_r|x), shape [B]
  * @param options loss type(s) and hyper-parameters, TRL names and defaults
- * @param extras lengths (`sigmoid_norm`, length-normalised `ipo`) and the chosen NLL (`sft`)
+ * @param extras lengths (`sigmoid_norm`, length-normalised `ipo`), the chosen NLL (`sft`) and WPO's weights
  * @returns new tensors owned by the caller; the inputs are not disposed
  * @throws ConfigError for an unknown loss type, invalid hyper-parameters or a missing extra input
  */
@@ -113,6 +128,7 @@ export function dpoLoss(
   const alpha = options.fAlphaDivergenceCoef ?? 0.5;
   const tau = options.discopopTau ?? 0.05;
   const referenceFree = options.referenceFree ?? false;
+  if (extras.policyWeights !== undefined) assertWeightable(types);
 
   return tf.tidy(() => {
     const pc = asFloatTensor(chosenLogps);
@@ -202,6 +218,8 @@ export function dpoLoss(
 
     let losses = tf.mul(perType(types[0]!), weights[0]!);
     for (let i = 1; i < types.length; i++) losses = tf.add(losses, tf.mul(perType(types[i]!), weights[i]!));
+    // WPO: TRL multiplies each type's per-pair loss by w_c·w_r before its mean; the weighted sum is linear.
+    if (extras.policyWeights !== undefined) losses = tf.mul(losses, asFloatTensor(extras.policyWeights));
     return { losses: losses as tf.Tensor1D, chosenRewards, rejectedRewards };
   });
 }

@@ -1,6 +1,7 @@
 /**
  * How a DPO run is composed: TRL's `DPOConfig` defaults, preference data, the reference, the combined
- * DPO loss from the registry, the preference task and the ln 2 warning.
+ * DPO loss from the registry, the preference task, the ln 2 warning and, with `syncRefModel`, TR-DPO's
+ * reference sync.
  * @module
  */
 import type { CausalLM, RunDefinition, TokenizerLike } from "@prefkit/core";
@@ -8,11 +9,12 @@ import type { PreferenceDatasetInput } from "../common/datasets.js";
 import { commonRunParts, resolvePadTokenId, type TrainerCommonOptions } from "../common/options.js";
 import { loadedRows, type PreferenceSources, preferenceSources } from "../preference/data.js";
 import { RefLogProbCache, refCacheDir } from "../preference/ref-cache.js";
-import { completionLogProbSums, resolveReference } from "../preference/reference.js";
+import { referenceLogProbSums, resolveReference } from "../preference/reference.js";
 import { type PreferenceBatch, PreferenceTask } from "../preference/task.js";
 import { type DPOConfig, type DPOConfigInput, resolveDPOConfig } from "./config.js";
 import { Ln2WarningCallback, type Ln2WarningOptions } from "./ln2-warning.js";
 import { dpoObjective } from "./objective.js";
+import { PolicyWithReference, SyncRefModelCallback, syncTarget } from "./sync-ref-model.js";
 
 /** What the `DPOTrainer` (and `createTrainer("dpo", …)`) takes, with TRL's parameter names in camelCase. */
 export interface DPOTrainerOptions extends TrainerCommonOptions {
@@ -42,6 +44,8 @@ export interface DPORun {
   definition: RunDefinition<PreferenceBatch, DPOConfig>;
   /** The ln 2 warning callback of the run. */
   ln2: Ln2WarningCallback;
+  /** TR-DPO's reference sync, when `syncRefModel` is on. */
+  sync: SyncRefModelCallback | undefined;
   /** The data sources (built when the task is). */
   sources(): PreferenceSources | undefined;
 }
@@ -51,6 +55,13 @@ export function dpoRun(options: DPOTrainerOptions): DPORun {
   const args = resolveDPOConfig(options.args);
   const common = commonRunParts<DPOConfig>(options);
   const ln2 = new Ln2WarningCallback(common.warn!, options.ln2Warning);
+  const sync = args.syncRefModel ? new SyncRefModelCallback() : undefined;
+  if (args.truncationMode === "keep_end") {
+    // TRL's DPOConfig.__post_init__ warns the same (FutureWarning).
+    common.warn!(
+      'truncationMode "keep_end" is deprecated in TRL and will be removed in its v2.0.0; "keep_start" is the default',
+    );
+  }
   let sources: PreferenceSources | undefined;
   const sourcesFor = (tokenizer: TokenizerLike | undefined, model: CausalLM) =>
     (sources ??= preferenceSources({
@@ -62,6 +73,7 @@ export function dpoRun(options: DPOTrainerOptions): DPORun {
         maxLength: args.maxLength,
         maxPromptLength: args.maxPromptLength,
         maxCompletionLength: args.maxCompletionLength,
+        truncationMode: args.truncationMode,
         warn: common.warn!,
       },
       padTokenId: resolvePadTokenId(args.padTokenId, tokenizer, model.config),
@@ -72,7 +84,7 @@ export function dpoRun(options: DPOTrainerOptions): DPORun {
     model: options.model,
     ...(options.refModel !== undefined ? { referenceModel: options.refModel } : {}),
     ...common,
-    methodCallbacks: [ln2],
+    methodCallbacks: sync === undefined ? [ln2] : [ln2, sync],
     loss: (run) => dpoObjective(run.registry, run.args),
     task: (run, loss) => {
       const data = sourcesFor(run.tokenizer, run.model);
@@ -80,6 +92,7 @@ export function dpoRun(options: DPOTrainerOptions): DPORun {
         loss.needsReference === false
           ? undefined
           : resolveReference(run.model, run.referenceModel, args.precomputeRefLogProbs);
+      sync?.attach(syncTarget(run.model, reference?.model));
       const refCache =
         args.precomputeRefLogProbs && reference !== undefined
           ? new RefLogProbCache(
@@ -90,11 +103,9 @@ export function dpoRun(options: DPOTrainerOptions): DPORun {
                 cacheDir: refCacheDir(args.outputDir, args.refLogProbsCacheDir),
                 padTokenId: resolvePadTokenId(args.padTokenId, run.tokenizer, run.model.config),
                 batchSize: args.perDeviceTrainBatchSize,
+                ...(args.ldAlpha !== null ? { variant: `ld${args.ldAlpha}` } : {}),
               },
-              (batch) =>
-                reference.run((net) =>
-                  completionLogProbSums(net, batch.inputIds, batch.completionMask, batch.attentionMask),
-                ),
+              (batch) => referenceLogProbSums(reference, batch, args.ldAlpha),
             )
           : undefined;
       return new PreferenceTask({
@@ -104,9 +115,20 @@ export function dpoRun(options: DPOTrainerOptions): DPORun {
         refCache,
         rows: (split) => loadedRows(data, split),
         beta: args.beta,
+        ldAlpha: args.ldAlpha,
+        useWeighting: args.useWeighting,
       });
     },
     data: (run) => sourcesFor(run.tokenizer, run.model),
+    // TR-DPO: checkpoints carry the synced reference, so a resume restores it.
+    ...(sync !== undefined
+      ? {
+          trainedModel: (run, task) => {
+            const reference = (task as PreferenceTask).options.reference?.model;
+            return reference === undefined ? run.model : new PolicyWithReference(run.model, reference);
+          },
+        }
+      : {}),
   };
-  return { definition, ln2, sources: () => sources };
+  return { definition, ln2, sync, sources: () => sources };
 }

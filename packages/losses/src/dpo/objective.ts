@@ -103,6 +103,8 @@ export interface DPOObjectiveConfig extends Omit<DPOLossOptions, "lossType"> {
  * The loss a DPO run minimises: every `lossType` built from the registry (user losses by name, exactly like
  * `"sigmoid"`), summed with `lossWeights`, plus `rpoAlpha`·NLL(chosen) when set. Rewards are the first
  * loss's that returns some (the preference task logs β·(log πθ − log πref) otherwise); metrics are merged.
+ * With WPO (`PreferenceInputs.policyWeights`), the built-in losses weigh their per-pair losses and the RPO
+ * term is weighted likewise; a user loss reads `policyWeights` itself.
  * @throws ConfigError for an unknown name or a `lossWeights` of the wrong length.
  */
 export function dpoObjective(registry: LossRegistry, config: DPOObjectiveConfig): Loss<PreferenceInputs> {
@@ -137,7 +139,12 @@ export function dpoObjective(registry: LossRegistry, config: DPOObjectiveConfig)
         Object.assign(metrics, out.metrics ?? {});
       });
       if (rpoAlpha !== null && rpoAlpha !== undefined) {
-        loss = tf.add(loss!, tf.mul(inputs.chosenNll, rpoAlpha)) as tf.Scalar;
+        // Older TRL weighted (loss + α·NLL) per pair with WPO's weights: the NLL term's mean weight is mean(w).
+        const nll =
+          inputs.policyWeights === undefined
+            ? inputs.chosenNll
+            : tf.mul(inputs.chosenNll, tf.mean(inputs.policyWeights));
+        loss = tf.add(loss!, tf.mul(nll, rpoAlpha)) as tf.Scalar;
       }
       return { loss: loss!, metrics, ...(rewards !== undefined ? { rewards } : {}) };
     },

@@ -8,6 +8,7 @@ import {
   type ChatMessage,
   ConfigError,
   DatasetError,
+  conversationProblem,
   isConversation,
   loadDataset,
   rowsFromObjects,
@@ -101,6 +102,8 @@ export async function tokenizePrompts(
       if (typeof prompt !== "string" && !isConversation(prompt)) {
         throw new DatasetError('expected "prompt" (a string or a message list) or "inputIds"', where);
       }
+      const problem = typeof prompt === "string" ? undefined : conversationProblem(prompt, "prompt");
+      if (problem !== undefined) throw new DatasetError(problem.detail, { ...source, field: problem.at ?? "prompt" });
       if (tokenizer === undefined) {
         throw new ConfigError("raw prompts need a tokenizer: pass processingClass", { field: "processingClass" });
       }

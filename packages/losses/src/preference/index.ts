@@ -14,9 +14,11 @@ export {
   type ReferenceKind,
   type ReferenceSource,
   readRefLogProbs,
+  referenceLogProbSums,
   refLogProbsPath,
   resolveReference,
   weightsFingerprint,
   writeRefLogProbs,
 } from "./reference.js";
 export { collatePreferences, type PreferenceBatch, PreferenceTask, type PreferenceTaskOptions } from "./task.js";
+export { ldTokenWeights, weightedLogpSums, wpoPairWeights } from "./token-weights.js";

@@ -36,6 +36,11 @@ export interface RefLogProbCacheOptions {
   padTokenId: number;
   /** Rows per reference batch. */
   batchSize: number;
+  /**
+   * What else shapes the values besides data and weights, e.g. `"ld0.5"` for LD-DPO's weighted sums
+   * (`ldAlpha` 0.5); it ends the cache key, so values computed another way are never reused.
+   */
+  variant?: string;
 }
 
 /** Summed reference log-probs of every row of `batch` ([chosen..., rejected...]). */
@@ -97,7 +102,17 @@ export class RefLogProbCache {
         { field: split === "train" ? "trainDataset" : "evalDataset" },
       );
     }
-    const key = recorded ?? `${datasetFp}-${this.startFingerprint}`;
+    // key = <dataset fingerprint>-<reference fingerprint>[-<variant>], fingerprints of equal length
+    const suffix = this.options.variant === undefined ? "" : `-${this.options.variant}`;
+    const recordedSuffix = recorded?.slice(2 * datasetFp.length + 1);
+    if (recordedSuffix !== undefined && recordedSuffix !== suffix) {
+      throw new ConfigError(
+        `this run's reference log-probs were computed as "${recordedSuffix.slice(1) || "plain sums"}", ` +
+          `not "${this.options.variant ?? "plain sums"}": ldAlpha must not change on resume`,
+        { field: "ldAlpha" },
+      );
+    }
+    const key = recorded ?? `${datasetFp}-${this.startFingerprint}${suffix}`;
     const file = refLogProbsPath(this.options.cacheDir, key);
     let values = await readRefLogProbs(file, key, rows.length);
     if (values === undefined) {
@@ -107,7 +122,7 @@ export class RefLogProbCache {
         version: 1,
         key,
         datasetFingerprint: datasetFp,
-        referenceFingerprint: key.slice(datasetFp.length + 1),
+        referenceFingerprint: key.slice(datasetFp.length + 1, 2 * datasetFp.length + 1),
         numRows: rows.length,
         ...values,
       });

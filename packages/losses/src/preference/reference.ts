@@ -10,6 +10,7 @@ import {
   type CausalLM,
   CheckpointError,
   ConfigError,
+  type DpoBatch,
   fusedSequenceLogProbs,
   hasAdapterToggle,
   hasFusedHead,
@@ -18,6 +19,7 @@ import {
   type TokenizedPreference,
   tf,
 } from "@prefkit/core";
+import { ldTokenWeights, weightedLogpSums } from "./token-weights.js";
 
 /**
  * How the reference log-probs are obtained:
@@ -33,6 +35,8 @@ export interface ReferenceSource {
   kind: ReferenceKind;
   /** Run `fn(network)` where `network`'s forward pass is the reference's. */
   run<T>(fn: (network: CausalLM) => T): T;
+  /** The separate reference network (kind `model`): the given `refModel` or the frozen copy. */
+  model?: CausalLM;
   /** A frozen copy this trainer made and must dispose, if any. */
   owned?: CausalLM;
 }
@@ -55,14 +59,14 @@ export function resolveReference(
         { field: "refModel" },
       );
     }
-    return { kind: "model", run: (fn) => fn(refModel) };
+    return { kind: "model", run: (fn) => fn(refModel), model: refModel };
   }
   if (hasAdapterToggle(model))
     return { kind: "adapters-off", run: (fn) => model.withAdaptersDisabled(() => fn(model)) };
   if (precompute) return { kind: "policy-at-start", run: (fn) => fn(model) };
   if (isFrozenCopyable(model)) {
     const copy = model.frozenCopy();
-    return { kind: "model", run: (fn) => fn(copy), owned: copy };
+    return { kind: "model", run: (fn) => fn(copy), model: copy, owned: copy };
   }
   throw new ConfigError(
     "no reference model: pass refModel, or use a model that implements AdapterToggle (LoRA) or FrozenCopyable " +
@@ -75,19 +79,33 @@ export function resolveReference(
  * Summed completion log-probs of every row (`sequenceLogProbs(...).sums`) as numbers, for the reference
  * (run it outside any gradient tape). Through core's chunked fused LM head when `net` has a plain one
  * (`hasFusedHead`), so no `[B, T, V]` logits are made; else through `net.forward`.
+ * @param tokenWeights per-token weights of the sum (LD-DPO's {@link ldTokenWeights}); default all 1.
  */
 export function completionLogProbSums(
   net: CausalLM,
   inputIds: number[][],
   completionMask: number[][],
   attentionMask: number[][],
+  tokenWeights?: readonly number[][],
 ): number[] {
   return tf.tidy(() => {
     const lp = hasFusedHead(net)
       ? fusedSequenceLogProbs(net, inputIds, completionMask, { attentionMask })
       : sequenceLogProbs(net, inputIds, completionMask, { attentionMask });
-    return Array.from(lp.sums.dataSync());
+    const sums = tokenWeights === undefined ? lp.sums : weightedLogpSums(lp.perToken, tokenWeights);
+    return Array.from(sums.dataSync());
   });
+}
+
+/**
+ * The reference's summed completion log-probs of a pair batch (`[chosen…, rejected…]`), with LD-DPO's tail
+ * weight `ldAlpha` when set (TRL's `compute_ref_log_probs` and the reference branch of `_compute_loss`).
+ */
+export function referenceLogProbSums(reference: ReferenceSource, batch: DpoBatch, ldAlpha: number | null): number[] {
+  const weights = ldAlpha === null ? undefined : ldTokenWeights(batch.completionMask, ldAlpha);
+  return reference.run((net) =>
+    completionLogProbSums(net, batch.inputIds, batch.completionMask, batch.attentionMask, weights),
+  );
 }
 
 /**
@@ -111,7 +129,10 @@ export function weightsFingerprint(model: CausalLM, names?: readonly string[]): 
 /** sha256 (hex, 32 chars) over the token ids of every pair, in order. */
 export function preferenceDatasetFingerprint(rows: readonly TokenizedPreference[]): string {
   const h = createHash("sha256");
-  for (const r of rows) h.update(`${r.promptIds.join(",")}|${r.chosenIds.join(",")}|${r.rejectedIds.join(",")}\n`);
+  for (const r of rows) {
+    const rejectedPrompt = r.rejectedPromptIds === undefined ? "" : `|${r.rejectedPromptIds.join(",")}`;
+    h.update(`${r.promptIds.join(",")}|${r.chosenIds.join(",")}|${r.rejectedIds.join(",")}${rejectedPrompt}\n`);
+  }
   return h.digest("hex").slice(0, 32);
 }
 

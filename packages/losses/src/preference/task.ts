@@ -26,7 +26,8 @@ import {
 import type { IndexedRow } from "../common/lazy-source.js";
 import { groupTokenMetrics } from "../common/token-metrics.js";
 import type { RefCacheKeys, RefLogProbCache, Split } from "./ref-cache.js";
-import { completionLogProbSums, type ReferenceSource } from "./reference.js";
+import { type ReferenceSource, referenceLogProbSums } from "./reference.js";
+import { ldTokenWeights, weightedLogpSums, wpoPairWeights } from "./token-weights.js";
 
 /** A preference micro-batch: core's {@link DpoBatch} plus dataset row indices and the reference log-probs. */
 export interface PreferenceBatch extends DpoBatch {
@@ -67,6 +68,18 @@ export interface PreferenceTaskOptions {
   rows?: (split: Split) => readonly TokenizedPreference[] | undefined;
   /** β of the implicit rewards logged when the loss returns none (TRL logs β·(log πθ − log πref)). */
   beta: number;
+  /**
+   * LD-DPO's α (TRL's `ld_alpha`): completion tokens past the pair's shared length weigh α in the summed
+   * log-probs of the policy and the reference (see {@link ldTokenWeights}). Null or absent: plain sums.
+   */
+  ldAlpha?: number | null;
+  /**
+   * WPO (TRL's `use_weighting`): pass the loss per-pair weights {@link wpoPairWeights} as
+   * `PreferenceInputs.policyWeights`. They need the policy's logits, so the policy runs through
+   * `model.forward` instead of the fused LM head: the `[2B, T, V]` logits (and their gradient) are
+   * materialised, which gives up the fused head's memory saving.
+   */
+  useWeighting?: boolean;
 }
 
 /**
@@ -127,9 +140,7 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
         field: "precomputeRefLogProbs",
       });
     }
-    const sums = reference.run((net) =>
-      completionLogProbSums(net, batch.inputIds, batch.completionMask, batch.attentionMask),
-    );
+    const sums = referenceLogProbSums(reference, batch, this.options.ldAlpha ?? null);
     batch.refChosenLogps = sums.slice(0, batch.batchSize);
     batch.refRejectedLogps = sums.slice(batch.batchSize);
   }
@@ -137,20 +148,25 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
   /** Loss and TRL metrics of one micro-batch (one fused forward over 2B rows). */
   compute(batch: PreferenceBatch, _ctx: ComputeLossContext): StepOutput {
     if (batch.refChosenLogps === undefined) this.attachReference(batch);
-    const { model, loss: lossFn, beta } = this.options;
+    const { model, loss: lossFn, beta, ldAlpha, useWeighting } = this.options;
     const b = batch.batchSize;
     const t = batch.inputIds[0]!.length;
     const ids = tf.tensor2d(batch.inputIds.flat(), [2 * b, t], "int32");
     const att = tf.tensor2d(batch.attentionMask.flat(), [2 * b, t], "int32");
     // With a plain LM head the chunked fused head gives the log-probs and the per-token logging stats
-    // without any [2B, T, V] logits; otherwise the logits path.
-    const fused = hasFusedHead(model)
-      ? fusedSequenceLogProbs(model, ids, batch.completionMask, { attentionMask: att, withStats: true })
-      : undefined;
+    // without any [2B, T, V] logits; otherwise (or when WPO needs the logits) the logits path.
+    const fused =
+      hasFusedHead(model) && useWeighting !== true
+        ? fusedSequenceLogProbs(model, ids, batch.completionMask, { attentionMask: att, withStats: true })
+        : undefined;
     const logits = fused === undefined ? model.forward({ inputIds: ids, attentionMask: att }).logits : undefined;
     const lp = fused ?? sequenceLogProbs(logits!, ids, batch.completionMask);
-    const chosen = tf.slice(lp.sums, [0], [b]) as tf.Tensor1D;
-    const rejected = tf.slice(lp.sums, [b], [b]) as tf.Tensor1D;
+    const sums =
+      ldAlpha === null || ldAlpha === undefined
+        ? lp.sums
+        : weightedLogpSums(lp.perToken, ldTokenWeights(batch.completionMask, ldAlpha));
+    const chosen = tf.slice(sums, [0], [b]) as tf.Tensor1D;
+    const rejected = tf.slice(sums, [b], [b]) as tf.Tensor1D;
     const chosenLengths = tf.slice(lp.counts, [0], [b]) as tf.Tensor1D;
     const refChosen = tf.tensor1d(batch.refChosenLogps ?? new Array<number>(b).fill(0));
     const refRejected = tf.tensor1d(batch.refRejectedLogps ?? new Array<number>(b).fill(0));
@@ -161,8 +177,10 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
       refRejectedLogps: refRejected,
       chosenLengths,
       rejectedLengths: tf.slice(lp.counts, [b], [b]) as tf.Tensor1D,
-      chosenNll: tf.div(tf.neg(tf.sum(chosen)), tf.maximum(tf.sum(chosenLengths), 1)) as tf.Scalar,
+      // The NLL (RPO / "sft") is on the unweighted log-probs, as TRL's cross-entropy on the chosen tokens.
+      chosenNll: tf.div(tf.neg(tf.sum(tf.slice(lp.sums, [0], [b]))), tf.maximum(tf.sum(chosenLengths), 1)) as tf.Scalar,
       chosenSequenceNll: sequenceNll(lp.nextTokenLogProbs, batch.attentionMask, b),
+      ...(useWeighting === true ? { policyWeights: wpoPairWeights(logits!, lp.perToken, batch.completionMask) } : {}),
     };
     const out = lossFn.compute(inputs);
     const rewards = out.rewards ?? {

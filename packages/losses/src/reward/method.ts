@@ -69,12 +69,14 @@ async function loadRewardRows(
   tokenizer: TokenizerLike | undefined,
   maxLength: number | null,
   field: string,
+  warn: (message: string) => void,
 ): Promise<{ rows: TokenizedPreference[]; dropped: number; rowsIn: number }> {
   const resolved = await resolvePreferenceDataset(
     input,
     tokenizer,
     { maxLength, overlong: "drop", warn: () => {} }, // counted and reported once by the caller
     field,
+    warn, // load and format notices (identical pairs, invalid UTF-8) are not counted by the caller
   );
   let dropped = resolved.reports.reduce((n, r) => n + (r.stage === "tokenize" ? droppedCount(r) : 0), 0);
   const rowsIn = resolved.tokenized
@@ -83,7 +85,8 @@ async function loadRewardRows(
   let rows = resolved.examples;
   if (maxLength !== null) {
     const fits = (r: TokenizedPreference) =>
-      r.promptIds.length + Math.max(r.chosenIds.length, r.rejectedIds.length) <= maxLength;
+      r.promptIds.length + r.chosenIds.length <= maxLength &&
+      (r.rejectedPromptIds ?? r.promptIds).length + r.rejectedIds.length <= maxLength;
     const kept = rows.filter(fits);
     dropped += rows.length - kept.length;
     rows = kept;
@@ -114,7 +117,13 @@ export function rewardRun(options: RewardTrainerOptions): RewardRun {
     data: (run) => {
       const load = (input: PreferenceDatasetInput, split: "train" | "eval") => async () => {
         const field = split === "train" ? "trainDataset" : "evalDataset";
-        const { rows, dropped, rowsIn } = await loadRewardRows(input, run.tokenizer, args.maxLength, field);
+        const { rows, dropped, rowsIn } = await loadRewardRows(
+          input,
+          run.tokenizer,
+          args.maxLength,
+          field,
+          common.warn!,
+        );
         droppedRows[split] = dropped;
         if (dropped > 0) {
           common.warn!(

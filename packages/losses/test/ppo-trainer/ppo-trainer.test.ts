@@ -137,7 +137,10 @@ describe("PPOTrainer", () => {
   });
 
   it("adaptive KL controller: β ← β·(1 + clip(KL/target − 1, ±0.2)·batch/horizon) per update", async () => {
-    const t = makeTrainer({}, { maxSteps: 3, adaptiveKl: { target: 0.5, horizon: 40, initKlCoef: 0.3 } });
+    const t = makeTrainer(
+      {},
+      { maxSteps: 3, adaptiveKl: { target: 0.5, horizon: 40, initKlCoef: 0.3 }, outputDir: join(dir, "adaptive") },
+    );
     const seen: Array<[number, number]> = [];
     t.addCallback({
       onStepEnd: () => seen.push([t.state.logHistory.length, t.klController.value]),
@@ -151,10 +154,10 @@ describe("PPOTrainer", () => {
       beta *= 1 + (e * 8) / 40;
       expect(seen[i]![1]).toBeCloseTo(beta, 12);
     }
-    // The controller is the PPO task's checkpointed state: in trainer_state.json's stateful_callbacks.
+    // The controller is the PPO task's checkpointed state: prefkit-only, so in prefkit_state.json.
     const checkpoint = await t.saveCheckpoint();
-    const saved = JSON.parse(await readFile(join(checkpoint, "trainer_state.json"), "utf8"));
-    expect(saved.stateful_callbacks[PPO_KL_CONTROLLER_KEY]).toEqual({
+    const saved = JSON.parse(await readFile(join(checkpoint, "prefkit_state.json"), "utf8"));
+    expect(saved.stateful_records[PPO_KL_CONTROLLER_KEY]).toEqual({
       kind: "adaptive",
       value: beta,
       target: 0.5,

@@ -18,7 +18,7 @@ import {
 import { DPOTrainer, type DPOLossInputs } from "@prefkit/losses";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedPath } from "../../../../test/helpers/shared.js";
-import { handLogp, makePairs, maxWeightDiff, tinyModel, trainLogs, weightsOf } from "./helpers.js";
+import { handLogp, makePairs, maxWeightDiff, stopAtStep, tinyModel, trainLogs, weightsOf } from "./helpers.js";
 
 const storiesDir = sharedPath("assets/stories260K");
 let root: string;
@@ -28,13 +28,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
-});
-
-/** A callback that stops training after step `n`. */
-const stopAtStep = (n: number): Callback => ({
-  onStepEnd: (_a, s, c) => {
-    if (s.globalStep === n) c.shouldTrainingStop = true;
-  },
 });
 
 const base = { saveStrategy: "no" as const, loggingSteps: 1, learningRate: 1e-2, lrSchedulerType: "constant" as const };
@@ -517,9 +510,6 @@ describe("DPOTrainer reference resolution and inputs", () => {
     await expect(bad.train()).rejects.toThrow(DatasetError);
     await expect(bad.train()).rejects.toThrow(/row 3, field "chosenIds"/);
     expect(() => new DPOTrainer({ model, args: { beta: -1 }, trainDataset: makePairs(2) })).toThrow(/field "beta"/);
-    expect(() => new DPOTrainer({ model, args: { syncRefModel: true }, trainDataset: makePairs(2) })).toThrow(
-      'field "syncRefModel": true (TR-DPO) is not supported by the DPOTrainer yet',
-    );
     model.dispose();
   });
 });

@@ -3,12 +3,14 @@
  * `AutoModelForCausalLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)` load it.
  * @module
  */
-import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { copyFile, mkdir, readdir, realpath, rename, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { CheckpointError, ConfigError } from "@prefkit/core";
-import { SAFETENSORS_WEIGHTS_NAME } from "./checkpoint.js";
+import { SAFETENSORS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME } from "./checkpoint.js";
 import {
+  CONFIG_FLOAT_FIELDS,
   CONFIG_NAME,
+  GENERATION_CONFIG_FLOAT_FIELDS,
   GENERATION_CONFIG_NAME,
   type GenerationConfig,
   type PretrainedConfig,
@@ -16,7 +18,7 @@ import {
   validateModelConfig,
 } from "./config.js";
 import { writeJsonAtomic } from "./json.js";
-import { type TensorInput, type TensorInputs, writeSafetensors } from "./safetensors.js";
+import { checkTensorInputs, type TensorInput, type TensorInputs, writeSafetensors } from "./safetensors.js";
 import { temporarySibling } from "./temporary.js";
 
 /** Tokenizer files copied by {@link saveHfDirectory} when present in the source directory. */
@@ -85,20 +87,77 @@ async function exists(path: string): Promise<"file" | "dir" | undefined> {
   }
 }
 
+/** The sharded-weights names transformers writes (`model-00001-of-00003.safetensors`). */
+export const SHARD_FILE_PATTERN = /^model-\d{5}-of-\d{5}\.safetensors$/;
+
 /**
- * Save a model as a Hugging Face directory: `config.json` (indent 2, sorted keys),
- * `model.safetensors` (`__metadata__.format = "pt"`), `generation_config.json` if given, and the
- * tokenizer files copied from `tokenizerFilesFrom`.
+ * Refuse weights holding NaN or ±Infinity: a diverged model must not reach disk under a name that looks
+ * like a good one.
+ * @param tensors - name → tensor, as written.
+ * @param file - the file they would go to, for the message.
+ * @throws CheckpointError naming the file and the first non-finite tensor.
+ */
+export function assertFiniteTensors(
+  tensors: Iterable<readonly [string, { data: ArrayLike<number> }]>,
+  file: string,
+): void {
+  for (const [name, t] of tensors) {
+    const data = t.data;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        throw new CheckpointError(`holds ${data[i]} at index ${i}: refusing to save non-finite weights`, {
+          file,
+          tensor: name,
+        });
+      }
+    }
+  }
+}
+
+/** Copy `source` to `dest` through a temporary sibling of `dest` (readers see the old file or the new one). */
+async function copyFileAtomic(source: string, dest: string): Promise<void> {
+  if ((await exists(dest)) === "file" && (await realpath(source)) === (await realpath(dest))) return;
+  const tmp = temporarySibling(dest, "tmp");
+  try {
+    await copyFile(source, tmp);
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Remove what an earlier save of ours left that the single `model.safetensors` just written makes stale:
+ * `model.safetensors.index.json` and `model-0000i-of-0000n.safetensors` shards (as transformers'
+ * `save_pretrained` removes shards it did not rewrite). Returns the removed names.
+ */
+async function removeStaleWeightFiles(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dir)) {
+    if (name !== SAFETENSORS_INDEX_NAME && !SHARD_FILE_PATTERN.test(name)) continue;
+    if ((await exists(join(dir, name))) !== "file") continue;
+    await rm(join(dir, name));
+    removed.push(name);
+  }
+  return removed;
+}
+
+/**
+ * Save a model as a Hugging Face directory, as transformers' `save_pretrained` does: `config.json` (indent 2,
+ * sorted keys, float fields written as floats), `model.safetensors` (`__metadata__.format = "pt"`),
+ * `generation_config.json` if given, and the tokenizer files ({@link TOKENIZER_FILE_NAMES}) copied from
+ * `tokenizerFilesFrom`. With `tie_word_embeddings: true`, `lm_head.weight` is left out, as transformers does.
  *
- * Everything is written into a temporary directory next to `dir`, which then replaces `dir`:
- * readers never see a half-written model. An existing `dir` is moved aside, the new one renamed in,
- * and the old one deleted (its other files, if any, are not kept). If the final rename fails the
- * old directory is put back. With `tie_word_embeddings: true`, `lm_head.weight` is left out, as
- * transformers does.
- * @param dir - the model directory to create or replace.
+ * Each file is written atomically (a temporary file in `dir`, then a rename), so a reader sees either the
+ * old file or the new one. The only files removed are the ones this save makes stale: an earlier sharded
+ * save's `model.safetensors.index.json` and `model-0000i-of-0000n.safetensors`. Nothing else in `dir` is
+ * deleted or changed: saving into the directory the model was loaded from, or into a run directory with
+ * checkpoints, keeps every other file.
+ * @param dir - the model directory (created if missing).
  * @param options - config, weights and optional extras.
  * @throws ConfigError if the config or generation config is invalid (nothing is written).
- * @throws CheckpointError if the weights are invalid or the directory cannot be written.
+ * @throws CheckpointError if a weight is not finite (nothing is written), `dir` is a file, or it cannot be written.
  */
 export async function saveHfDirectory(dir: string, options: SaveHfDirectoryOptions): Promise<void> {
   const target = resolve(dir);
@@ -107,31 +166,32 @@ export async function saveHfDirectory(dir: string, options: SaveHfDirectoryOptio
     validateGenerationConfig(options.generationConfig, join(target, GENERATION_CONFIG_NAME));
   }
   const weights = dropTiedHead(options.weights, options.config, join(target, CONFIG_NAME));
+  const metadata = { ...options.metadata, format: "pt" };
+  checkTensorInputs(weights, metadata, join(target, SAFETENSORS_WEIGHTS_NAME));
+  assertFiniteTensors(weights, join(target, SAFETENSORS_WEIGHTS_NAME));
   if ((await exists(target)) === "file") {
     throw new CheckpointError("exists and is not a directory", { file: target });
   }
   if (options.tokenizerFilesFrom !== undefined && (await exists(options.tokenizerFilesFrom)) !== "dir") {
     throw new CheckpointError("tokenizer source is not a directory", { file: options.tokenizerFilesFrom });
   }
-
-  await mkdir(dirname(target), { recursive: true });
-  const staging = temporarySibling(target, "tmp");
   try {
-    await mkdir(staging);
-    await writeJsonAtomic(join(staging, CONFIG_NAME), options.config);
-    await writeSafetensors(join(staging, SAFETENSORS_WEIGHTS_NAME), weights, { ...options.metadata, format: "pt" });
+    await mkdir(target, { recursive: true });
+    await writeSafetensors(join(target, SAFETENSORS_WEIGHTS_NAME), weights, metadata);
+    await writeJsonAtomic(join(target, CONFIG_NAME), options.config, { floatFields: CONFIG_FLOAT_FIELDS });
     if (options.generationConfig !== undefined) {
-      await writeJsonAtomic(join(staging, GENERATION_CONFIG_NAME), options.generationConfig);
+      await writeJsonAtomic(join(target, GENERATION_CONFIG_NAME), options.generationConfig, {
+        floatFields: GENERATION_CONFIG_FLOAT_FIELDS,
+      });
     }
     if (options.tokenizerFilesFrom !== undefined) {
       for (const name of TOKENIZER_FILE_NAMES) {
         const source = join(options.tokenizerFilesFrom, name);
-        if ((await exists(source)) === "file") await copyFile(source, join(staging, name));
+        if ((await exists(source)) === "file") await copyFileAtomic(source, join(target, name));
       }
     }
-    await replaceDirectory(staging, target);
+    await removeStaleWeightFiles(target);
   } catch (e) {
-    await rm(staging, { recursive: true, force: true });
     if (e instanceof CheckpointError || e instanceof ConfigError) throw e;
     throw new CheckpointError(
       `cannot save: ${e instanceof Error ? e.message : String(e)}`,
@@ -139,21 +199,4 @@ export async function saveHfDirectory(dir: string, options: SaveHfDirectoryOptio
       { cause: e },
     );
   }
-}
-
-/** Move `staging` to `target`, replacing an existing `target` directory; restores it on failure. */
-async function replaceDirectory(staging: string, target: string): Promise<void> {
-  if ((await exists(target)) === undefined) {
-    await rename(staging, target);
-    return;
-  }
-  const old = temporarySibling(target, "old");
-  await rename(target, old);
-  try {
-    await rename(staging, target);
-  } catch (e) {
-    await rename(old, target);
-    throw e;
-  }
-  await rm(old, { recursive: true, force: true });
 }

@@ -571,6 +571,22 @@ export function serializeSafetensors(tensors: TensorInputs, metadata?: Readonly<
 }
 
 /**
+ * Check tensors (names, dtypes, shapes against data lengths) and metadata as {@link writeSafetensors} would,
+ * without writing anything: lets a caller refuse a bad save before it touches the disk.
+ * @param tensors - tensors by name.
+ * @param metadata - optional `__metadata__` map.
+ * @param file - the file they are meant for, for messages.
+ * @throws CheckpointError naming the file and tensor.
+ */
+export function checkTensorInputs(
+  tensors: TensorInputs,
+  metadata: Readonly<Record<string, string>> | undefined,
+  file: string,
+): void {
+  planWrite(tensors, metadata, file);
+}
+
+/**
  * Write a safetensors file atomically: the tensors are streamed (one converted at a time) into
  * a temporary file next to `path`, flushed, and renamed over `path`. A crash leaves either the
  * old file or the new one, never a partial file.

@@ -24,6 +24,7 @@ import {
   tf,
 } from "@prefkit/core";
 import type { PretrainedConfig } from "../io/config.js";
+import { assertFiniteTensors } from "../io/hfDirectory.js";
 import { readJsonFile, writeJsonAtomic } from "../io/json.js";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.js";
 import type {
@@ -346,18 +347,28 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
   /**
    * Write a PEFT adapter directory, as PEFT's `save_pretrained`: `adapter_config.json` and
    * `adapter_model.safetensors` (float32, metadata `format: pt`) with only the adapter and `modulesToSave`
-   * tensors. Each file is written atomically. This is also what the trainer's checkpoints hold for a LoRA
-   * run. Use {@link mergeAndUnload} and the base model's `savePretrained` for a full HF model.
+   * tensors. This is also what the trainer's checkpoints hold for a LoRA run. Use {@link mergeAndUnload}
+   * and the base model's `savePretrained` for a full HF model.
+   *
+   * Each of the two files is replaced atomically (temporary file, then rename); nothing else in `dir` is
+   * deleted or changed. Adapter weights holding NaN or Infinity are refused before anything is written.
+   * @param dir - the adapter directory (created if missing).
+   * @param options - `baseModelNameOrPath` for the config.
+   * @throws CheckpointError when a weight is not finite or `dir` cannot be written (naming the file).
    */
   async savePretrained(dir: string, options: PeftSaveOptions = {}): Promise<void> {
     this.assertAlive();
-    await mkdir(dir, { recursive: true });
     const tensors = new Map<string, TensorInput>();
     for (const [k, v] of this.adapterStateDict()) {
       tensors.set(k, { shape: v.shape, data: (await v.data()) as Float32Array, dtype: "F32" });
     }
+    assertFiniteTensors(tensors, join(dir, ADAPTER_SAFETENSORS_NAME));
+    await mkdir(dir, { recursive: true });
     await writeSafetensors(join(dir, ADAPTER_SAFETENSORS_NAME), tensors, { format: "pt" });
-    await writeJsonAtomic(join(dir, ADAPTER_CONFIG_NAME), this.adapterConfigJson(options));
+    // PEFT's LoraConfig types lora_dropout as a float (written 0.0)
+    await writeJsonAtomic(join(dir, ADAPTER_CONFIG_NAME), this.adapterConfigJson(options), {
+      floatFields: ["lora_dropout"],
+    });
   }
 
   /**

@@ -318,10 +318,20 @@ export class PreTrainedModelForCausalLM
   }
 
   /**
-   * Write a HF directory (`config.json`, `model.safetensors`, `generation_config.json`,
-   * tokenizer files) loadable by transformers' `from_pretrained`. The base weights are written
-   * under HF names; a tied model has no `lm_head.weight`. Wrapper variables (e.g. LoRA) are not
-   * written: merge them first.
+   * Write a HF directory loadable by transformers' `from_pretrained`, as `save_pretrained` does:
+   * `config.json` (float fields as floats), `model.safetensors` (base weights under HF names; a tied
+   * model has no `lm_head.weight`), `generation_config.json` when the model has one, and the tokenizer
+   * files of `tokenizerFilesFrom` (default: the directory the model was loaded from). Wrapper variables
+   * (e.g. LoRA) are not written: merge them first.
+   *
+   * Each file is replaced atomically (temporary file, then rename). Nothing else in `dir` is deleted or
+   * changed, except what this save makes stale: an earlier sharded save's `model.safetensors.index.json`
+   * and `model-0000i-of-0000n.safetensors`. Saving into the directory the model was loaded from, or into a
+   * run directory, keeps every other file. Weights holding NaN or Infinity are refused before anything is
+   * written.
+   * @param dir - the directory (created if missing).
+   * @param options - storage dtype and tokenizer source.
+   * @throws CheckpointError when a weight is not finite or `dir` cannot be written (naming the file).
    */
   async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
     this.assertAlive();

@@ -370,6 +370,13 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
    * (`architectures`, `id2label`/`label2id`, `pad_token_id`), `model.safetensors` with `model.*` and
    * `score.weight` (no `lm_head`), and the tokenizer files of the source directory. No generation config
    * (a classifier does not generate). Wrapper variables (LoRA) are not written: merge them first.
+   *
+   * Each file is replaced atomically; nothing else in `dir` is deleted or changed except an earlier sharded
+   * save's index and shards, which this save makes stale. Non-finite weights are refused before anything is
+   * written.
+   * @param dir - the directory (created if missing).
+   * @param options - storage dtype and tokenizer source.
+   * @throws CheckpointError when a weight is not finite or `dir` cannot be written (naming the file).
    */
   async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
     this.assertAlive();

@@ -69,7 +69,7 @@ describe("saveHfDirectory", () => {
   };
   const embed = randomData(8, 7);
 
-  it("replaces an existing directory, drops a tied lm_head, stores BF16 and extra metadata", async () => {
+  it("saves into an existing directory keeping its other files, drops a tied lm_head, stores BF16 and extra metadata", async () => {
     const out = join(root, "replace");
     await mkdir(out);
     await writeFile(join(out, "stale.bin"), "old");
@@ -81,7 +81,9 @@ describe("saveHfDirectory", () => {
       },
       metadata: { step: "10" },
     });
-    expect((await readdir(out)).sort()).toEqual(["config.json", "model.safetensors"]);
+    // transformers' save_pretrained deletes nothing of the user's, and neither does this
+    expect((await readdir(out)).sort()).toEqual(["config.json", "model.safetensors", "stale.bin"]);
+    expect(await readFile(join(out, "stale.bin"), "utf8")).toBe("old");
     expect((await readdir(root)).filter((f) => f.startsWith("replace."))).toEqual([]);
     const header = await readSafetensorsHeader(join(out, "model.safetensors"));
     expect([...header.tensors.keys()]).toEqual(["model.embed_tokens.weight"]);
