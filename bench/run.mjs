@@ -8,11 +8,12 @@
 //   node bench/run.mjs --workload grpo --layers 2 --steps 1   # GRPO: 8 prompts × 4 generations × 64 new tokens
 //   node bench/run.mjs --workload matmul,forward    # the engine benches (bench/matmul.mjs, bench/forward.mjs)
 //
-// Flags: --workload dpo|generate|grpo|matmul|forward|all (comma list; all = dpo,generate,grpo), --layers 8,30
-// (grpo and generate run at the largest), --steps N (measured steps after 1 warm-up; default 3, grpo 1), --quick, --backend auto|native|wasm|cpu (comma
-// list; auto = native,wasm when the native addon is built, else wasm; native = the fast path: cpu with the
-// native-blas plugin and its fused decoder; wasm = the portable path, skipped at 30 layers where it does
-// not fit the 4 GiB heap unless named explicitly), --threads N,
+// Flags: --workload dpo|generate|grpo|matmul|forward|methods|all (comma list; all = dpo,generate,grpo;
+// methods = DPO vs ORPO/CPO/KTO steps through the trainers, bench/methods.mjs), --layers 8,30 (grpo and
+// generate run at the largest), --steps N (measured steps after 1 warm-up; default 3, grpo 1), --quick,
+// --backend auto|native|wasm|cpu (comma list; auto = native,wasm when the native addon is built, else wasm;
+// native = the fast path: cpu with the native-blas plugin and its fused decoder; wasm = the portable path,
+// skipped at 30 layers where it does not fit the 4 GiB heap unless named explicitly), --threads N,
 // --no-peer (skip PyTorch), --stall-minutes M (kill a child that logs nothing for M minutes; default 6).
 //
 // Near the wasm heap's 4 GiB cap, the threaded wasm build does not fail: malloc hangs (seen on the 30-layer
@@ -601,7 +602,7 @@ async function main() {
   if (layerList.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--layers: bad list "${opts.layers}"`);
   const steps = Number(opts.steps ?? (opts.quick ? 2 : 3));
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: expected a positive integer, got ${opts.steps}`);
-  const known = ["dpo", "generate", "grpo", "matmul", "forward"];
+  const known = ["dpo", "generate", "grpo", "matmul", "forward", "methods"];
   const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate", "grpo"] : [w]));
   for (const w of workloads) if (!known.includes(w)) throw new Error(`--workload: unknown "${w}" (${known}, all)`);
   log(`load before: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
@@ -610,6 +611,7 @@ async function main() {
     if (w === "generate") await benchGenerate(opts.quick ? 2 : Math.max(...layerList));
     if (w === "grpo") await benchGrpo(Math.max(...layerList), Number(opts.steps ?? 1));
     if (w === "matmul") await passThrough("matmul", "matmul.mjs", ["--skip-cpu"]);
+    if (w === "methods") await passThrough("methods", "methods.mjs", ["--layers", String(layerList.at(-1))]);
     if (w === "forward")
       await passThrough("forward", "forward.mjs", ["--smol", "--batch", "2", "--seq", "128", "--skip-cpu"]);
   }
