@@ -1,17 +1,19 @@
 // prefkit's benchmark harness (`npm run bench`, which builds first). Prints ONE JSON line per workload
 // on stdout; progress and logs go to stderr.
 //
-//   npm run bench                                   # DPO step at 8 and 30 layers (+ torch peer), generation
+//   npm run bench                                   # DPO step at 8 and 30 layers (+ torch peer), generation,
+//                                                   # one GRPO update at 30 layers
 //   node bench/run.mjs --quick                      # smoke test: 2 layers, 2 steps
 //   node bench/run.mjs --workload dpo --layers 8 --steps 5
+//   node bench/run.mjs --workload grpo --layers 2 --steps 1   # GRPO: 8 prompts × 4 generations × 64 new tokens
 //   node bench/run.mjs --workload matmul,forward    # the engine benches (bench/matmul.mjs, bench/forward.mjs)
 //
-// Flags: --workload dpo|generate|matmul|forward|methods|all (comma list; all = dpo,generate; methods = DPO vs
-// ORPO/CPO/KTO steps through the trainers, bench/methods.mjs), --layers 8,30,
-// --steps N (measured steps after 1 warm-up; default 3), --quick, --backend auto|native|wasm|cpu (comma
-// list; auto = native,wasm when the native addon is built, else wasm; native = the fast path: cpu with the
-// native-blas plugin and its fused decoder; wasm = the portable path, skipped at 30 layers where it does
-// not fit the 4 GiB heap unless named explicitly), --threads N,
+// Flags: --workload dpo|generate|grpo|matmul|forward|methods|all (comma list; all = dpo,generate,grpo;
+// methods = DPO vs ORPO/CPO/KTO steps through the trainers, bench/methods.mjs), --layers 8,30 (grpo and
+// generate run at the largest), --steps N (measured steps after 1 warm-up; default 3, grpo 1), --quick,
+// --backend auto|native|wasm|cpu (comma list; auto = native,wasm when the native addon is built, else wasm;
+// native = the fast path: cpu with the native-blas plugin and its fused decoder; wasm = the portable path,
+// skipped at 30 layers where it does not fit the 4 GiB heap unless named explicitly), --threads N,
 // --no-peer (skip PyTorch), --stall-minutes M (kill a child that logs nothing for M minutes; default 6).
 //
 // Near the wasm heap's 4 GiB cap, the threaded wasm build does not fail: malloc hangs (seen on the 30-layer
@@ -24,6 +26,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { tf } from "@prefkit/core";
 import { randomBatch, smolConfig } from "./smol.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
@@ -34,6 +37,12 @@ const SMOL = smolConfig();
 
 /** The DPO workload's fixed shape and hyper-parameters (bench/dpo_step_torch.py uses the same). */
 const DPO = { pairs: 2, seqLen: 128, prompt: 32, beta: 0.1, lr: 1e-6 };
+
+/**
+ * The GRPO workload: one update of 8 prompts × 4 generations × 64 new tokens (no eos, so every completion is
+ * 64 tokens), 4 micro-batches of 8 completions, TRL's defaults otherwise (β = 0: no reference pass).
+ */
+const GRPO = { prompts: 8, generations: 4, newTokens: 64, prompt: 32, microBatch: 8, beta: 0, lr: 1e-6 };
 
 const { values: opts } = parseArgs({
   options: {
@@ -82,17 +91,10 @@ function dpoGflop(layers, rows, t) {
 // ---------------------------------------------------------------------------------------------
 // Child side: one workload in this process.
 
-async function childDpo() {
-  const { initEngine, engineInfo, AdamW, fusedSequenceLogProbs, tf } = await import("@prefkit/core");
-  const { PreTrainedModelForCausalLM } = await import("@prefkit/models");
-  const { dpoLoss } = await import("@prefkit/losses");
-  const layers = Number(opts.layers);
-  const steps = Number(opts.steps);
-  const rows = 2 * DPO.pairs;
-  const T = DPO.seqLen;
-  const base = { workload: "dpo", layers, batch: rows, seqLen: T, steps };
+/** The child's engine per `--backend` (native = cpu + the native-blas plugin); what the result line says of it. */
+async function initChildEngine() {
+  const { initEngine, nativeBlasPlugin } = await import("@prefkit/core");
   const native = opts.backend === "native";
-  const { nativeBlasPlugin } = await import("@prefkit/core");
   const info = await initEngine({
     backend: native ? "cpu" : opts.backend,
     threads: Number(opts.threads),
@@ -101,17 +103,29 @@ async function childDpo() {
   if (native && !info.kernelPlugins.some((p) => p.name === "native-blas")) {
     throw new Error(`the native addon is not available: ${info.notes.join("; ")}`);
   }
-  Object.assign(base, {
+  return {
     backend: info.backend,
     path: native ? "fast (cpu + native-blas fused decoder)" : `portable (${info.backend})`,
     threads: info.threads,
-  });
-  log(`dpo ${layers}L on ${info.backend} (${info.threads} thread(s)): building the model`);
-  const wasmHeapMB = () => {
-    const mod = tf.backend()?.wasm;
-    const bytes = mod?.HEAPU8?.buffer?.byteLength;
-    return bytes === undefined ? undefined : round(bytes / 2 ** 20, 1);
   };
+}
+
+/** The wasm heap's size in MB (undefined on other backends). */
+function wasmHeapMB() {
+  const bytes = tf.backend()?.wasm?.HEAPU8?.buffer?.byteLength;
+  return bytes === undefined ? undefined : round(bytes / 2 ** 20, 1);
+}
+
+async function childDpo() {
+  const { engineInfo, AdamW, fusedSequenceLogProbs } = await import("@prefkit/core");
+  const { PreTrainedModelForCausalLM } = await import("@prefkit/models");
+  const { dpoLoss } = await import("@prefkit/losses");
+  const layers = Number(opts.layers);
+  const steps = Number(opts.steps);
+  const rows = 2 * DPO.pairs;
+  const T = DPO.seqLen;
+  const base = { workload: "dpo", layers, batch: rows, seqLen: T, steps, ...(await initChildEngine()) };
+  log(`dpo ${layers}L on ${base.backend} (${base.threads} thread(s)): building the model`);
 
   const policy = PreTrainedModelForCausalLM.fromConfig({ ...SMOL, num_hidden_layers: layers }, { seed: 0 });
   const reference = policy.frozenCopy();
@@ -177,9 +191,108 @@ async function childDpo() {
   console.log(JSON.stringify(result));
 }
 
+/**
+ * One GRPO update per measured step through the real `GRPOTrainer` (1 warm-up update first): generation with
+ * the KV cache, the reward function, and the policy passes (4 micro-batches forward + backward, one AdamW
+ * step), each timed by the task (`trainer.lastTimings`).
+ */
+async function childGrpo() {
+  const { engineInfo, Rng } = await import("@prefkit/core");
+  const { PreTrainedModelForCausalLM } = await import("@prefkit/models");
+  const { GRPOTrainer } = await import("@prefkit/losses");
+  const layers = Number(opts.layers);
+  const steps = Number(opts.steps);
+  const completions = GRPO.prompts * GRPO.generations;
+  const base = {
+    workload: "grpo",
+    layers,
+    prompts: GRPO.prompts,
+    generations: GRPO.generations,
+    promptLen: GRPO.prompt,
+    newTokens: GRPO.newTokens,
+    beta: GRPO.beta,
+    steps,
+    ...(await initChildEngine()),
+  };
+  log(`grpo ${layers}L on ${base.backend} (${base.threads} thread(s)): building the model`);
+  const policy = PreTrainedModelForCausalLM.fromConfig({ ...SMOL, num_hidden_layers: layers }, { seed: 0 });
+  const rng = new Rng(1);
+  const prompt = () => Array.from({ length: GRPO.prompt }, () => 3 + rng.int(SMOL.vocab_size - 3));
+  // Ids as text: enough for a reward function that reads the completion's ids.
+  const tokenizer = {
+    encode: (text) => text.split(" ").map(Number),
+    decode: (ids) => ids.join(" "),
+    applyChatTemplate: () => "",
+    hasChatTemplate: false,
+    padTokenId: 0,
+  };
+  const evenShare = (_texts, _prompts, { completionIds }) =>
+    completionIds.map((ids) => ids.filter((id) => id % 2 === 0).length / Math.max(ids.length, 1));
+  const updates = [];
+  const trainer = new GRPOTrainer({
+    model: policy,
+    rewardFuncs: { even_share: evenShare },
+    trainDataset: Array.from({ length: GRPO.prompts * (1 + steps) }, () => ({ inputIds: prompt() })),
+    processingClass: tokenizer,
+    args: {
+      outputDir: "/tmp/prefkit-bench-grpo",
+      maxSteps: 1 + steps,
+      numGenerations: GRPO.generations,
+      perDeviceTrainBatchSize: GRPO.microBatch,
+      gradientAccumulationSteps: completions / GRPO.microBatch,
+      maxCompletionLength: GRPO.newTokens,
+      beta: GRPO.beta,
+      learningRate: GRPO.lr,
+      loggingSteps: 1,
+      saveStrategy: "no",
+    },
+    callbacks: [
+      {
+        onStepBegin: () => updates.push({ started: performance.now() }),
+        onStepEnd: (_args, state) => {
+          const u = updates.at(-1);
+          u.seconds = (performance.now() - u.started) / 1000;
+          u.timings = trainer.lastTimings;
+          u.reward = state.logHistory.at(-1)?.reward;
+          const t = u.timings;
+          log(
+            `grpo ${layers}L update ${updates.length - 1}${updates.length === 1 ? " (warm-up)" : ""}: ` +
+              `${u.seconds.toFixed(2)}s (generation ${t.generation.toFixed(2)}s, reference ${t.reference.toFixed(2)}s, ` +
+              `scoring ${t.scoring.toFixed(3)}s, policy passes ${t.policy.toFixed(2)}s), rss ${peakRssMB()} MB`,
+          );
+        },
+      },
+    ],
+  });
+  await trainer.train();
+  const measured = updates.slice(1);
+  const split = (k) => round(median(measured.map((u) => u.timings[k])));
+  const updateSeconds = median(measured.map((u) => u.seconds));
+  console.log(
+    JSON.stringify({
+      ...base,
+      updateSeconds: round(updateSeconds),
+      updateSecondsAll: measured.map((u) => round(u.seconds)),
+      split: {
+        generationSeconds: split("generation"),
+        referenceSeconds: split("reference"),
+        scoringSeconds: split("scoring"),
+        policySeconds: split("policy"),
+      },
+      generatedTokensPerSecond: round((completions * GRPO.newTokens) / split("generation"), 2),
+      peakRssMB: peakRssMB(),
+      ...(wasmHeapMB() !== undefined ? { wasmHeapMB: wasmHeapMB() } : {}),
+      tensorsAtEnd: tf.memory().numTensors,
+      engine: { tfjs: engineInfo().tfjsVersion, plugins: engineInfo().kernelPlugins.map((p) => p.name) },
+    }),
+  );
+  trainer.dispose();
+}
+
 async function runChild() {
   try {
     if (opts.child === "dpo") await childDpo();
+    else if (opts.child === "grpo") await childGrpo();
     else throw new Error(`unknown child workload "${opts.child}"`);
   } catch (e) {
     const message = String(e?.message ?? e);
@@ -316,7 +429,7 @@ async function benchDpo(layers, steps) {
       });
       continue;
     }
-    lines.push(await benchDpoOn(backend, layers, steps));
+    lines.push(await benchChildOn("dpo", backend, layers, steps));
   }
   const peer = await runTorch(["--layers", String(layers), "--steps", String(steps)], `dpo ${layers}L`);
   for (const line of lines) {
@@ -341,12 +454,13 @@ async function benchDpo(layers, steps) {
   }
 }
 
-async function benchDpoOn(backend, layers, steps) {
-  log(`dpo ${layers} layers: prefkit (${backend}) in a child process`);
+/** Run `workload` ("dpo" or "grpo") in a child process on `backend`; its result line, or an error line. */
+async function benchChildOn(workload, backend, layers, steps) {
+  log(`${workload} ${layers} layers: prefkit (${backend}) in a child process`);
   const childArgs = [
     fileURLToPath(import.meta.url),
     "--child",
-    "dpo",
+    workload,
     "--layers",
     String(layers),
     "--steps",
@@ -357,12 +471,12 @@ async function benchDpoOn(backend, layers, steps) {
     opts.threads,
   ];
   const stallMs = Number(opts["stall-minutes"]) * 60000;
-  const r = await runJsonLines(process.execPath, childArgs, `dpo ${layers}L`, stallMs);
+  const r = await runJsonLines(process.execPath, childArgs, `${workload} ${layers}L`, stallMs);
   let line = r.lines.at(-1);
   const heaps = [...r.errTail.matchAll(/wasm heap ([\d.]+) MB/g)].map((m) => Number(m[1]));
   if (line === undefined && r.stalled !== undefined) {
     line = {
-      workload: "dpo",
+      workload,
       layers,
       backend: backend,
       threads: Number(opts.threads),
@@ -376,7 +490,7 @@ async function benchDpoOn(backend, layers, steps) {
     };
   } else if (line === undefined) {
     line = {
-      workload: "dpo",
+      workload,
       layers,
       backend: backend,
       error: `child exited ${r.code ?? r.signal} without a result${/memory|OOM/i.test(r.errTail) ? " (out of memory)" : ""}: ${r.errTail.trim().slice(-400)}`,
@@ -403,6 +517,25 @@ async function benchDpoOn(backend, layers, steps) {
     };
   }
   return line;
+}
+
+async function benchGrpo(layers, steps) {
+  const { list, explicit } = await backendList();
+  for (const backend of list) {
+    if (backend === "wasm" && layers >= 30 && !explicit) {
+      console.log(
+        JSON.stringify({
+          workload: "grpo",
+          layers,
+          backend: "wasm",
+          path: "portable (wasm)",
+          skipped: "the 30-layer update does not fit the 4 GiB wasm heap (as the DPO step); run --backend wasm to try",
+        }),
+      );
+      continue;
+    }
+    console.log(JSON.stringify(await benchChildOn("grpo", backend, layers, steps)));
+  }
 }
 
 async function benchGenerate(layers) {
@@ -469,13 +602,14 @@ async function main() {
   if (layerList.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--layers: bad list "${opts.layers}"`);
   const steps = Number(opts.steps ?? (opts.quick ? 2 : 3));
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: expected a positive integer, got ${opts.steps}`);
-  const known = ["dpo", "generate", "matmul", "forward", "methods"];
-  const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate"] : [w]));
+  const known = ["dpo", "generate", "grpo", "matmul", "forward", "methods"];
+  const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate", "grpo"] : [w]));
   for (const w of workloads) if (!known.includes(w)) throw new Error(`--workload: unknown "${w}" (${known}, all)`);
   log(`load before: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
   for (const w of workloads) {
     if (w === "dpo") for (const layers of layerList) await benchDpo(layers, steps);
     if (w === "generate") await benchGenerate(opts.quick ? 2 : Math.max(...layerList));
+    if (w === "grpo") await benchGrpo(Math.max(...layerList), Number(opts.steps ?? 1));
     if (w === "matmul") await passThrough("matmul", "matmul.mjs", ["--skip-cpu"]);
     if (w === "methods") await passThrough("methods", "methods.mjs", ["--layers", String(layerList.at(-1))]);
     if (w === "forward")

@@ -2,8 +2,8 @@
 /**
  * Generates packages/callbacks/src/cli/config-docs.json — the CLI's one-line help per config field —
  * from the TSDoc of the config interfaces (TrainingArgs, SFTConfig, DPOConfig, RewardConfig,
- * PPOConfig, KTOConfig, ORPOConfig, CPOConfig), with each field's TypeScript type, its `@defaultValue` tag (as written) and, for
- * string-literal unions, the allowed values.
+ * PPOConfig, KTOConfig, ORPOConfig, CPOConfig, GRPOConfig, RLOOConfig), with each field's TypeScript
+ * type, its `@defaultValue` tag (as written) and, for string-literal unions, the allowed values.
  *
  *   node scripts/gen-config-docs.mjs          rewrite the file
  *   node scripts/gen-config-docs.mjs --check  exit 1 if the file is stale
@@ -28,6 +28,8 @@ const SOURCES = {
   kto: ["packages/losses/src/kto/config.ts", "KTOConfig"],
   orpo: ["packages/losses/src/orpo/config.ts", "ORPOConfig"],
   cpo: ["packages/losses/src/cpo/config.ts", "CPOConfig"],
+  grpo: ["packages/losses/src/grpo/config.ts", "GRPOConfig"],
+  rloo: ["packages/losses/src/rloo/config.ts", "RLOOConfig"],
 };
 
 function oneLine(text) {

@@ -4,10 +4,12 @@ import { DEFAULT_TRAINING_ARGS } from "@prefkit/core";
 import {
   CPO_DEFAULTS,
   DPO_DEFAULTS,
+  GRPO_DEFAULTS,
   KTO_DEFAULTS,
   ORPO_DEFAULTS,
   PPO_DEFAULTS,
   REWARD_DEFAULTS,
+  RLOO_DEFAULTS,
   SFT_DEFAULTS,
 } from "@prefkit/losses";
 import { describe, expect, it } from "vitest";
@@ -30,6 +32,8 @@ const TABLES: Record<string, object> = {
   kto: KTO_DEFAULTS,
   orpo: ORPO_DEFAULTS,
   cpo: CPO_DEFAULTS,
+  grpo: GRPO_DEFAULTS,
+  rloo: RLOO_DEFAULTS,
 };
 
 describe("config defaults", () => {

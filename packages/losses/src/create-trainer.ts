@@ -6,10 +6,12 @@
 import { ConfigError, type RunDefinition, resolveTrainer, type Trainer, type TrainingArgs } from "@prefkit/core";
 import { type DPOTrainerOptions, dpoRun } from "./dpo/method.js";
 import { type CPOTrainerOptions, cpoRun } from "./cpo/trainer.js";
+import { type GRPOTrainerOptions, grpoRun } from "./grpo/method.js";
 import { type KTOTrainerOptions, ktoRun } from "./kto/method.js";
 import { type ORPOTrainerOptions, orpoRun } from "./orpo/trainer.js";
 import { type PPOTrainerOptions, ppoRun } from "./ppo/method.js";
 import { type RewardTrainerOptions, rewardRun } from "./reward/method.js";
+import { type RLOOTrainerOptions, rlooRun } from "./rloo/method.js";
 import { type SFTTrainerOptions, sftRun } from "./sft/method.js";
 
 /** The options of each method `createTrainer` knows, by name. */
@@ -28,6 +30,10 @@ export interface TrainingMethods {
   cpo: CPOTrainerOptions;
   /** PPO with a KL penalty (on-policy rollouts, the `"ppo"` loss). */
   ppo: PPOTrainerOptions;
+  /** GRPO: group-relative advantages from reward functions, no value model (the `"grpo"` loss). */
+  grpo: GRPOTrainerOptions;
+  /** RLOO: leave-one-out baseline from reward functions (the `"rloo"` loss). */
+  rloo: RLOOTrainerOptions;
 }
 
 const DEFINITIONS: { [M in keyof TrainingMethods]: (o: TrainingMethods[M]) => RunDefinition<any, any, any> } = {
@@ -38,6 +44,8 @@ const DEFINITIONS: { [M in keyof TrainingMethods]: (o: TrainingMethods[M]) => Ru
   orpo: (o) => orpoRun(o).definition,
   cpo: (o) => cpoRun(o).definition,
   ppo: (o) => ppoRun(o).definition,
+  grpo: (o) => grpoRun(o).definition,
+  rloo: (o) => rlooRun(o).definition,
 };
 
 /**

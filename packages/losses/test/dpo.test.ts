@@ -205,7 +205,7 @@ describe("DPO Loss objects", () => {
   it("registerBuiltinLosses registers every DPO type, dpo, and the other methods' losses", () => {
     const names: string[] = [];
     registerBuiltinLosses({ register: (name) => names.push(name) });
-    const others = ["dpo", "reward", "nll", "kto", "apo_zero_unpaired", "orpo", "cpo", "ppo"];
+    const others = ["dpo", "reward", "nll", "kto", "apo_zero_unpaired", "orpo", "cpo", "ppo", "grpo", "rloo"];
     expect(names.sort()).toEqual([...DPO_LOSS_TYPES, ...others].sort());
   });
 

@@ -9,7 +9,14 @@ export {
   resolvePPOConfig,
   validatePPOConfig,
 } from "./config.js";
-export { type PPOPromptChunk, PromptChunkSource, type PromptChunkSourceOptions } from "./data.js";
+export {
+  chunkColumns,
+  type PPOPromptChunk,
+  PromptChunkSource,
+  type PromptChunkSourceOptions,
+  type PromptSourcesOptions,
+  promptSources,
+} from "./data.js";
 export {
   AdaptiveKLController,
   FixedKLController,
@@ -53,8 +60,9 @@ export {
   type PPORewardSource,
   REWARD_FUNCTION_REGISTRY,
   REWARD_FUNCTIONS,
+  loadRewardFunctions,
   type RewardFunction,
-  type RewardFunctionIds,
+  type RewardFunctionInputs,
   RewardFunctionRegistry,
   registerRewardFunction,
   rewardFunctionPlugin,
@@ -63,13 +71,20 @@ export {
 export { type AdvantageOptions, type AdvantageResult, computeAdvantages } from "./rewards.js";
 export {
   collectRollout,
+  type GeneratedRollout,
+  type GenerationParts,
+  generateRollout,
   INVALID_LOGPROB,
   positionsFromMask,
   type Rollout,
   type RolloutParts,
   type RolloutSettings,
+  type RolloutTimings,
+  responseLogits,
   responseLogprobs,
+  rowsTensor,
   type ScoreRows,
+  scoreRows,
   truncateResponse,
 } from "./rollout.js";
 export { checkRewardSource, createScorer, type Scorer, type ScorerOptions } from "./scoring.js";

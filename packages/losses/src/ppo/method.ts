@@ -9,7 +9,7 @@ import type { CausalLM, Loss, RunDefinition, SequenceClassifier, TokenizerLike }
 import { commonRunParts, type TrainerCommonOptions } from "../common/options.js";
 import { resolveReference } from "../preference/reference.js";
 import { type PPOConfig, type PPOConfigInput, resolvePPOConfig } from "./config.js";
-import { type PPOPromptChunk, PromptChunkSource } from "./data.js";
+import { type PPOPromptChunk, type PromptChunkSource, promptSources } from "./data.js";
 import type { RolloutInputs } from "./losses.js";
 import type { PromptDatasetInput } from "./prompts.js";
 import { type PPORewardSource, rewardFunctionRegistryOf } from "./reward-function.js";
@@ -99,19 +99,14 @@ export function ppoRun(options: PPOTrainerOptions): PPORun {
         tokenIds: ppoTokenIds(args, run.tokenizer, run.model),
       }),
     data: (run) => {
-      const source = (dataset: PromptDatasetInput, field: string, chunkSize: number | null) =>
-        new PromptChunkSource({
-          dataset,
-          field,
-          tokenizer: run.tokenizer,
-          chunkSize,
-          chunksPerUpdate: args.gradientAccumulationSteps,
-          seed: args.seed,
-        });
-      sources = {
-        train: source(options.trainDataset, "trainDataset", args.perDeviceTrainBatchSize * args.numMiniBatches),
-        ...(options.evalDataset !== undefined ? { eval: source(options.evalDataset, "evalDataset", null) } : {}),
-      };
+      sources = promptSources({
+        trainDataset: options.trainDataset,
+        evalDataset: options.evalDataset,
+        tokenizer: run.tokenizer,
+        chunkSize: args.perDeviceTrainBatchSize * args.numMiniBatches,
+        chunksPerUpdate: args.gradientAccumulationSteps,
+        seed: args.seed,
+      });
       return sources;
     },
     trainedModel: (_run, task) => (task as PPOTask).model,

@@ -71,13 +71,34 @@ export function rolloutEntropy(rollout: Rollout, targets: AdvantageResult): numb
   );
 }
 
-/** Mean entropy of the categorical distributions `logits` `[b, W, V]` (a scalar; no gradient needed). */
-export function meanEntropy(logits: tf.Tensor3D): tf.Scalar {
-  return tf.tidy(() => {
-    const lse = tf.logSumExp(logits, -1);
-    const p = tf.softmax(logits);
-    return tf.mean(tf.sub(lse, tf.sum(tf.mul(p, logits), -1))) as tf.Scalar;
-  });
+/** The entropy of each categorical distribution of `logits` `[b, W, V]`: `[b, W]`. */
+function tokenEntropy(logits: tf.Tensor): tf.Tensor {
+  const lse = tf.logSumExp(logits, -1);
+  return tf.sub(lse, tf.sum(tf.mul(tf.softmax(logits), logits), -1));
+}
+
+// Metrics without a gradient, as zero-gradient custom ops: inside a gradient tape the `[b, W, V]`
+// intermediates of a plain op would be kept for a backward pass that never reaches them.
+const entropyMean = tf.customGrad((...args: unknown[]) => {
+  const logits = args[0] as tf.Tensor;
+  return { value: tf.mean(tokenEntropy(logits)), gradFunc: () => tf.zerosLike(logits) };
+}) as (logits: tf.Tensor) => tf.Scalar;
+
+const maskedEntropyMean = tf.customGrad((...args: unknown[]) => {
+  const [logits, mask] = args as [tf.Tensor, tf.Tensor];
+  return {
+    value: tf.div(tf.sum(tf.mul(tokenEntropy(logits), mask)), tf.maximum(tf.sum(mask), 1)),
+    gradFunc: () => [tf.zerosLike(logits), tf.zerosLike(mask)],
+  };
+}) as (logits: tf.Tensor, mask: tf.Tensor) => tf.Scalar;
+
+/**
+ * Mean entropy of the categorical distributions `logits` `[b, W, V]` (a scalar without gradient, cheap inside
+ * a gradient tape): over every position, or over those where `mask` `[b, W]` is 1 (divided by max(Σmask, 1),
+ * as TRL's GRPO).
+ */
+export function meanEntropy(logits: tf.Tensor3D, mask?: tf.Tensor2D): tf.Scalar {
+  return mask === undefined ? entropyMean(logits) : maskedEntropyMean(logits, mask);
 }
 
 /**

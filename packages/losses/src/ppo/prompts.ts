@@ -21,7 +21,12 @@ import {
 export interface TokenizedPrompt {
   /** Prompt token ids, special tokens included. */
   inputIds: number[];
+  /** The row's other fields (e.g. a reference `answer`), handed to reward functions; absent when there are none. */
+  columns?: Record<string, unknown>;
 }
+
+/** The fields of a prompt row that are the prompt itself (the rest are the row's extra columns). */
+const PROMPT_FIELDS = new Set(["prompt", "inputIds", "input_ids"]);
 
 /**
  * A PPO prompt dataset:
@@ -106,7 +111,8 @@ export async function tokenizePrompts(
     }
     if (ids.length === 0) throw new DatasetError("the prompt has no tokens", where);
     if (max !== null && ids.length > max) ids = ids.slice(ids.length - max);
-    return { inputIds: ids };
+    const columns = Object.entries(data).filter(([k]) => !PROMPT_FIELDS.has(k));
+    return columns.length === 0 ? { inputIds: ids } : { inputIds: ids, columns: Object.fromEntries(columns) };
   });
 }
 

@@ -1,30 +1,40 @@
 /**
- * Rule-based rewards for PPO: TRL-style reward functions, registered by name for every run
+ * Rule-based rewards for PPO, GRPO and RLOO: TRL-style reward functions, registered by name for every run
  * ({@link registerRewardFunction}) or for one run (a {@link rewardFunctionPlugin}, which provides it under
- * {@link REWARD_FUNCTIONS}), so `rewardModel: "my-reward"` finds a user's function as `lossType` finds a loss.
+ * {@link REWARD_FUNCTIONS}), so `rewardModel: "my-reward"` (PPO) or `rewardFuncs: ["my-reward"]` (GRPO)
+ * finds a user's function as `lossType` finds a loss; and {@link loadRewardFunctions}, which reads them
+ * from a module (the CLI's `--reward-funcs ./rewards.mjs`).
  * @module
  */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { ConfigError, type Plugin, resolveAllOrEmpty, type SequenceClassifier } from "@prefkit/core";
 import type { DependencyContainer } from "tsyringe";
 
-/** Token ids handed to a {@link RewardFunction} next to the decoded texts. */
-export interface RewardFunctionIds {
+/** What a {@link RewardFunction} gets next to the decoded texts: the token ids and the dataset row's other columns. */
+export interface RewardFunctionInputs {
   /** Prompt ids per row (padding removed). */
   promptIds: number[][];
   /** Response ids per row, truncated at the stop token (kept) and without padding. */
   completionIds: number[][];
+  /**
+   * The dataset's other columns, one value per completion (TRL's reward `**kwargs`): with rows
+   * `{ prompt, answer }`, `columns.answer[i]` is the answer of completion i's prompt. Empty when the rows
+   * have no other fields (or are tokenised `{ inputIds }` rows).
+   */
+  columns: Record<string, unknown[]>;
 }
 
 /**
- * A reward computed from text (TRL's `reward_funcs` signature): one score per completion. It replaces a
- * reward model in the PPO trainer; `missingEosPenalty` and the KL penalty apply to its scores the same way.
- * May be async.
+ * A reward computed from text (TRL's `reward_funcs` signature): one score per completion, or `null` where the
+ * function does not apply (GRPO and RLOO leave it out of the sums and statistics, TRL's `None`; PPO needs a
+ * number). May be async.
  */
 export type RewardFunction = (
   completions: string[],
   prompts: string[],
-  ids: RewardFunctionIds,
-) => number[] | Promise<number[]>;
+  inputs: RewardFunctionInputs,
+) => ReadonlyArray<number | null> | Promise<ReadonlyArray<number | null>>;
 
 /** The reward of a PPO run: a reward model, a reward function, or the registered name of one. */
 export type PPORewardSource = SequenceClassifier | RewardFunction | string;
@@ -125,4 +135,47 @@ export function rewardFunctionPlugin(name: string, fn: RewardFunction): Plugin {
       context.provide<NamedRewardFunction>(REWARD_FUNCTIONS, { name, fn });
     },
   };
+}
+
+/**
+ * The reward functions a module exports by name (the CLI's `--reward-funcs ./rewards.mjs`): every named
+ * export that is a function, in the module namespace's (alphabetical) order, or the ones `names` asks for,
+ * in that order. Feed them to a GRPO/RLOO run as `rewardFuncs: Object.fromEntries(fns.map((f) => [f.name, f.fn]))`
+ * or as plugins (`fns.map((f) => rewardFunctionPlugin(f.name, f.fn))`).
+ *
+ * @param modulePath a path (relative to the working directory) or a `file:` URL of an ES module
+ * @param names export names to take (default: every exported function)
+ * @throws ConfigError (field `rewardFuncs`) when the module cannot be loaded, exports no function, or lacks
+ *   a requested name
+ */
+export async function loadRewardFunctions(
+  modulePath: string,
+  names?: readonly string[],
+): Promise<NamedRewardFunction[]> {
+  const url = modulePath.startsWith("file:") ? modulePath : pathToFileURL(resolve(modulePath)).href;
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(url)) as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(`cannot load reward functions from ${modulePath}: ${(e as Error).message}`, {
+      field: "rewardFuncs",
+    });
+  }
+  const exported = Object.entries(module).filter(([name, fn]) => name !== "default" && typeof fn === "function");
+  if (names === undefined) {
+    if (exported.length === 0) {
+      throw new ConfigError(`${modulePath} exports no function`, { field: "rewardFuncs" });
+    }
+    return exported.map(([name, fn]) => ({ name, fn: fn as RewardFunction }));
+  }
+  return names.map((name) => {
+    const fn = module[name];
+    if (typeof fn !== "function") {
+      const known = exported.map(([n]) => n).join(", ") || "(none)";
+      throw new ConfigError(`${modulePath} has no exported function "${name}"; it exports ${known}`, {
+        field: "rewardFuncs",
+      });
+    }
+    return { name, fn: fn as RewardFunction };
+  });
 }

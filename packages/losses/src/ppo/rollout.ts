@@ -1,8 +1,10 @@
 /**
- * One PPO rollout (TRL PPOv2, steps 1–5 of trl-parity.md): sample responses with the KV-cache generator
+ * One on-policy rollout (TRL PPOv2, steps 1–5 of trl-parity.md): sample responses with the KV-cache generator
  * keeping the temperature-scaled log-probs, score them with the reference, truncate at the stop token,
  * read V per response token, and score the truncated sequences. Plain arrays out: the update turns
  * them into tensors per micro-batch. Evaluation runs the same steps with greedy decoding and no values.
+ * GRPO and RLOO run the first part alone ({@link generateRollout}: no values, a reference only when β ≠ 0)
+ * and score with their own reward functions.
  * @module
  */
 import {
@@ -30,6 +32,8 @@ export interface ScoreRows {
   inputIds: number[][];
   /** `[B, C + W]` mask built from lengths. */
   attentionMask: number[][];
+  /** The dataset's other columns, one value per row (reward functions get them; see `RewardFunctionInputs`). */
+  columns?: Record<string, unknown[]>;
 }
 
 /** Settings of {@link collectRollout}. */
@@ -38,6 +42,10 @@ export interface RolloutSettings {
   responseLength: number;
   /** Sampling temperature; log-probs use logits / (temperature + 1e-7), as TRL. */
   temperature: number;
+  /** Keep the k most likely tokens when sampling (0 = off, the default). Needs a policy with `generate()`. */
+  topK?: number;
+  /** Nucleus sampling mass (1 = off, the default). Needs a policy with `generate()`. */
+  topP?: number;
   /** Rows per forward pass. */
   localRolloutForwardBatchSize: number;
   /** Subtracted from the score of rows without eos (`null`: off). */
@@ -52,20 +60,36 @@ export interface RolloutSettings {
   doSample?: boolean;
 }
 
-/** Collaborators of {@link collectRollout}. */
-export interface RolloutParts {
+/** Collaborators of {@link generateRollout}. */
+export interface GenerationParts {
   /** The policy, and V per position `[B, T]` (a `PolicyAndValueModel`; without `values`, as in evaluation, they are 0). */
   model: { policy: CausalLM; values?(inputs: ForwardInputs): tf.Tensor2D };
-  /** The frozen reference. */
-  reference: ReferenceSource;
-  /** Scores of the truncated sequences (reward model or reward function). */
-  score: (rows: ScoreRows) => Promise<number[]>;
+  /** The frozen reference; `undefined` runs no reference pass (GRPO and RLOO with β = 0). */
+  reference: ReferenceSource | undefined;
   /** Sampling stream (the trainer's, so a resumed run continues it). */
   rng: Rng;
 }
 
-/** A rollout batch of B rows with responses padded to width W. Row-major plain arrays. */
-export interface Rollout {
+/** Collaborators of {@link collectRollout}. */
+export interface RolloutParts extends GenerationParts {
+  /** The frozen reference. */
+  reference: ReferenceSource;
+  /** Scores of the truncated sequences (reward model or reward function). */
+  score: (rows: ScoreRows) => Promise<ReadonlyArray<number | null>>;
+}
+
+/** Seconds a rollout spent in each phase (the benches' time split). */
+export interface RolloutTimings {
+  /** Sampling the responses. */
+  generation: number;
+  /** The reference pass and, for PPO, the value pass. */
+  reference: number;
+  /** Reward models and reward functions. */
+  scoring: number;
+}
+
+/** A sampled rollout batch of B rows with responses padded to width W, before scoring. Row-major plain arrays. */
+export interface GeneratedRollout {
   /** C: the left-padded prompt length. */
   contextLength: number;
   /** W: the longest generated response. */
@@ -86,16 +110,24 @@ export interface Rollout {
   validLengths: number[];
   /** `[B, W]` log π_old (temperature-scaled), {@link INVALID_LOGPROB} past `validLengths`. */
   logprobs: number[][];
-  /** `[B, W]` log π_ref, same scaling and fill. */
-  refLogprobs: number[][];
+  /** `[B, W]` log π_ref, same scaling and fill; `undefined` without a reference. */
+  refLogprobs: number[][] | undefined;
   /** `[B, W]` V before each response token, 0 past `validLengths` + 1 (TRL's `padding_mask_p1`). */
   values: number[][];
-  /** Score per row, the eos penalty applied. */
-  scores: number[];
   /** Whether the truncated response contains eos. */
   containsEos: boolean[];
   /** eos tokens among the generated tokens (`val/num_eos_tokens`). */
   numEosTokens: number;
+  /** Seconds per phase. */
+  timings: RolloutTimings;
+}
+
+/** A scored PPO rollout: a {@link GeneratedRollout} with its reference log-probs and scores. */
+export interface Rollout extends GeneratedRollout {
+  /** `[B, W]` log π_ref, same scaling and fill as `logprobs`. */
+  refLogprobs: number[][];
+  /** Score per row, the eos penalty applied. */
+  scores: number[];
 }
 
 /** Truncate after the first `stopTokenId` (kept). Returns the kept prefix. */
@@ -186,13 +218,22 @@ async function samplePolicy(
   s: RolloutSettings,
   rng: Rng,
 ): Promise<Sampled> {
-  if (!canGenerate(policy)) return sampleWithForward(policy, ids, mask, s, rng);
+  const topK = s.topK ?? 0;
+  const topP = s.topP ?? 1;
+  if (!canGenerate(policy)) {
+    if (topK !== 0 || topP !== 1) {
+      throw new ConfigError("topK/topP sampling needs a policy with generate()", {
+        field: topK !== 0 ? "topK" : "topP",
+      });
+    }
+    return sampleWithForward(policy, ids, mask, s, rng);
+  }
   const out = await policy.generate(ids, {
     maxNewTokens: s.responseLength,
     doSample: s.doSample ?? true,
     temperature: s.temperature + 1e-7,
-    topK: 0,
-    topP: 1,
+    topK,
+    topP,
     eosTokenId: s.eosTokenId === undefined ? [] : s.eosTokenId,
     padTokenId: s.padTokenId,
     attentionMask: mask,
@@ -210,6 +251,33 @@ function chunks(n: number, size: number): Array<[number, number]> {
   return out;
 }
 
+/** The `rows` of a row-major matrix as a `[rows.length, width]` tensor (a micro-batch of a rollout). */
+export function rowsTensor(
+  matrix: readonly (readonly number[])[],
+  rows: readonly number[],
+  dtype: "float32" | "int32" = "float32",
+): tf.Tensor2D {
+  return tf.tensor2d(
+    rows.flatMap((i) => matrix[i]!),
+    [rows.length, matrix[0]!.length],
+    dtype,
+  );
+}
+
+/**
+ * The logits that predict the `width` response tokens of a `[b, C + W, V]` forward, divided by
+ * (temperature + 1e-7) as TRL's sampling and training passes do: `[b, W, V]`.
+ */
+export function responseLogits(
+  logits: tf.Tensor3D,
+  contextLength: number,
+  width: number,
+  temperature: number,
+): tf.Tensor3D {
+  const [b, , v] = logits.shape;
+  return tf.div(tf.slice(logits, [0, contextLength - 1, 0], [b, width, v]), temperature + 1e-7) as tf.Tensor3D;
+}
+
 /** log softmax(logits / (T + 1e-7)) of the response tokens, `[b, W]`, from a full forward. */
 export function responseLogprobs(
   net: CausalLM,
@@ -218,30 +286,33 @@ export function responseLogprobs(
   contextLength: number,
   temperature: number,
 ): tf.Tensor2D {
-  return tf.tidy(() => {
-    const logits = net.forward(inputs).logits;
-    const [b, , v] = logits.shape;
-    const w = responses[0]!.length;
-    const scaled = tf.div(tf.slice(logits, [0, contextLength - 1, 0], [b, w, v]), temperature + 1e-7) as tf.Tensor3D;
-    return selectiveLogProbs(scaled, responses);
-  });
+  return tf.tidy(() =>
+    selectiveLogProbs(
+      responseLogits(net.forward(inputs).logits, contextLength, responses[0]!.length, temperature),
+      responses,
+    ),
+  );
 }
 
+const seconds = (since: number) => (performance.now() - since) / 1000;
+
 /**
- * Sample and score one rollout batch (no gradients anywhere). `promptIds` are unpadded; they are
- * left-padded once for the whole batch, then processed in chunks of `localRolloutForwardBatchSize`.
+ * Sample one rollout batch and run the no-gradient passes over it (reference, values), without scoring.
+ * `promptIds` are unpadded; they are left-padded once for the whole batch, then processed in chunks of
+ * `localRolloutForwardBatchSize`.
  */
-export async function collectRollout(
+export async function generateRollout(
   promptIds: readonly (readonly number[])[],
-  parts: RolloutParts,
+  parts: GenerationParts,
   s: RolloutSettings,
-): Promise<Rollout> {
+): Promise<GeneratedRollout> {
   const padded = leftPad(promptIds, s.padTokenId);
   const c = padded.length;
   const n = promptIds.length;
   const parts_ = chunks(n, s.localRolloutForwardBatchSize);
 
   // 1. sample, keeping temperature-scaled log π_old
+  let started = performance.now();
   const newTokens: number[][] = [];
   const oldLogprobs: number[][] = [];
   for (const [a, b] of parts_) {
@@ -255,6 +326,7 @@ export async function collectRollout(
     newTokens.push(...out.newTokens);
     oldLogprobs.push(...out.logprobs);
   }
+  const generation = seconds(started);
   const generatedLengths = newTokens.map((t) => t.length);
   const width = Math.max(1, ...generatedLengths);
   const padTo = (row: number[], fill: number) => [...row, ...new Array<number>(width - row.length).fill(fill)];
@@ -274,17 +346,21 @@ export async function collectRollout(
   const validLengths = truncated.map((r) => r.length);
 
   // 2 + 5. reference log-probs and values over the generated sequences
+  started = performance.now();
   const refLogprobs: number[][] = [];
   const values: number[][] = [];
+  const reference = parts.reference;
   for (const [a, b] of parts_) {
     const inputs: ForwardInputs = {
       inputIds: queryResponses.slice(a, b),
       attentionMask: attentionMask.slice(a, b),
       positionIds: positionIds.slice(a, b),
     };
-    const ref = parts.reference.run((net) => responseLogprobs(net, inputs, responses.slice(a, b), c, s.temperature));
-    refLogprobs.push(...((await ref.array()) as number[][]));
-    ref.dispose();
+    if (reference !== undefined) {
+      const ref = reference.run((net) => responseLogprobs(net, inputs, responses.slice(a, b), c, s.temperature));
+      refLogprobs.push(...((await ref.array()) as number[][]));
+      ref.dispose();
+    }
     const valueFn = parts.model.values?.bind(parts.model);
     if (valueFn === undefined) {
       for (let i = a; i < b; i++) values.push(new Array<number>(width).fill(0));
@@ -296,39 +372,8 @@ export async function collectRollout(
   }
   const fill = (rows: number[][], keep: (t: number, i: number) => boolean, value: number) =>
     rows.map((row, i) => row.map((x, t) => (keep(t, i) ? x : value)));
-  const logprobs = fill(
-    oldLogprobs.map((r) => padTo(r, INVALID_LOGPROB)),
-    (t, i) => t < validLengths[i]!,
-    INVALID_LOGPROB,
-  );
-  const refFilled = fill(refLogprobs, (t, i) => t < validLengths[i]!, INVALID_LOGPROB);
-  const valuesFilled = fill(values, (t, i) => t <= validLengths[i]!, 0);
-
-  // 4. score the truncated sequences at their last real token
-  const scoreIds = padded.inputIds.map((p, i) => [...p, ...padTo(truncated[i]!, s.padTokenId)]);
-  const scoreMask = padded.attentionMask.map((m, i) => [
-    ...m,
-    ...padTo(
-      truncated[i]!.map(() => 1),
-      0,
-    ),
-  ]);
-  const raw = await parts.score({
-    promptIds: promptIds.map((p) => p.slice()),
-    responseIds: truncated,
-    inputIds: scoreIds,
-    attentionMask: scoreMask,
-  });
-  if (raw.length !== n || raw.some((x) => typeof x !== "number" || !Number.isFinite(x))) {
-    throw new ConfigError(`the reward gave ${raw.length} values for ${n} responses (finite numbers needed)`, {
-      field: "rewardModel",
-    });
-  }
+  const valid = (t: number, i: number) => t < validLengths[i]!;
   const containsEos = truncated.map((r) => s.eosTokenId !== undefined && r.includes(s.eosTokenId));
-  const scores = raw.map((x, i) => (s.missingEosPenalty !== null && !containsEos[i] ? x - s.missingEosPenalty : x));
-  const numEosTokens =
-    s.eosTokenId === undefined ? 0 : newTokens.reduce((k, r) => k + r.filter((id) => id === s.eosTokenId).length, 0);
-
   return {
     contextLength: c,
     width,
@@ -339,11 +384,72 @@ export async function collectRollout(
     responses,
     generatedLengths,
     validLengths,
-    logprobs,
-    refLogprobs: refFilled,
-    values: valuesFilled,
-    scores,
+    logprobs: fill(
+      oldLogprobs.map((r) => padTo(r, INVALID_LOGPROB)),
+      valid,
+      INVALID_LOGPROB,
+    ),
+    refLogprobs: reference === undefined ? undefined : fill(refLogprobs, valid, INVALID_LOGPROB),
+    values: fill(values, (t, i) => t <= validLengths[i]!, 0),
     containsEos,
-    numEosTokens,
+    numEosTokens:
+      s.eosTokenId === undefined ? 0 : newTokens.reduce((k, r) => k + r.filter((id) => id === s.eosTokenId).length, 0),
+    timings: { generation, reference: seconds(started), scoring: 0 },
+  };
+}
+
+/**
+ * What a scorer reads of a rollout: each prompt followed by its truncated response (the stop token kept)
+ * and right padding with `padTokenId`, the mask from lengths.
+ */
+export function scoreRows(rollout: GeneratedRollout, padTokenId: number): ScoreRows {
+  const c = rollout.contextLength;
+  const responseIds = rollout.responses.map((r, i) => r.slice(0, rollout.validLengths[i]));
+  const tail = (row: number[], fill: number) => new Array<number>(rollout.width - row.length).fill(fill);
+  return {
+    promptIds: rollout.promptIds.map((p) => p.slice()),
+    responseIds,
+    inputIds: rollout.queryResponses.map((q, i) => [
+      ...q.slice(0, c),
+      ...responseIds[i]!,
+      ...tail(responseIds[i]!, padTokenId),
+    ]),
+    attentionMask: rollout.attentionMask.map((m, i) => [
+      ...m.slice(0, c),
+      ...responseIds[i]!.map(() => 1),
+      ...tail(responseIds[i]!, 0),
+    ]),
+  };
+}
+
+/**
+ * Sample and score one PPO rollout batch (no gradients anywhere): {@link generateRollout}, then the scores
+ * of the truncated sequences at their last real token, minus `missingEosPenalty` for rows without eos.
+ * @throws ConfigError when the reward gives other than one finite number per response.
+ */
+export async function collectRollout(
+  promptIds: readonly (readonly number[])[],
+  parts: RolloutParts,
+  s: RolloutSettings,
+): Promise<Rollout> {
+  const generated = await generateRollout(promptIds, parts, s);
+  const n = promptIds.length;
+
+  // 4. score the truncated sequences at their last real token
+  const started = performance.now();
+  const raw = await parts.score(scoreRows(generated, s.padTokenId));
+  if (raw.length !== n || raw.some((x) => typeof x !== "number" || !Number.isFinite(x))) {
+    throw new ConfigError(`the reward gave ${raw.length} values for ${n} responses (finite numbers needed)`, {
+      field: "rewardModel",
+    });
+  }
+  const scores = (raw as readonly number[]).map((x, i) =>
+    s.missingEosPenalty !== null && !generated.containsEos[i] ? x - s.missingEosPenalty : x,
+  );
+  return {
+    ...generated,
+    refLogprobs: generated.refLogprobs!,
+    scores,
+    timings: { ...generated.timings, scoring: seconds(started) },
   };
 }

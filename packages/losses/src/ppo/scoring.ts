@@ -1,14 +1,15 @@
 /**
- * The PPO reward (step 4 of trl-parity.md): a reward model read at the last real token of the truncated
- * sequence (re-tokenising the text when it has its own tokenizer), or a reward function of the decoded text.
+ * The PPO reward (step 4 of trl-parity.md), and each of GRPO's and RLOO's reward functions: a reward model read
+ * at the last real token of the truncated sequence (re-tokenising the text when it has its own tokenizer), or a
+ * reward function of the decoded text.
  * @module
  */
 import { ConfigError, isSequenceClassifier, type TokenizerLike, tf } from "@prefkit/core";
 import type { PPORewardSource, RewardFunctionRegistry } from "./reward-function.js";
 import type { ScoreRows } from "./rollout.js";
 
-/** Scores of the truncated sequences of a rollout, one per row. */
-export type Scorer = (rows: ScoreRows) => Promise<number[]>;
+/** Scores of the truncated sequences of a rollout, one per row (`null` where a reward function does not apply). */
+export type Scorer = (rows: ScoreRows) => Promise<ReadonlyArray<number | null>>;
 
 /**
  * Checks that a reward model has one label (reward functions and names pass).
@@ -34,6 +35,8 @@ export interface ScorerOptions {
   forwardBatchSize: number;
   /** Where the re-tokenising notice goes (once per scorer). */
   warn: (message: string) => void;
+  /** The config field errors name (default `rewardModel`; GRPO's is `rewardFuncs`). */
+  field?: string;
 }
 
 /**
@@ -45,7 +48,9 @@ export interface ScorerOptions {
 export function createScorer(options: ScorerOptions): Scorer {
   const { tokenizer: tok, rewardTokenizer: rmTok } = options;
   const reward =
-    typeof options.reward === "string" ? options.registry.get(options.reward, "rewardModel") : options.reward;
+    typeof options.reward === "string"
+      ? options.registry.get(options.reward, options.field ?? "rewardModel")
+      : options.reward;
   if (typeof reward === "function") {
     if (tok === undefined) {
       throw new ConfigError("a reward function gets decoded text: pass processingClass", { field: "processingClass" });
@@ -53,7 +58,11 @@ export function createScorer(options: ScorerOptions): Scorer {
     return async (rows) => {
       const completions = rows.responseIds.map((r) => tok.decode(r, { skipSpecialTokens: true }));
       const prompts = rows.promptIds.map((r) => tok.decode(r, { skipSpecialTokens: true }));
-      return reward(completions, prompts, { promptIds: rows.promptIds, completionIds: rows.responseIds });
+      return reward(completions, prompts, {
+        promptIds: rows.promptIds,
+        completionIds: rows.responseIds,
+        columns: rows.columns ?? {},
+      });
     };
   }
   const retokenize = rmTok !== undefined && rmTok !== tok;

@@ -23,7 +23,7 @@ import {
 } from "@prefkit/core";
 import type { ReferenceSource } from "../preference/reference.js";
 import type { PPOConfig } from "./config.js";
-import type { PPOPromptChunk } from "./data.js";
+import { chunkColumns, type PPOPromptChunk } from "./data.js";
 import {
   AdaptiveKLController,
   FixedKLController,
@@ -41,7 +41,7 @@ import {
   updateStatsMetrics,
 } from "./metrics.js";
 import { type AdvantageOptions, type AdvantageResult, computeAdvantages } from "./rewards.js";
-import { collectRollout, type Rollout, type RolloutSettings } from "./rollout.js";
+import { collectRollout, type Rollout, type RolloutSettings, responseLogits, rowsTensor } from "./rollout.js";
 import type { Scorer } from "./scoring.js";
 import type { PolicyAndValueModel } from "./value.js";
 
@@ -73,10 +73,15 @@ export interface PPOTokenIds {
 
 /**
  * The token ids of a run: eos from the tokenizer, else the model config; pad from the config, else the
- * tokenizer's pad, else eos, else 0; stop from `stopTokenId`, else eos with `stopToken: "eos"`.
+ * tokenizer's pad, else eos, else 0; stop from `stopTokenId`, else eos with `stopToken: "eos"` (GRPO and
+ * RLOO, which have none of these fields, stop at eos only).
  * @throws ConfigError for `stopToken: "eos"` without a known eos.
  */
-export function ppoTokenIds(args: PPOConfig, tokenizer: TokenizerLike | undefined, policy: CausalLM): PPOTokenIds {
+export function ppoTokenIds(
+  args: Partial<Pick<PPOConfig, "stopToken" | "stopTokenId" | "padTokenId">>,
+  tokenizer: TokenizerLike | undefined,
+  policy: CausalLM,
+): PPOTokenIds {
   const configEos = policy.config["eos_token_id"];
   const eos = tokenizer?.eosTokenId ?? (typeof configEos === "number" ? configEos : undefined);
   if (args.stopToken === "eos" && eos === undefined) {
@@ -156,9 +161,16 @@ export class PPOTask implements TrainingTask<PPOPromptChunk, PPOMicroBatch> {
   async rollout(chunks: PPOPromptChunk[], context: TaskContext): Promise<RolloutUpdate<PPOMicroBatch>> {
     const a = this.options.args;
     const prompts = chunks.flatMap((c) => c.promptIds);
+    const columns = chunkColumns(chunks);
+    const score = this.scorer();
     const rollout = await collectRollout(
       prompts,
-      { model: this.model, reference: this.options.reference, score: this.scorer(), rng: context.rng },
+      {
+        model: this.model,
+        reference: this.options.reference,
+        score: (rows) => score({ ...rows, columns }),
+        rng: context.rng,
+      },
       this.rolloutSettings(true),
     );
     const klCoef = this.klController.value;
@@ -211,20 +223,13 @@ export class PPOTask implements TrainingTask<PPOPromptChunk, PPOMicroBatch> {
     const c = rollout.contextLength;
     const w = rollout.width;
     const b = batch.rows.length;
-    const t2 = (rows: number[][], dtype: "float32" | "int32" = "float32") =>
-      tf.tensor2d(
-        batch.rows.flatMap((i) => rows[i]!),
-        [b, rows[0]!.length],
-        dtype,
-      );
+    const t2 = (rows: number[][], dtype: "float32" | "int32" = "float32") => rowsTensor(rows, batch.rows, dtype);
     const out = this.model.forwardWithValues({
       inputIds: t2(rollout.queryResponses, "int32"),
       attentionMask: t2(rollout.attentionMask, "int32"),
       positionIds: t2(rollout.positionIds, "int32"),
     });
-    const v = out.logits.shape[2];
-    const temperature = this.options.args.temperature + 1e-7;
-    const logits = tf.div(tf.slice(out.logits, [0, c - 1, 0], [b, w, v]), temperature) as tf.Tensor3D;
+    const logits = responseLogits(out.logits, c, w, this.options.args.temperature);
     const valueMask = t2(targets.maskP1);
     const lossOut = this.options.loss.compute({
       logprobs: selectiveLogProbs(logits, t2(rollout.responses, "int32")),
@@ -251,7 +256,7 @@ export class PPOTask implements TrainingTask<PPOPromptChunk, PPOMicroBatch> {
       {
         model: { policy: this.model.policy },
         reference: this.options.reference,
-        score: this.scorer(),
+        score: (rows) => this.scorer()({ ...rows, columns: chunkColumns([chunk]) }),
         rng: new Rng(a.seed),
       },
       this.rolloutSettings(a.evalDoSample),
