@@ -75,7 +75,9 @@ async function child(method) {
     warn: () => {},
     callbacks: [
       {
-        onStepBegin: () => void (last = performance.now()),
+        onStepBegin: () => {
+          last = performance.now();
+        },
         onStepEnd: () => void times.push((performance.now() - last) / 1000),
       },
     ],

@@ -24,18 +24,11 @@ import { AutoModelForCausalLM, AutoTokenizer } from "@prefkit/models";
 const here = dirname(fileURLToPath(import.meta.url));
 const MODEL = resolve(here, "..", "..", "..", "shared", "assets", "stories260K");
 
-/** Words of a text (letters and apostrophes), lower-cased. */
-const words = (text) => text.toLowerCase().match(/[a-z']+/g) ?? [];
-
-/** 1 when the story uses the word "happy" (whole word, any case). */
-export const uses_happy = (completions) => completions.map((c) => (words(c).includes("happy") ? 1 : 0));
-
-/** The word budget of {@link short_sentence}. */
+/** The word budget of `short_sentence`. */
 export const MAX_WORDS = 6;
 
-/** 1 when the completion ends with a full stop and has at most {@link MAX_WORDS} words. */
-export const short_sentence = (completions) =>
-  completions.map((c) => (c.trim().endsWith(".") && words(c).length <= MAX_WORDS ? 1 : 0));
+export { short_sentence, uses_happy } from "./rewards.mjs";
+import { short_sentence, uses_happy } from "./rewards.mjs";
 
 const STARTS = ["Once upon a time,", "One day,", "Every morning,", "After lunch,", "In the park,", "At school,"];
 const SUBJECTS = ["Lily", "Tom", "a little girl", "a big dog", "Ben", "Sue", "the cat", "a small bird"];

@@ -15,7 +15,7 @@ import {
 import { replaceOwnFile } from "./metrics-file.js";
 
 /** Training methods a card can describe, with TRL's tag for each. */
-export type TrainingMethod = "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo";
+export type TrainingMethod = "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo" | "grpo" | "rloo";
 
 /** What {@link writeModelCard} needs. */
 export interface ModelCardInfo {
@@ -112,6 +112,34 @@ const METHODS: Record<TrainingMethod, MethodInfo> = {
     author       = {Haoran Xu and Amr Sharaf and Yunmo Chen and Weiting Tan and Lingfeng Shen and Benjamin Van Durme and Kenton Murray and Young Jin Kim},
     year         = 2024,
     booktitle    = {Forty-first International Conference on Machine Learning, {ICML} 2024, Vienna, Austria, July 21-27, 2024},
+}`,
+    },
+  },
+  grpo: {
+    tags: ["grpo"],
+    name: "GRPO",
+    paper: {
+      title: "DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models",
+      url: "https://huggingface.co/papers/2402.03300",
+      bibtex: `@article{shao2024deepseekmath,
+    title        = {{DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models}},
+    author       = {Zhihong Shao and Peiyi Wang and Qihao Zhu and Runxin Xu and Junxiao Song and Mingchuan Zhang and Y. K. Li and Y. Wu and Daya Guo},
+    year         = 2024,
+    eprint       = {arXiv:2402.03300},
+}`,
+    },
+  },
+  rloo: {
+    tags: ["rloo"],
+    name: "RLOO",
+    paper: {
+      title: "Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human Feedback in LLMs",
+      url: "https://huggingface.co/papers/2402.14740",
+      bibtex: `@inproceedings{ahmadian2024back,
+    title        = {{Back to Basics: Revisiting REINFORCE-Style Optimization for Learning from Human Feedback in LLMs}},
+    author       = {Arash Ahmadian and Chris Cremer and Matthias Gall{'{e}} and Marzieh Fadaee and Julia Kreutzer and Olivier Pietquin and Ahmet {"{U}}st{"{u}}n and Sara Hooker},
+    year         = 2024,
+    booktitle    = {Proceedings of the 62nd Annual Meeting of the Association for Computational Linguistics (Volume 1: Long Papers), {ACL} 2024, Bangkok, Thailand, August 11-16, 2024},
 }`,
     },
   },

@@ -18,8 +18,8 @@ export interface ConfigFieldDoc {
   allowed?: string[];
 }
 
-/** Per config kind (`training`, `sft`, `dpo`, `reward`, `ppo`, `kto`, `orpo`, `cpo`), the help of every field. */
+/** Per config kind (`training` and each training command's), the help of every field. */
 export const CONFIG_DOCS: Record<
-  "training" | "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo",
+  "training" | "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo" | "grpo" | "rloo",
   Record<string, ConfigFieldDoc>
 > = docs;

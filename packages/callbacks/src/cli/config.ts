@@ -9,17 +9,19 @@ import { ConfigError } from "@prefkit/core";
 import {
   defaultCPOConfig,
   defaultDPOConfig,
+  defaultGRPOConfig,
   defaultKTOConfig,
   defaultORPOConfig,
   defaultPPOConfig,
   defaultRewardConfig,
+  defaultRLOOConfig,
   defaultSFTConfig,
 } from "@prefkit/losses";
 import { parse as parseYaml, type Tags } from "yaml";
 import { CONFIG_DOCS, type ConfigFieldDoc } from "./config-docs.js";
 
 /** The trainer configs the CLI knows. */
-export type ConfigKind = "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo";
+export type ConfigKind = "sft" | "dpo" | "reward" | "ppo" | "kto" | "orpo" | "cpo" | "grpo" | "rloo";
 
 const DEFAULTS: Record<ConfigKind, () => object> = {
   sft: defaultSFTConfig,
@@ -29,6 +31,8 @@ const DEFAULTS: Record<ConfigKind, () => object> = {
   kto: defaultKTOConfig,
   orpo: defaultORPOConfig,
   cpo: defaultCPOConfig,
+  grpo: defaultGRPOConfig,
+  rloo: defaultRLOOConfig,
 };
 
 /** Defaults of each config kind (TRL's, from `@prefkit/losses`). */

@@ -1,5 +1,6 @@
 /**
- * The `prefkit` command line: `sft`, `dpo`, `kto`, `orpo`, `cpo`, `reward`, `ppo`, `generate`, `eval`, `report`, `env`.
+ * The `prefkit` command line: `sft`, `dpo`, `kto`, `orpo`, `cpo`, `reward`, `ppo`, `grpo`, `rloo`, `generate`, `eval`,
+ * `report`, `env`.
  * @module
  */
 import { readFile, stat } from "node:fs/promises";
@@ -82,6 +83,8 @@ const TRAIN_COMMANDS: Record<ConfigKind, { method: TrainingMethod; summary: stri
   kto: { method: "kto", summary: "KTO on unpaired thumbs-up/down feedback (TRL KTOTrainer); pairs are unpaired" },
   orpo: { method: "orpo", summary: "ORPO: SFT plus an odds-ratio term, no reference model (TRL ORPOTrainer)" },
   cpo: { method: "cpo", summary: "CPO, SimPO (--loss-type simpo) or AlphaPO, no reference model (TRL CPOTrainer)" },
+  grpo: { method: "grpo", summary: "GRPO with reward functions from --reward-funcs <module> (TRL GRPOTrainer)" },
+  rloo: { method: "rloo", summary: "RLOO with reward functions from --reward-funcs <module> (TRL RLOOTrainer)" },
 };
 
 function fieldHelp(f: ConfigField): string {
@@ -193,6 +196,12 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
       "reward model directory (a sequence classifier with one label, e.g. from `prefkit reward`)",
     );
   }
+  if (kind === "grpo" || kind === "rloo") {
+    cmd.option(
+      "--reward-funcs <module>",
+      "an ES module whose named exports are the reward functions (completions, prompts, ids) → number | null per completion; each is logged under its export name",
+    );
+  }
   const fieldOptions: Array<[ConfigField, Option]> = [];
   for (const f of fields) {
     const isBool = /\bboolean\b/.test(f.type) && !/string/.test(f.type);
@@ -216,10 +225,14 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
     const dataset = (opts["dataset"] as string | undefined) ?? fromFile.run["dataset"];
     const evalDataset = (opts["evalDataset"] as string | undefined) ?? fromFile.run["evalDataset"];
     const rewardModel = (opts["rewardModel"] as string | undefined) ?? fromFile.run["rewardModel"];
+    const rewardFuncs = (opts["rewardFuncs"] as string | undefined) ?? fromFile.run["rewardFuncs"];
     if (!model)
       throw new ConfigError("required: the model directory (--model or `model` in --config)", { field: "model" });
     if (kind === "ppo" && !rewardModel) {
       throw new ConfigError("required: the reward model directory (--reward-model)", { field: "rewardModel" });
+    }
+    if ((kind === "grpo" || kind === "rloo") && !rewardFuncs) {
+      throw new ConfigError("required: the reward functions module (--reward-funcs)", { field: "rewardFuncs" });
     }
     if (!dataset)
       throw new ConfigError("required: the training data (--dataset or `dataset` in --config)", { field: "dataset" });
@@ -243,6 +256,7 @@ function trainingCommand(kind: ConfigKind, io: CliIo, result: { code: number }):
     result.code = await runTraining(kind, {
       modelDir: model,
       rewardModelDir: rewardModel,
+      rewardFuncsModule: rewardFuncs,
       dataset,
       evalDataset,
       config,
@@ -271,6 +285,8 @@ const RESOLVERS: Record<ConfigKind, (overrides: Record<string, unknown>) => obje
   kto: losses.resolveKTOConfig,
   orpo: losses.resolveORPOConfig,
   cpo: losses.resolveCPOConfig,
+  grpo: losses.resolveGRPOConfig,
+  rloo: losses.resolveRLOOConfig,
 };
 
 /** Fill defaults and validate with the trainer's own resolver (which names the bad field). */
@@ -286,11 +302,14 @@ const CAUSAL_TRAINERS = {
   orpo: losses.ORPOTrainer,
   cpo: losses.CPOTrainer,
   ppo: losses.PPOTrainer,
+  grpo: losses.GRPOTrainer,
+  rloo: losses.RLOOTrainer,
 } as const;
 
 interface TrainingRun {
   modelDir: string;
   rewardModelDir: string | undefined;
+  rewardFuncsModule: string | undefined;
   dataset: string;
   evalDataset: string | undefined;
   config: Record<string, unknown>;
@@ -356,7 +375,18 @@ async function runTraining(kind: ConfigKind, run: TrainingRun): Promise<number> 
     const Trainer = CAUSAL_TRAINERS[kind as keyof typeof CAUSAL_TRAINERS] as unknown as new (
       options: Record<string, unknown>,
     ) => { train(): Promise<TrainOutput>; state: { logHistory: Array<Record<string, number>> }; dispose(): void };
-    const t = new Trainer({ ...common, model, ...(rewardModel ? { rewardModel } : {}) });
+    const rewardFuncs =
+      run.rewardFuncsModule !== undefined
+        ? Object.fromEntries(
+            (await losses.loadRewardFunctions(run.rewardFuncsModule)).map(({ name, fn }) => [name, fn]),
+          )
+        : undefined;
+    const t = new Trainer({
+      ...common,
+      model,
+      ...(rewardModel ? { rewardModel } : {}),
+      ...(rewardFuncs ? { rewardFuncs } : {}),
+    });
     trainer = t;
     dispose = () => {
       t.dispose();

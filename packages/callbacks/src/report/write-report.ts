@@ -61,11 +61,35 @@ export const DEFAULT_CHARTS: readonly ChartDefinition[] = [
     metrics: ["objective/scores", "objective/rlhf_reward", "objective/non_score_reward"],
     yTitle: "reward",
   },
+  {
+    name: "completion_lengths",
+    title: "Completion lengths (GRPO, RLOO)",
+    metrics: ["completions/mean_length", "completions/clipped_ratio"],
+    yTitle: "tokens / share",
+  },
   { name: "rm_accuracy", title: "Reward model accuracy", metrics: ["accuracy", "eval_accuracy"], yTitle: "accuracy" },
   { name: "rm_margin", title: "Reward model margin", metrics: ["margin", "eval_margin"], yTitle: "margin" },
   { name: "learning_rate", title: "Learning rate", metrics: ["learning_rate", "lr"], yTitle: "learning rate" },
   { name: "grad_norm", title: "Gradient norm", metrics: ["grad_norm"], yTitle: "norm" },
 ];
+
+/**
+ * GRPO's and RLOO's reward curves, one series per reward function: every `rewards/<name>/mean` (and its
+ * `eval_` twin) the run logged, next to the total `reward`.
+ */
+export function rewardFunctionCharts(records: ReadonlyArray<Record<string, number>>): ChartDefinition[] {
+  const names = new Set<string>();
+  for (const r of records) for (const k of Object.keys(r)) if (/^(eval_)?rewards\/[^/]+\/mean$/.test(k)) names.add(k);
+  if (names.size === 0) return [];
+  return [
+    {
+      name: "reward_functions",
+      title: "Rewards per reward function",
+      metrics: ["reward", "eval_reward", ...[...names].sort()],
+      yTitle: "reward",
+    },
+  ];
+}
 
 /** One prompt with the model's completion before and after training (`samples.json`). */
 export interface SampleGeneration {
@@ -189,7 +213,7 @@ export async function writeReport(runDir: string, options: WriteReportOptions = 
   await assertReplaceable(html, isPrefkitReport);
   const records = options.records ?? (await readRunMetrics(runDir));
   const charts: WrittenChart[] = [];
-  for (const def of options.charts ?? DEFAULT_CHARTS) {
+  for (const def of options.charts ?? [...DEFAULT_CHARTS, ...rewardFunctionCharts(records)]) {
     const points = seriesPoints(records, def.metrics);
     if (points.length === 0) continue;
     const rendered = await renderChart(lineChartSpec(def.title, points, def.yTitle));
