@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { CheckpointError, tf } from "@prefkit/core";
 import { assertFiniteTensors } from "../io/hfDirectory.js";
 import { readJsonFile, writeJsonAtomic } from "../io/json.js";
-import { readSafetensors, type TensorInput, type TensorRecord, writeSafetensors } from "../io/safetensors.js";
+import { readSafetensors, type TensorInput, type TensorRecord, writeSafetensors } from "../io/safetensors/index.js";
 import {
   ADAPTER_CONFIG_NAME,
   ADAPTER_SAFETENSORS_NAME,

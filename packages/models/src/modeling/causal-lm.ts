@@ -40,7 +40,7 @@ import {
   validateModelConfig,
 } from "../io/config.js";
 import { saveHfDirectory } from "../io/hfDirectory.js";
-import type { SafetensorsDtype, TensorInput, TensorRecord } from "../io/safetensors.js";
+import type { SafetensorsDtype, TensorInput, TensorRecord } from "../io/safetensors/index.js";
 import { adapterFor } from "./adapters/index.js";
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";

@@ -18,7 +18,7 @@ import {
 import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
 import { CONFIG_NAME, type PretrainedConfig, readModelConfig, validateModelConfig } from "../io/config.js";
 import { saveHfDirectory } from "../io/hfDirectory.js";
-import type { TensorInput, TensorRecord } from "../io/safetensors.js";
+import type { TensorInput, TensorRecord } from "../io/safetensors/index.js";
 import { adapterFor } from "./adapters/index.js";
 import type { PreTrainedModelForCausalLM, SavePretrainedOptions } from "./causal-lm.js";
 import type { DecoderConfig } from "./config.js";
