@@ -16,7 +16,7 @@ import {
   type PretrainedConfig,
   validateGenerationConfig,
   validateModelConfig,
-} from "./config.js";
+} from "./config/index.js";
 import { writeJsonAtomic } from "./json.js";
 import { checkTensorInputs, type TensorInput, type TensorInputs, writeSafetensors } from "./safetensors/index.js";
 import { replaceFileAtomically } from "./temporary.js";

@@ -4,7 +4,7 @@
  * @module
  */
 export * from "./checkpoint.js";
-export * from "./config.js";
+export * from "./config/index.js";
 export * from "./halfPrecision.js";
 export * from "./hfDirectory.js";
 export * from "./json.js";

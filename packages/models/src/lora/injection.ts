@@ -4,7 +4,7 @@
  * @module
  */
 import { ConfigError, isSequenceClassifier, Rng, tf } from "@prefkit/core";
-import type { PretrainedConfig } from "../io/config.js";
+import type { PretrainedConfig } from "../io/config/index.js";
 import type { SavePretrainedOptions } from "../modeling/causal-lm.js";
 import { Linear, type LinearModule } from "../modeling/decoder/linear.js";
 import {

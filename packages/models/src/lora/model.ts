@@ -19,7 +19,7 @@ import {
   type tf,
 } from "@prefkit/core";
 import type { CachedForwardInputs, CachedForwardOutput } from "../generation/kv-cache.js";
-import type { PretrainedConfig } from "../io/config.js";
+import type { PretrainedConfig } from "../io/config/index.js";
 import type { CausalLMForwardOutput, ForwardOptions, PreTrainedModelForCausalLM } from "../modeling/causal-lm.js";
 import type { LinearModule } from "../modeling/decoder/linear.js";
 import type { PreTrainedModelForSequenceClassification } from "../modeling/sequence-classification.js";

@@ -38,7 +38,7 @@ import {
   readGenerationConfig,
   readModelConfig,
   validateModelConfig,
-} from "../io/config.js";
+} from "../io/config/index.js";
 import { saveHfDirectory } from "../io/hfDirectory.js";
 import type { SafetensorsDtype, TensorInput, TensorRecord } from "../io/safetensors/index.js";
 import { adapterFor } from "./adapters/index.js";

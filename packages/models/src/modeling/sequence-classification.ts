@@ -16,7 +16,7 @@ import {
   tf,
 } from "@prefkit/core";
 import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
-import { CONFIG_NAME, type PretrainedConfig, readModelConfig, validateModelConfig } from "../io/config.js";
+import { CONFIG_NAME, type PretrainedConfig, readModelConfig, validateModelConfig } from "../io/config/index.js";
 import { saveHfDirectory } from "../io/hfDirectory.js";
 import type { TensorInput, TensorRecord } from "../io/safetensors/index.js";
 import { adapterFor } from "./adapters/index.js";
