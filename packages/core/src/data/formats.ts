@@ -373,13 +373,11 @@ export function finishPrepared<E>(
   options: BadRowOptions,
   file: string | undefined,
 ): PreparedDataset<E> {
-  builder.report.rowsOut = examples.length;
-  const report = builder.finish(options.warn);
-  if (examples.length === 0) {
-    throw new DatasetError(
-      `dataset has no usable rows (${report.rowsIn} in, all dropped)`,
-      file === undefined ? {} : { file },
-    );
-  }
+  const report = builder.finishRows(
+    examples.length,
+    options.warn,
+    file,
+    (r) => `dataset has no usable rows (${r.rowsIn} in, all dropped)`,
+  );
   return { examples, format, report };
 }

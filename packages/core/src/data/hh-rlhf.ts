@@ -118,8 +118,11 @@ export function convertHhRlhf(
     }
     examples.push({ prompt, chosen: chosenTurns, rejected: rejectedTurns, source: row.source });
   }
-  builder.report.rowsOut = examples.length;
-  const report = builder.finish(options.warn);
-  if (examples.length === 0) throw new DatasetError(`no HH-RLHF row converted (${report.rowsIn} in)`, loc);
+  const report = builder.finishRows(
+    examples.length,
+    options.warn,
+    file,
+    (r) => `no HH-RLHF row converted (${r.rowsIn} in)`,
+  );
   return { examples, format: { kind: "preference", style: "conversational" }, report };
 }

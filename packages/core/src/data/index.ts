@@ -14,6 +14,8 @@ export * from "./formats.js";
 export { IDENTICAL_PAIR_REASON, sameCompletion } from "./identical.js";
 export * from "./hh-rlhf.js";
 export * from "./tokenize.js";
+export { encodeLimited } from "./encode-limited.js";
+export { specialPrefixIds } from "./row-encoder.js";
 export * from "./truncate.js";
 export * from "./collate.js";
 export * from "./sampling.js";

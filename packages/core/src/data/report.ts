@@ -84,4 +84,21 @@ export class ReportBuilder {
     if (this.report.droppedRows.length > 0) (warn ?? console.warn)(formatDataReport(this.report));
     return this.report;
   }
+
+  /**
+   * Finish a stage that produced `rowsOut` rows: record the count, warn as {@link finish} does, and refuse
+   * a stage that lost every row.
+   * @throws DatasetError with `emptyMessage(report)`, naming `file` when known, when `rowsOut` is 0.
+   */
+  finishRows(
+    rowsOut: number,
+    warn: ((message: string) => void) | undefined,
+    file: string | undefined,
+    emptyMessage: (report: DataReport) => string,
+  ): DataReport {
+    this.report.rowsOut = rowsOut;
+    const report = this.finish(warn);
+    if (rowsOut === 0) throw new DatasetError(emptyMessage(report), file === undefined ? {} : { file });
+    return report;
+  }
 }

@@ -7,7 +7,7 @@ import { stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { CheckpointError } from "@prefkit/core";
 import { readJsonFile } from "./json.js";
-import { readSafetensors, type SafetensorsFile, type TensorRecord } from "./safetensors.js";
+import { readSafetensors, type SafetensorsFile, type TensorRecord } from "./safetensors/index.js";
 
 /** Name of the single-file weights in a HF model directory. */
 export const SAFETENSORS_WEIGHTS_NAME = "model.safetensors";

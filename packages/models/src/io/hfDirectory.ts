@@ -3,7 +3,7 @@
  * `AutoModelForCausalLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)` load it.
  * @module
  */
-import { copyFile, mkdir, readdir, realpath, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, readdir, realpath, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CheckpointError, ConfigError } from "@prefkit/core";
 import { SAFETENSORS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME } from "./checkpoint.js";
@@ -16,10 +16,10 @@ import {
   type PretrainedConfig,
   validateGenerationConfig,
   validateModelConfig,
-} from "./config.js";
+} from "./config/index.js";
 import { writeJsonAtomic } from "./json.js";
-import { checkTensorInputs, type TensorInput, type TensorInputs, writeSafetensors } from "./safetensors.js";
-import { temporarySibling } from "./temporary.js";
+import { checkTensorInputs, type TensorInput, type TensorInputs, writeSafetensors } from "./safetensors/index.js";
+import { replaceFileAtomically } from "./temporary.js";
 
 /** Tokenizer files copied by {@link saveHfDirectory} when present in the source directory. */
 export const TOKENIZER_FILE_NAMES: readonly string[] = Object.freeze([
@@ -117,14 +117,7 @@ export function assertFiniteTensors(
 /** Copy `source` to `dest` through a temporary sibling of `dest` (readers see the old file or the new one). */
 async function copyFileAtomic(source: string, dest: string): Promise<void> {
   if ((await exists(dest)) === "file" && (await realpath(source)) === (await realpath(dest))) return;
-  const tmp = temporarySibling(dest, "tmp");
-  try {
-    await copyFile(source, tmp);
-    await rename(tmp, dest);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await replaceFileAtomically(dest, (tmp) => copyFile(source, tmp));
 }
 
 /**

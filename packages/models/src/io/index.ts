@@ -4,8 +4,8 @@
  * @module
  */
 export * from "./checkpoint.js";
-export * from "./config.js";
+export * from "./config/index.js";
 export * from "./halfPrecision.js";
 export * from "./hfDirectory.js";
 export * from "./json.js";
-export * from "./safetensors.js";
+export * from "./safetensors/index.js";

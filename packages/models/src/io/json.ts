@@ -3,9 +3,9 @@
  * transformers uses (`json.dumps(indent=2, sort_keys=True) + "\n"`).
  * @module
  */
-import { open, readFile, rename, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { CheckpointError, ConfigError } from "@prefkit/core";
-import { temporarySibling } from "./temporary.js";
+import { writeFileAtomically } from "./temporary.js";
 
 /** Which error class {@link readJsonFile} throws: config files vs checkpoint files (e.g. a shard index). */
 export type JsonFileKind = "config" | "checkpoint";
@@ -140,18 +140,9 @@ export function stringifyJson(value: unknown, options: JsonWriteOptions = {}): s
  */
 export async function writeJsonAtomic(path: string, value: unknown, options: JsonWriteOptions = {}): Promise<void> {
   const text = stringifyJson(value, options);
-  const tmp = temporarySibling(path, "tmp");
   try {
-    const fh = await open(tmp, "wx");
-    try {
-      await fh.writeFile(text, "utf8");
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await writeFileAtomically(path, (fh) => fh.writeFile(text, "utf8"));
   } catch (e) {
-    await rm(tmp, { force: true });
     throw new ConfigError(`cannot write: ${e instanceof Error ? e.message : String(e)}`, { file: path }, { cause: e });
   }
 }

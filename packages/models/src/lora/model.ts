@@ -1,98 +1,39 @@
 /**
- * `getPeftModel` and `PeftModel`: PEFT's LoRA on prefkit models, through the `replaceLinear` seam. The
- * adapted model implements core's `CausalLM` (or `SequenceClassifier`) and `AdapterToggle`, so a DPO/PPO
- * trainer uses "the same model with adapters off" as its reference, and its `savePretrained` writes a PEFT
- * adapter directory (`adapter_config.json` + `adapter_model.safetensors`), which is also what a training
- * checkpoint of a LoRA run holds.
+ * `getPeftModel` and `PeftModel`: PEFT's LoRA on prefkit models. The adapted model implements core's
+ * `CausalLM` (or `SequenceClassifier`) and `AdapterToggle`, so a DPO/PPO trainer uses "the same model with
+ * adapters off" as its reference, and its `savePretrained` writes a PEFT adapter directory (also what a LoRA
+ * run's checkpoints hold). The adapters are installed by `injection.ts` and written by `adapter-files.ts`.
  * @module
  */
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import {
   type AdapterToggle,
   type CausalLM,
-  CheckpointError,
   ConfigError,
   type ForwardInputs,
   type GenerateOptions,
   type GenerateOutput,
   type IntMatrix,
   isSequenceClassifier,
-  Rng,
   type SequenceClassifier,
   type SequenceClassifierOutput,
-  tf,
+  type tf,
 } from "@prefkit/core";
-import type { PretrainedConfig } from "../io/config.js";
-import { assertFiniteTensors } from "../io/hfDirectory.js";
-import { readJsonFile, writeJsonAtomic } from "../io/json.js";
-import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.js";
-import type {
-  CausalLMForwardOutput,
-  ForwardOptions,
-  PreTrainedModelForCausalLM,
-  SavePretrainedOptions,
-} from "../modeling/causal-lm.js";
 import type { CachedForwardInputs, CachedForwardOutput } from "../generation/kv-cache.js";
-import { Linear, type LinearModule } from "../modeling/decoder/linear.js";
+import type { PretrainedConfig } from "../io/config/index.js";
+import type { CausalLMForwardOutput, ForwardOptions, PreTrainedModelForCausalLM } from "../modeling/causal-lm.js";
+import type { LinearModule } from "../modeling/decoder/linear.js";
 import type { PreTrainedModelForSequenceClassification } from "../modeling/sequence-classification.js";
 import {
-  ADAPTER_CONFIG_NAME,
-  ADAPTER_SAFETENSORS_NAME,
-  fromPeftConfigJson,
-  type LoraConfig,
-  type LoraTaskType,
-  leafNames,
-  loraScaling,
-  moduleNameMatches,
-  PEFT_KEY_PREFIX,
-  type ResolvedLoraConfig,
-  resolveLoraConfig,
-  selectTargetModules,
-  toPeftConfigJson,
-} from "./config.js";
-import { type AdapterState, type LoraDropoutMode, LoraLinear, ModulesToSaveLinear } from "./layer.js";
-
-/**
- * What LoRA needs from a model: the projections by HF module name and the seam to replace them
- * (`PreTrainedModelForCausalLM` and `PreTrainedModelForSequenceClassification` both qualify).
- */
-export interface LoraBaseModel {
-  /** The HF `config.json` content. */
-  readonly config: PretrainedConfig;
-  /** Directory the model was loaded from, if any (becomes `base_model_name_or_path`). */
-  readonly sourceDir?: string | undefined;
-  /** Every projection by HF module name. */
-  linearModules(): Map<string, LinearModule>;
-  /** Replace the projection `name` by `wrap(current)`. */
-  replaceLinear(name: string, wrap: (current: LinearModule) => LinearModule): LinearModule;
-  /** Every variable by HF parameter name. */
-  namedParameters(): Map<string, tf.Variable>;
-  /** Write the model in HF layout. */
-  savePretrained(dir: string, options?: SavePretrainedOptions): Promise<void>;
-  /** Free every tensor the model owns. */
-  dispose(): void;
-}
-
-/** Options of {@link getPeftModel}. */
-export interface GetPeftModelOptions {
-  /** Seed of `lora_A`'s Kaiming-uniform init and of the dropout masks. Default 42. */
-  seed?: number;
-  /** When LoRA dropout applies (see {@link LoraDropoutMode}). Default `"auto"`. */
-  dropoutMode?: LoraDropoutMode;
-}
-
-/** Options of {@link PeftModel.fromPretrained}. */
-export interface PeftFromPretrainedOptions extends GetPeftModelOptions {
-  /** PEFT's `is_trainable`: load the adapter trainable (to continue training). Default false (inference). */
-  isTrainable?: boolean;
-}
-
-/** Options of {@link PeftModel.savePretrained}. */
-export interface PeftSaveOptions {
-  /** Overrides `base_model_name_or_path` in `adapter_config.json`. */
-  baseModelNameOrPath?: string | null;
-}
+  adapterConfigJson,
+  assignAdapterTensors,
+  type PeftFromPretrainedOptions,
+  type PeftSaveOptions,
+  readAdapterDirectory,
+  writeAdapterDirectory,
+} from "./adapter-files.js";
+import { type LoraConfig, PEFT_KEY_PREFIX, type ResolvedLoraConfig } from "./config.js";
+import { type GetPeftModelOptions, InjectedAdapters, type LoraBaseModel, planAdapters } from "./injection.js";
+import { type LoraDropoutMode, LoraLinear } from "./layer.js";
 
 /** Parameter counts, as PEFT's `get_nb_trainable_parameters`. */
 export interface TrainableParameterCounts {
@@ -120,10 +61,7 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
   readonly targetNames: readonly string[];
   /** HF module names trained in full and saved with the adapter. */
   readonly modulesToSaveNames: readonly string[];
-  private readonly state: AdapterState;
-  private readonly loraLayers = new Map<string, LoraLinear>();
-  private readonly savedModules = new Map<string, ModulesToSaveLinear>();
-  private readonly previousTrainable = new Map<tf.Variable, boolean>();
+  private readonly adapters: InjectedAdapters;
   private released = false;
 
   /**
@@ -137,79 +75,12 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
         field: "model",
       });
     }
-    const isClassifier = isSequenceClassifier(model);
-    const resolved = resolveLoraConfig(config);
-    const defaultTask: LoraTaskType = isClassifier ? "SEQ_CLS" : "CAUSAL_LM";
-    if (resolved.taskType !== undefined && resolved.taskType !== defaultTask) {
-      throw new ConfigError(`${resolved.taskType} does not fit this model (a ${defaultTask} model)`, {
-        field: "taskType",
-      });
-    }
-    resolved.taskType = defaultTask;
-    resolved.baseModelNameOrPath ??= model.sourceDir ?? (model.config["_name_or_path"] as string | undefined) ?? null;
-    const modules = model.linearModules();
-    const available = [...modules.keys()];
-    // PEFT's PeftModelForSequenceClassification always trains and saves the head.
-    const auto = defaultTask === "SEQ_CLS" ? ["classifier", "score"] : [];
-    const userSaved = resolved.modulesToSave ?? [];
-    for (const name of userSaved) {
-      if (!auto.includes(name) && !available.some((n) => moduleNameMatches(n, [name]))) {
-        throw new ConfigError(`"${name}" matches no projection (see linearModules() for the names)`, {
-          field: "modulesToSave",
-        });
-      }
-    }
-    const saveKeys = [...new Set([...userSaved, ...auto])];
-    if (auto.length > 0) resolved.modulesToSave = saveKeys;
-    const toSave = available.filter((n) => moduleNameMatches(n, saveKeys));
-    const targets = selectTargetModules(resolved.targetModules, available, saveKeys);
-    if (resolved.targetModules === "all-linear") resolved.targetModules = leafNames(targets);
-
+    const plan = planAdapters(model, config);
     this.baseModel = model;
-    this.peftConfig = resolved;
-    this.targetNames = targets;
-    this.modulesToSaveNames = toSave;
-    this.state = { enabled: true, dropoutMode: options.dropoutMode ?? "auto", rng: new Rng(options.seed ?? 42) };
-    const trainable = options.trainable ?? true;
-
-    for (const v of new Set(model.namedParameters().values())) {
-      this.previousTrainable.set(v, v.trainable);
-      v.trainable = false;
-    }
-    const scaling = loraScaling(resolved);
-    const initRng = new Rng(options.seed ?? 42);
-    for (const name of targets) {
-      model.replaceLinear(name, (base) => {
-        const r = resolved.r;
-        // kaiming_uniform_(a=√5) on [r, in]: bound = √(6 / ((1 + a²)·fan_in)) = 1/√fan_in.
-        const bound = 1 / Math.sqrt(base.inFeatures);
-        const a = new Float32Array(r * base.inFeatures);
-        for (let i = 0; i < a.length; i++) a[i] = (2 * initRng.next() - 1) * bound;
-        const loraA = tf.tensor2d(a, [r, base.inFeatures]);
-        const loraB = tf.zeros([base.outFeatures, r]) as tf.Tensor2D;
-        const layer = new LoraLinear(
-          base,
-          { loraA, loraB, scaling, dropout: resolved.loraDropout, trainable },
-          this.state,
-        );
-        loraA.dispose();
-        loraB.dispose();
-        this.loraLayers.set(name, layer);
-        return layer;
-      });
-    }
-    for (const name of toSave) {
-      model.replaceLinear(name, (original) => {
-        if (!(original instanceof Linear)) {
-          throw new ConfigError(`"${name}" is not a plain projection; it cannot be copied for modulesToSave`, {
-            field: "modulesToSave",
-          });
-        }
-        const wrapper = new ModulesToSaveLinear(original, this.state, trainable);
-        this.savedModules.set(name, wrapper);
-        return wrapper;
-      });
-    }
+    this.peftConfig = plan.config;
+    this.targetNames = plan.targetNames;
+    this.modulesToSaveNames = plan.modulesToSaveNames;
+    this.adapters = new InjectedAdapters(model, plan, options);
   }
 
   /** The base model's `config.json` content. */
@@ -219,31 +90,31 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
 
   /** True while adapters are enabled. */
   get adaptersEnabled(): boolean {
-    return this.state.enabled;
+    return this.adapters.state.enabled;
   }
 
   /** When LoRA dropout applies; see {@link LoraDropoutMode}. */
   get dropoutMode(): LoraDropoutMode {
-    return this.state.dropoutMode;
+    return this.adapters.state.dropoutMode;
   }
 
   set dropoutMode(mode: LoraDropoutMode) {
-    this.state.dropoutMode = mode;
+    this.adapters.state.dropoutMode = mode;
   }
 
   /** The LoRA layers by HF module name. */
   loraModules(): Map<string, LoraLinear> {
-    return new Map(this.loraLayers);
+    return new Map(this.adapters.loraLayers);
   }
 
   /** Switch the adapters (and `modulesToSave` copies) on. */
   enableAdapters(): void {
-    this.state.enabled = true;
+    this.adapters.state.enabled = true;
   }
 
   /** Switch the adapters off: the model computes exactly the base model. */
   disableAdapters(): void {
-    this.state.enabled = false;
+    this.adapters.state.enabled = false;
   }
 
   /**
@@ -251,22 +122,7 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
    * promise, when it settles). This is core's `AdapterToggle`: the DPO/PPO reference without a copy.
    */
   withAdaptersDisabled<T>(fn: () => T): T {
-    const previous = this.state.enabled;
-    this.state.enabled = false;
-    let result: T;
-    try {
-      result = fn();
-    } catch (e) {
-      this.state.enabled = previous;
-      throw e;
-    }
-    if (result instanceof Promise) {
-      return result.finally(() => {
-        this.state.enabled = previous;
-      }) as T;
-    }
-    this.state.enabled = previous;
-    return result;
+    return this.adapters.withDisabled(fn);
   }
 
   /** Every variable by PEFT name (`base_model.model.` + HF name; see the class notes). */
@@ -290,7 +146,7 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
   /** Replace a projection of the base model (the LoRA layer itself when `name` is adapted). */
   replaceLinear(name: string, wrap: (current: LinearModule) => LinearModule): LinearModule {
     const next = this.baseModel.replaceLinear(name, wrap);
-    if (this.loraLayers.has(name) && !(next instanceof LoraLinear)) {
+    if (this.adapters.loraLayers.has(name) && !(next instanceof LoraLinear)) {
       throw new ConfigError(`"${name}" carries a LoRA layer; replace its .base instead`, { field: name });
     }
     return next;
@@ -326,22 +182,12 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
    */
   adapterStateDict(): Map<string, tf.Variable> {
     this.assertAlive();
-    const out = new Map<string, tf.Variable>();
-    for (const [name, layer] of this.loraLayers) {
-      out.set(`${PEFT_KEY_PREFIX}${name}.lora_A.weight`, layer.loraA);
-      out.set(`${PEFT_KEY_PREFIX}${name}.lora_B.weight`, layer.loraB);
-    }
-    for (const wrapper of this.savedModules.values()) {
-      for (const [k, v] of wrapper.copy.parameters()) out.set(PEFT_KEY_PREFIX + k, v);
-    }
-    return out;
+    return this.adapters.stateDict();
   }
 
   /** The `adapter_config.json` content {@link savePretrained} writes. */
   adapterConfigJson(options: PeftSaveOptions = {}): Record<string, unknown> {
-    const config = { ...this.peftConfig };
-    if (options.baseModelNameOrPath !== undefined) config.baseModelNameOrPath = options.baseModelNameOrPath;
-    return toPeftConfigJson(config, this.peftConfig.targetModules);
+    return adapterConfigJson(this.peftConfig, options);
   }
 
   /**
@@ -358,17 +204,7 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
    */
   async savePretrained(dir: string, options: PeftSaveOptions = {}): Promise<void> {
     this.assertAlive();
-    const tensors = new Map<string, TensorInput>();
-    for (const [k, v] of this.adapterStateDict()) {
-      tensors.set(k, { shape: v.shape, data: (await v.data()) as Float32Array, dtype: "F32" });
-    }
-    assertFiniteTensors(tensors, join(dir, ADAPTER_SAFETENSORS_NAME));
-    await mkdir(dir, { recursive: true });
-    await writeSafetensors(join(dir, ADAPTER_SAFETENSORS_NAME), tensors, { format: "pt" });
-    // PEFT's LoraConfig types lora_dropout as a float (written 0.0)
-    await writeJsonAtomic(join(dir, ADAPTER_CONFIG_NAME), this.adapterConfigJson(options), {
-      floatFields: ["lora_dropout"],
-    });
+    await writeAdapterDirectory(dir, this.adapterStateDict(), this.adapterConfigJson(options));
   }
 
   /**
@@ -381,60 +217,27 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
    */
   mergeAndUnload(): M {
     this.assertAlive();
-    for (const [name, layer] of this.loraLayers) {
-      const base = layer.base;
-      if (!(base instanceof Linear) || base.sharedWeight) {
-        throw new ConfigError(
-          base instanceof Linear
-            ? `"${name}" shares its weight with the embeddings; merging would change them too`
-            : `"${name}" has no float32 weight to merge into (16-bit storage?): load the base in float32 and use PeftModel.fromPretrained`,
-          { field: name },
-        );
-      }
-    }
-    for (const [name, layer] of this.loraLayers) {
-      const base = layer.base as Linear;
-      tf.tidy(() => base.weight.assign(tf.add(base.weight, layer.deltaWeight())));
-      this.baseModel.replaceLinear(name, () => base);
-      layer.dispose();
-    }
-    for (const [name, wrapper] of this.savedModules) {
-      const original = wrapper.original as Linear;
-      tf.tidy(() => original.weight.assign(wrapper.copy.weight));
-      if (original.bias && wrapper.copy.bias) tf.tidy(() => original.bias!.assign(wrapper.copy.bias!));
-      this.baseModel.replaceLinear(name, () => original);
-      wrapper.dispose();
-    }
+    this.adapters.merge(this.baseModel);
     return this.release();
   }
 
   /** Remove every wrapper without merging and return the untouched base model (PEFT's `unload`). */
   unload(): M {
     this.assertAlive();
-    for (const [name, layer] of this.loraLayers) {
-      this.baseModel.replaceLinear(name, () => layer.base);
-      layer.dispose();
-    }
-    for (const [name, wrapper] of this.savedModules) {
-      this.baseModel.replaceLinear(name, () => wrapper.original);
-      wrapper.dispose();
-    }
+    this.adapters.remove(this.baseModel);
     return this.release();
   }
 
   /** Free the adapters AND the base model (the PeftModel owns it, as in PEFT). Idempotent. */
   dispose(): void {
     if (this.released) return;
-    for (const layer of this.loraLayers.values()) layer.dispose();
-    for (const wrapper of this.savedModules.values()) wrapper.dispose();
+    this.adapters.dispose();
     this.released = true;
     this.baseModel.dispose();
   }
 
   private release(): M {
-    for (const [v, t] of this.previousTrainable) if (!v.isDisposed) v.trainable = t;
-    this.loraLayers.clear();
-    this.savedModules.clear();
+    this.adapters.release();
     this.released = true;
     return this.baseModel;
   }
@@ -465,10 +268,7 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
     adapterDir: string,
     options: PeftFromPretrainedOptions = {},
   ): Promise<PeftModel> {
-    const configFile = join(adapterDir, ADAPTER_CONFIG_NAME);
-    const config = fromPeftConfigJson(await readJsonFile(configFile, "config"), configFile);
-    const weightsFile = join(adapterDir, ADAPTER_SAFETENSORS_NAME);
-    const { tensors } = await readSafetensors(weightsFile);
+    const { config, tensors, weightsFile } = await readAdapterDirectory(adapterDir);
     const model = wrap(baseModel, config, { ...options, trainable: options.isTrainable ?? false });
     try {
       await model.loadAdapterWeights(tensors, weightsFile);
@@ -487,26 +287,7 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
     tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array }>,
     file: string,
   ): Promise<void> {
-    const expected = this.adapterStateDict();
-    for (const key of tensors.keys()) {
-      if (!expected.has(key)) {
-        throw new CheckpointError(
-          "unexpected tensor: no LoRA layer or modulesToSave module of this model has that name",
-          { file, tensor: key },
-        );
-      }
-    }
-    for (const [key, v] of expected) {
-      const t = tensors.get(key);
-      if (!t) throw new CheckpointError("missing tensor", { file, tensor: key });
-      if (t.shape.join(",") !== v.shape.join(",")) {
-        throw new CheckpointError(`shape [${t.shape}] does not match the model's [${v.shape}]`, { file, tensor: key });
-      }
-    }
-    for (const [key, v] of expected) {
-      const t = tensors.get(key)!;
-      tf.tidy(() => v.assign(tf.tensor(t.data, t.shape, "float32")));
-    }
+    assignAdapterTensors(this.adapterStateDict(), tensors, file);
   }
 }
 

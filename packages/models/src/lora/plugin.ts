@@ -4,7 +4,8 @@
  */
 import { type CausalLM, ConfigError, type Plugin, type PluginContext } from "@prefkit/core";
 import type { LoraConfig } from "./config.js";
-import { type GetPeftModelOptions, getPeftModel, type LoraBaseModel, PeftModel } from "./model.js";
+import type { GetPeftModelOptions, LoraBaseModel } from "./injection.js";
+import { getPeftModel, PeftModel } from "./model.js";
 
 /** Injection token under which {@link LoraPlugin} registers its {@link LoraConfig}. */
 export const LORA_CONFIG: unique symbol = Symbol("prefkit.LORA_CONFIG");

@@ -8,7 +8,6 @@ import {
   type CausalLM,
   type CausalLMOutput,
   ConfigError,
-  EngineError,
   type ForwardInputs,
   type FrozenCopyable,
   type GenerateOptions,
@@ -32,15 +31,12 @@ import {
 } from "../generation/kv-cache.js";
 import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
 import {
-  CONFIG_NAME,
   type GenerationConfig,
   type PretrainedConfig,
   readGenerationConfig,
-  readModelConfig,
   validateModelConfig,
-} from "../io/config.js";
-import { saveHfDirectory } from "../io/hfDirectory.js";
-import type { SafetensorsDtype, TensorInput, TensorRecord } from "../io/safetensors.js";
+} from "../io/config/index.js";
+import type { SafetensorsDtype, TensorRecord } from "../io/safetensors/index.js";
 import { adapterFor } from "./adapters/index.js";
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
@@ -53,6 +49,7 @@ import {
   variablesFromWeights,
 } from "./decoder/weights.js";
 import { nativeTokenLogProbs } from "./native-decoder.js";
+import { activateBackend, readPretrainedConfig, savePretrainedDirectory } from "./pretrained-directory.js";
 
 /** Options of {@link PreTrainedModelForCausalLM.fromPretrained}. */
 export interface FromPretrainedOptions {
@@ -95,8 +92,6 @@ export interface CausalLMForwardOutput extends CausalLMOutput {
   /** HF `hidden_states` when requested: `[0]` embeddings … `[L]` final-normed. Caller disposes. */
   hiddenStates?: tf.Tensor3D[];
 }
-
-const TORCH_DTYPE: Record<string, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
 
 /**
  * A causal LM (Llama, Qwen2, Qwen3, Mistral, SmolLM, or any registered family) over one shared
@@ -149,14 +144,8 @@ export class PreTrainedModelForCausalLM
     if (options.dtype !== undefined && options.dtype !== "float32") {
       throw new ConfigError(`unsupported dtype ${JSON.stringify(options.dtype)}; only "float32"`, { field: "dtype" });
     }
-    if (options.backend !== undefined && tf.getBackend() !== options.backend) {
-      const ok = await tf.setBackend(options.backend);
-      if (!ok) throw new EngineError(`could not activate the "${options.backend}" backend`, { field: "backend" });
-    }
-    const config = await readModelConfig(dir);
-    const configFile = join(dir, CONFIG_NAME);
-    const adapter = adapterFor(config, configFile);
-    const decoderConfig = adapter.decoderConfig(config, configFile);
+    await activateBackend(options.backend);
+    const { config, adapter, decoderConfig } = await readPretrainedConfig(dir);
     const checkpoint = await loadCheckpointWeights(dir);
     const weights = adapter.sanitize(checkpoint.tensors, decoderConfig);
     const generationConfig = await readGenerationConfig(dir);
@@ -335,18 +324,13 @@ export class PreTrainedModelForCausalLM
    */
   async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
     this.assertAlive();
-    const dtype = options.dtype ?? "F32";
-    const weights = new Map<string, TensorInput>();
-    for (const name of expectedWeightShapes(this.decoderConfig).keys()) {
-      const v = this.ownVariables.get(name)!;
-      weights.set(name, { shape: v.shape, data: (await v.data()) as Float32Array, dtype });
-    }
-    const tokenizerFilesFrom = options.tokenizerFilesFrom ?? this.sourceDir;
-    await saveHfDirectory(dir, {
-      config: { ...this.config, torch_dtype: TORCH_DTYPE[dtype]! },
-      weights,
-      ...(this.generationConfig !== undefined ? { generationConfig: this.generationConfig } : {}),
-      ...(tokenizerFilesFrom !== undefined ? { tokenizerFilesFrom } : {}),
+    const names = [...expectedWeightShapes(this.decoderConfig).keys()];
+    await savePretrainedDirectory(dir, {
+      config: this.config,
+      weights: names.map((name) => [name, this.ownVariables.get(name)!] as const),
+      dtype: options.dtype ?? "F32",
+      generationConfig: this.generationConfig,
+      tokenizerFilesFrom: options.tokenizerFilesFrom ?? this.sourceDir,
     });
   }
 

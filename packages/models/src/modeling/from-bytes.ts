@@ -1,4 +1,4 @@
-import { CONFIG_NAME, validateModelConfig } from "../io/config.js";
+import { CONFIG_NAME, validateModelConfig } from "../io/config/index.js";
 import { parseSafetensors, SAFETENSORS_WEIGHTS_NAME } from "../io/index.js";
 import { adapterFor } from "./adapters/index.js";
 import { PreTrainedModelForCausalLM } from "./causal-lm.js";

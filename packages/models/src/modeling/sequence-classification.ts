@@ -7,7 +7,6 @@
 import { join } from "node:path";
 import {
   ConfigError,
-  EngineError,
   type ForwardInputs,
   type IntMatrix,
   Rng,
@@ -16,9 +15,8 @@ import {
   tf,
 } from "@prefkit/core";
 import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
-import { CONFIG_NAME, type PretrainedConfig, readModelConfig, validateModelConfig } from "../io/config.js";
-import { saveHfDirectory } from "../io/hfDirectory.js";
-import type { TensorInput, TensorRecord } from "../io/safetensors.js";
+import { type PretrainedConfig, validateModelConfig } from "../io/config/index.js";
+import type { TensorRecord } from "../io/safetensors/index.js";
 import { adapterFor } from "./adapters/index.js";
 import type { PreTrainedModelForCausalLM, SavePretrainedOptions } from "./causal-lm.js";
 import type { DecoderConfig } from "./config.js";
@@ -31,6 +29,8 @@ import {
   validateWeights,
   variablesFromWeights,
 } from "./decoder/weights.js";
+import { activateBackend, readPretrainedConfig, savePretrainedDirectory } from "./pretrained-directory.js";
+import { classifierConfig, headInit, labelCount } from "./score-head.js";
 
 /** HF tensor name of the classification head. */
 export const SCORE_WEIGHT_NAME = "score.weight";
@@ -52,66 +52,6 @@ export interface SequenceClassificationOptions {
 export interface SequenceClassificationFromPretrainedOptions extends SequenceClassificationOptions {
   /** TensorFlow.js backend to activate first. Default: keep the current one. */
   backend?: string;
-}
-
-const FAMILY_CLASS: Record<string, string> = { llama: "Llama", mistral: "Mistral", qwen2: "Qwen2", qwen3: "Qwen3" };
-const TORCH_DTYPE: Record<string, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
-
-/** The transformers class name for a config, e.g. `LlamaForSequenceClassification`. */
-function sequenceClassificationArchitecture(config: PretrainedConfig): string {
-  const arch = config.architectures?.[0];
-  if (typeof arch === "string" && /For[A-Za-z]+$/.test(arch))
-    return arch.replace(/For[A-Za-z]+$/, "ForSequenceClassification");
-  const family =
-    FAMILY_CLASS[config.model_type] ?? config.model_type.charAt(0).toUpperCase() + config.model_type.slice(1);
-  return `${family}ForSequenceClassification`;
-}
-
-function labelCount(config: PretrainedConfig, requested: number | undefined, file?: string): number {
-  const id2label = config["id2label"];
-  const fromConfig =
-    typeof config["num_labels"] === "number"
-      ? (config["num_labels"] as number)
-      : id2label !== null && typeof id2label === "object"
-        ? Object.keys(id2label).length
-        : undefined;
-  const n = requested ?? fromConfig ?? 2;
-  if (!Number.isInteger(n) || n < 1) {
-    throw new ConfigError(`expected a positive integer, got ${JSON.stringify(n)}`, { file, field: "numLabels" });
-  }
-  return n;
-}
-
-/** The config transformers' `save_pretrained` writes for a sequence classifier (`id2label`/`label2id` carry `num_labels`). */
-function classifierConfig(
-  config: PretrainedConfig,
-  numLabels: number,
-  padTokenId: number | undefined,
-): PretrainedConfig {
-  const { num_labels: _dropped, ...rest } = config;
-  const out: PretrainedConfig = {
-    ...(rest as PretrainedConfig),
-    architectures: [sequenceClassificationArchitecture(config)],
-  };
-  const id2label: Record<string, string> = {};
-  const label2id: Record<string, number> = {};
-  const old = config["id2label"] as Record<string, string> | undefined;
-  for (let i = 0; i < numLabels; i++) {
-    const name =
-      old !== undefined && Object.keys(old).length === numLabels ? (old[String(i)] ?? `LABEL_${i}`) : `LABEL_${i}`;
-    id2label[String(i)] = name;
-    label2id[name] = i;
-  }
-  out["id2label"] = id2label;
-  out["label2id"] = label2id;
-  if (padTokenId !== undefined) out.pad_token_id = padTokenId;
-  return out;
-}
-
-function headInit(numLabels: number, hidden: number, std: number, rng: Rng): TensorRecord {
-  const data = new Float32Array(numLabels * hidden);
-  for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
-  return { dtype: "F32", shape: [numLabels, hidden], data };
 }
 
 function toInt(m: IntMatrix): tf.Tensor2D {
@@ -193,14 +133,8 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     dir: string,
     options: SequenceClassificationFromPretrainedOptions = {},
   ): Promise<PreTrainedModelForSequenceClassification> {
-    if (options.backend !== undefined && tf.getBackend() !== options.backend) {
-      const ok = await tf.setBackend(options.backend);
-      if (!ok) throw new EngineError(`could not activate the "${options.backend}" backend`, { field: "backend" });
-    }
-    const raw = await readModelConfig(dir);
-    const configFile = join(dir, CONFIG_NAME);
-    const adapter = adapterFor(raw, configFile);
-    const decoderConfig = adapter.decoderConfig(raw, configFile);
+    await activateBackend(options.backend);
+    const { config: raw, configFile, adapter, decoderConfig } = await readPretrainedConfig(dir);
     const numLabels = labelCount(raw, options.numLabels, configFile);
     const checkpoint = await loadCheckpointWeights(dir);
     const score = checkpoint.tensors.get(SCORE_WEIGHT_NAME);
@@ -380,16 +314,11 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
    */
   async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
     this.assertAlive();
-    const dtype = options.dtype ?? "F32";
-    const weights = new Map<string, TensorInput>();
-    for (const [name, v] of this.ownVariables) {
-      weights.set(name, { shape: v.shape, data: (await v.data()) as Float32Array, dtype });
-    }
-    const tokenizerFilesFrom = options.tokenizerFilesFrom ?? this.sourceDir;
-    await saveHfDirectory(dir, {
-      config: { ...this.config, torch_dtype: TORCH_DTYPE[dtype]! },
-      weights,
-      ...(tokenizerFilesFrom !== undefined ? { tokenizerFilesFrom } : {}),
+    await savePretrainedDirectory(dir, {
+      config: this.config,
+      weights: this.ownVariables,
+      dtype: options.dtype ?? "F32",
+      tokenizerFilesFrom: options.tokenizerFilesFrom ?? this.sourceDir,
     });
   }
 
@@ -426,28 +355,3 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     if (this.disposed) throw new ConfigError("the model has been disposed");
   }
 }
-
-/**
- * Entry point mirroring transformers' `AutoModelForSequenceClassification`: every supported family
- * loads into a {@link PreTrainedModelForSequenceClassification}.
- *
- * ```ts
- * const rm = await AutoModelForSequenceClassification.fromPretrained("./stories260K", { numLabels: 1, seed: 0 });
- * ```
- */
-export const AutoModelForSequenceClassification = {
-  /** Load a HF directory; see {@link PreTrainedModelForSequenceClassification.fromPretrained}. */
-  fromPretrained(
-    dir: string,
-    options: SequenceClassificationFromPretrainedOptions = {},
-  ): Promise<PreTrainedModelForSequenceClassification> {
-    return PreTrainedModelForSequenceClassification.fromPretrained(dir, options);
-  },
-  /** A randomly initialised classifier; see {@link PreTrainedModelForSequenceClassification.fromConfig}. */
-  fromConfig(
-    config: Record<string, unknown>,
-    options: SequenceClassificationOptions = {},
-  ): PreTrainedModelForSequenceClassification {
-    return PreTrainedModelForSequenceClassification.fromConfig(config, options);
-  },
-};

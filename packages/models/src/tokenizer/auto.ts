@@ -6,9 +6,10 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError } from "@prefkit/core";
+import { readJsonFile } from "../io/json.js";
 import { chatTemplatesFromField } from "./chat-template.js";
 import { type SpecialTokenIds, specialTokenIds, type TokenizerConfigJson } from "./config.js";
-import { PreTrainedTokenizer, type PreTrainedTokenizerOptions, readJsonFile } from "./tokenizer.js";
+import { PreTrainedTokenizer, type PreTrainedTokenizerOptions } from "./tokenizer.js";
 
 /**
  * Entry point mirroring transformers' `AutoTokenizer`. There is one tokenizer class in prefkit
@@ -39,9 +40,9 @@ export const AutoTokenizer = {
     }
     const optional = async (name: string) => {
       const p = join(dir, name);
-      return existsSync(p) ? readJsonFile(p) : undefined;
+      return existsSync(p) ? readJsonFile<Record<string, unknown>>(p) : undefined;
     };
-    const tokenizerJson = await readJsonFile(tokenizerPath);
+    const tokenizerJson = await readJsonFile<object>(tokenizerPath);
     const config = ((await optional("tokenizer_config.json")) ?? {}) as TokenizerConfigJson;
     const specialTokensMap = await optional("special_tokens_map.json");
     const fallback: SpecialTokenIds = {
@@ -55,7 +56,10 @@ export const AutoTokenizer = {
     if (existsSync(jinjaPath)) {
       chatTemplates = { ...chatTemplates, default: await readFile(jinjaPath, "utf8") };
     } else if (existsSync(jsonPath)) {
-      const fromJson = chatTemplatesFromField((await readJsonFile(jsonPath))["chat_template"], jsonPath);
+      const fromJson = chatTemplatesFromField(
+        (await readJsonFile<Record<string, unknown>>(jsonPath))["chat_template"],
+        jsonPath,
+      );
       chatTemplates = { ...chatTemplates, ...fromJson };
     }
 

@@ -162,3 +162,38 @@ export function chatTemplatesFromField(value: unknown, file?: string): Record<st
   });
   return out;
 }
+
+/**
+ * The default template among `templates`: `explicit` when given, else the one named `default`,
+ * else the only one there is.
+ */
+export function defaultChatTemplate(templates: Record<string, string>, explicit?: string): string | undefined {
+  const chosen = explicit ?? templates["default"];
+  if (chosen !== undefined) return chosen;
+  const names = Object.keys(templates);
+  return names.length === 1 ? templates[names[0]!] : undefined;
+}
+
+/**
+ * The template one render uses: `options.chatTemplate` (a name in `templates` or Jinja source), else
+ * the `tool_use` template when `tools` are given and one exists, else `defaultTemplate`.
+ * @throws ConfigError naming `source` when there is none.
+ */
+export function pickChatTemplate(
+  templates: Record<string, string>,
+  defaultTemplate: string | undefined,
+  options: ApplyChatTemplateOptions,
+  source: string | undefined,
+): string {
+  const requested = options.chatTemplate;
+  if (requested !== undefined) return templates[requested] ?? requested;
+  if (options.tools !== undefined && templates["tool_use"] !== undefined) return templates["tool_use"];
+  if (defaultTemplate !== undefined) return defaultTemplate;
+  const names = Object.keys(templates);
+  const hint = names.length > 1 ? ` It has named templates ${names.join(", ")} but none called "default";` : "";
+  throw new ConfigError(
+    `this tokenizer has no chat template.${hint} Pass options.chatTemplate or set tokenizer.chatTemplate ` +
+      "(e.g. CHATML_TEMPLATE or MISTRAL_INST_TEMPLATE), or add chat_template.jinja next to tokenizer.json",
+    { file: source, field: "chat_template" },
+  );
+}

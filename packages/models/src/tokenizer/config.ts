@@ -3,6 +3,7 @@
  * `generation_config.json` that prefkit reads, and how special tokens are resolved from them.
  * @module
  */
+import { ConfigError } from "@prefkit/core";
 
 /** A special token as HF files store it: a string, an AddedToken object `{content, ...}`, or null. */
 export type AddedTokenLike = string | { content: string; [key: string]: unknown } | null | undefined;
@@ -89,3 +90,13 @@ export function specialTokenIds(source: Record<string, unknown> | undefined): Sp
 
 /** `model_max_length` values at or above this are HF's "no limit" sentinel (`int(1e30)`). */
 export const NO_MODEL_MAX_LENGTH = 1e15;
+
+/**
+ * A `padding_side` or `truncation_side` value: `"right"` when unset (HF's default).
+ * @throws ConfigError naming the field when it is neither `"left"` nor `"right"`.
+ */
+export function configuredSide(value: unknown, field: string, file: string | undefined): "left" | "right" {
+  if (value === undefined || value === null) return "right";
+  if (value === "left" || value === "right") return value;
+  throw new ConfigError(`must be "left" or "right", got ${JSON.stringify(value)}`, { file, field });
+}

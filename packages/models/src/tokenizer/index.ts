@@ -24,6 +24,7 @@ export {
   type TokenizerConfigJson,
   tokenContent,
 } from "./config.js";
+export type { EncodeBatchOptions, TokenizerPadOptions } from "./batch.js";
 export {
   type BatchEncoding,
   type PadOptions,
@@ -32,12 +33,6 @@ export {
   type TruncationSide,
   truncateSequence,
 } from "./padding.js";
-export { commonPrefixLength, isPrefix, stripDoubledBos } from "./sequence.js";
+export { commonPrefixLength, isPrefix, type PromptCompletionIds, stripDoubledBos } from "./sequence.js";
 export { CHATML_TEMPLATE, MISTRAL_INST_TEMPLATE, SMOLLM2_CHAT_TEMPLATE } from "./templates.js";
-export {
-  type EncodeBatchOptions,
-  PreTrainedTokenizer,
-  type PreTrainedTokenizerOptions,
-  type PromptCompletionIds,
-  type TokenizerPadOptions,
-} from "./tokenizer.js";
+export { PreTrainedTokenizer, type PreTrainedTokenizerOptions } from "./tokenizer.js";

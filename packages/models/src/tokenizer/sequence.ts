@@ -1,5 +1,5 @@
 /**
- * Token-space helpers for chat data: prefix checks and doubled-BOS repair.
+ * Token-space helpers for chat data: prefix checks, the prompt/completion split and doubled-BOS repair.
  * @module
  */
 
@@ -31,4 +31,26 @@ export function stripDoubledBos(ids: readonly number[], bosTokenId: number | und
     return ids.slice(1);
   }
   return ids as number[];
+}
+
+/** Result of `PreTrainedTokenizer.tokenizePromptCompletion`. */
+export interface PromptCompletionIds {
+  /** Prompt ids: the rendered prompt when {@link prefixPreserving}, else the common prefix of the two renderings. */
+  promptIds: number[];
+  /** The rest of the full conversation's ids. `promptIds` + `completionIds` is always the full conversation. */
+  completionIds: number[];
+  /** True when the rendered prompt's ids are a token prefix of the full conversation's ids. */
+  prefixPreserving: boolean;
+}
+
+/**
+ * Split a conversation's ids into prompt and completion: at the end of `promptIds` when they are a
+ * prefix of `fullIds`, else at the longest common prefix (TRL's common-prefix rule, in tokens).
+ */
+export function splitPromptCompletion(promptIds: number[], fullIds: number[]): PromptCompletionIds {
+  if (isPrefix(promptIds, fullIds)) {
+    return { promptIds, completionIds: fullIds.slice(promptIds.length), prefixPreserving: true };
+  }
+  const k = commonPrefixLength(promptIds, fullIds);
+  return { promptIds: fullIds.slice(0, k), completionIds: fullIds.slice(k), prefixPreserving: false };
 }

@@ -4,32 +4,30 @@
  * batching, padding, truncation and chat templates.
  * @module
  */
-import { readFile } from "node:fs/promises";
-import { Tokenizer } from "@huggingface/tokenizers";
+import type { Tokenizer } from "@huggingface/tokenizers";
 import { ConfigError, type TokenizerLike } from "@prefkit/core";
+import { readJsonFile } from "../io/json.js";
+import { createTokenizerBackend } from "./backend.js";
+import { type EncodeBatchOptions, encodeBatch, padBatch, type TokenizerPadOptions } from "./batch.js";
 import {
   type ApplyChatTemplateOptions,
   chatTemplatesFromField,
+  defaultChatTemplate,
+  pickChatTemplate,
   renderChatTemplate,
   type TemplateMessage,
 } from "./chat-template.js";
 import {
+  configuredSide,
   NO_MODEL_MAX_LENGTH,
   type SpecialTokenIds,
   type SpecialTokenRole,
   type SpecialTokenStrings,
-  specialTokenStrings,
   type TokenizerConfigJson,
-  tokenContent,
 } from "./config.js";
-import {
-  type BatchEncoding,
-  type PaddingSide,
-  padSequences,
-  type TruncationSide,
-  truncateSequence,
-} from "./padding.js";
-import { commonPrefixLength, isPrefix, stripDoubledBos } from "./sequence.js";
+import type { BatchEncoding, PaddingSide, TruncationSide } from "./padding.js";
+import { type PromptCompletionIds, splitPromptCompletion, stripDoubledBos } from "./sequence.js";
+import { resolveSpecialTokens, type SpecialToken, specialTokenLayout } from "./special-tokens.js";
 
 /** How a {@link PreTrainedTokenizer} is built besides the two JSON objects. Every field is optional. */
 export interface PreTrainedTokenizerOptions {
@@ -57,58 +55,6 @@ export interface PreTrainedTokenizerOptions {
   /** File or folder the tokenizer came from, for error messages. */
   source?: string;
 }
-
-/** Options of {@link PreTrainedTokenizer.encodeBatch}. */
-export interface EncodeBatchOptions {
-  /** Add BOS/EOS as the tokenizer does for single texts. Default true. */
-  addSpecialTokens?: boolean;
-  /**
-   * `true`/`"longest"`: pad to the longest row (the default here: a batch is meant for a tensor;
-   * HF's own default is no padding). `"max_length"`: pad to `maxLength`. `false`: ragged rows.
-   */
-  padding?: boolean | "longest" | "max_length";
-  /** Cut rows longer than `maxLength` (or `modelMaxLength`). Special tokens are kept; content is cut. */
-  truncation?: boolean;
-  /** Length limit for truncation and `padding: "max_length"`. */
-  maxLength?: number;
-  /** Overrides {@link PreTrainedTokenizer.paddingSide} for this call. */
-  paddingSide?: PaddingSide;
-  /** Overrides {@link PreTrainedTokenizer.truncationSide} for this call. */
-  truncationSide?: TruncationSide;
-  /** Round the padded length up to a multiple of this. */
-  padToMultipleOf?: number;
-}
-
-/** Options of {@link PreTrainedTokenizer.pad}. */
-export interface TokenizerPadOptions {
-  /** Pad to exactly this length instead of the longest row. */
-  maxLength?: number;
-  /** Overrides {@link PreTrainedTokenizer.paddingSide} for this call. */
-  paddingSide?: PaddingSide;
-  /** Round the padded length up to a multiple of this. */
-  padToMultipleOf?: number;
-}
-
-/** Result of {@link PreTrainedTokenizer.tokenizePromptCompletion}. */
-export interface PromptCompletionIds {
-  /** Prompt ids: the rendered prompt when {@link prefixPreserving}, else the common prefix of the two renderings. */
-  promptIds: number[];
-  /** The rest of the full conversation's ids. `promptIds` + `completionIds` is always the full conversation. */
-  completionIds: number[];
-  /** True when the rendered prompt's ids are a token prefix of the full conversation's ids. */
-  prefixPreserving: boolean;
-}
-
-const LLAMA_STYLE_CLASSES = new Set([
-  "LlamaTokenizer",
-  "LlamaTokenizerFast",
-  "CodeLlamaTokenizer",
-  "CodeLlamaTokenizerFast",
-  "GemmaTokenizer",
-  "GemmaTokenizerFast",
-]);
-
-const ROLES: readonly SpecialTokenRole[] = ["bos", "eos", "pad", "unk"];
 
 /**
  * A Hugging Face tokenizer (`tokenizer.json` + `tokenizer_config.json`) with transformers'
@@ -145,7 +91,7 @@ export class PreTrainedTokenizer implements TokenizerLike {
   /** Whether {@link decode} cleans up spaces before punctuation by default. */
   readonly cleanUpTokenizationSpaces: boolean;
 
-  private readonly special = new Map<SpecialTokenRole, { token: string; id: number | undefined }>();
+  private readonly special: Map<SpecialTokenRole, SpecialToken>;
   private specialPrefix: number[] = [];
   private specialSuffix: number[] = [];
   private vocabSizeCache: number | undefined;
@@ -161,46 +107,19 @@ export class PreTrainedTokenizer implements TokenizerLike {
   ) {
     this.source = options.source;
     this.config = tokenizerConfig;
-    const backendConfig: Record<string, unknown> = { ...tokenizerConfig };
-    if (Array.isArray(tokenizerConfig.additional_special_tokens)) {
-      // The backend compares these with token strings; AddedToken objects would never match.
-      backendConfig["additional_special_tokens"] = tokenizerConfig.additional_special_tokens
-        .map((t) => tokenContent(t))
-        .filter((t): t is string => t !== undefined);
-    }
-    if (options.cleanUpTokenizationSpaces !== undefined) {
-      backendConfig["clean_up_tokenization_spaces"] = options.cleanUpTokenizationSpaces;
-    }
-    try {
-      this.backend = new Tokenizer(tokenizerJson, backendConfig);
-    } catch (err) {
-      throw new ConfigError(
-        `not a tokenizer.json that @huggingface/tokenizers can load: ${(err as Error).message}`,
-        {
-          file: this.source,
-        },
-        { cause: err },
-      );
-    }
-    this.cleanUpTokenizationSpaces = (backendConfig["clean_up_tokenization_spaces"] as boolean | undefined) ?? true;
+    const built = createTokenizerBackend(
+      tokenizerJson,
+      tokenizerConfig,
+      options.cleanUpTokenizationSpaces,
+      this.source,
+    );
+    this.backend = built.backend;
+    this.cleanUpTokenizationSpaces = built.cleanUpTokenizationSpaces;
+    this.special = resolveSpecialTokens(this.backend, tokenizerConfig, options);
 
-    const fromConfig = specialTokenStrings(tokenizerConfig);
-    const fromMap = specialTokenStrings(options.specialTokensMap);
-    for (const role of ROLES) {
-      const token = options.specialTokens?.[role] ?? fromConfig[role] ?? fromMap[role];
-      if (token !== undefined) {
-        this.special.set(role, { token, id: this.backend.token_to_id(token) });
-        continue;
-      }
-      const fallback = options.fallbackTokenIds?.[role];
-      const id = Array.isArray(fallback) ? fallback[0] : fallback;
-      const fallbackToken = typeof id === "number" ? this.backend.id_to_token(id) : undefined;
-      if (typeof id === "number" && fallbackToken !== undefined) this.special.set(role, { token: fallbackToken, id });
-    }
-
-    this.paddingSide = options.paddingSide ?? side(tokenizerConfig.padding_side, "padding_side", this.source);
+    this.paddingSide = options.paddingSide ?? configuredSide(tokenizerConfig.padding_side, "padding_side", this.source);
     this.truncationSide =
-      options.truncationSide ?? side(tokenizerConfig.truncation_side, "truncation_side", this.source);
+      options.truncationSide ?? configuredSide(tokenizerConfig.truncation_side, "truncation_side", this.source);
     const maxLen = options.modelMaxLength ?? tokenizerConfig.model_max_length;
     this.modelMaxLength = typeof maxLen === "number" && maxLen < NO_MODEL_MAX_LENGTH ? maxLen : undefined;
 
@@ -208,11 +127,7 @@ export class PreTrainedTokenizer implements TokenizerLike {
       ...chatTemplatesFromField(tokenizerConfig.chat_template, this.source),
       ...options.chatTemplates,
     };
-    this.chatTemplate = options.chatTemplate ?? this.chatTemplates["default"];
-    if (this.chatTemplate === undefined) {
-      const names = Object.keys(this.chatTemplates);
-      if (names.length === 1) this.chatTemplate = this.chatTemplates[names[0]!];
-    }
+    this.chatTemplate = defaultChatTemplate(this.chatTemplates, options.chatTemplate);
     this.detectSpecialTokenLayout();
   }
 
@@ -236,8 +151,9 @@ export class PreTrainedTokenizer implements TokenizerLike {
     tokenizerConfigPath?: string,
     options: PreTrainedTokenizerOptions = {},
   ): Promise<PreTrainedTokenizer> {
-    const tokenizerJson = await readJsonFile(tokenizerJsonPath);
-    const config = tokenizerConfigPath === undefined ? {} : await readJsonFile(tokenizerConfigPath);
+    const tokenizerJson = await readJsonFile<object>(tokenizerJsonPath);
+    const config =
+      tokenizerConfigPath === undefined ? {} : await readJsonFile<TokenizerConfigJson>(tokenizerConfigPath);
     return new PreTrainedTokenizer(tokenizerJson, config, { ...options, source: options.source ?? tokenizerJsonPath });
   }
 
@@ -380,41 +296,7 @@ export class PreTrainedTokenizer implements TokenizerLike {
    * or truncation / `"max_length"` padding has no length to use.
    */
   encodeBatch(texts: readonly string[], options: EncodeBatchOptions = {}): BatchEncoding {
-    const addSpecial = options.addSpecialTokens ?? true;
-    const padding = options.padding ?? "longest";
-    const prefix = addSpecial ? this.specialPrefix : [];
-    const suffix = addSpecial ? this.specialSuffix : [];
-    let contentLimit: number | undefined;
-    if (options.truncation) {
-      const limit = options.maxLength ?? this.modelMaxLength;
-      if (limit === undefined) {
-        throw new ConfigError("truncation needs maxLength (the tokenizer has no model_max_length)", {
-          file: this.source,
-          field: "maxLength",
-        });
-      }
-      contentLimit = limit - prefix.length - suffix.length;
-      if (contentLimit < 0) {
-        throw new ConfigError(`maxLength ${limit} leaves no room for ${prefix.length + suffix.length} special tokens`, {
-          field: "maxLength",
-        });
-      }
-    }
-    const side = options.truncationSide ?? this.truncationSide;
-    const rows = texts.map((text) => {
-      let ids = this.backend.encode(text, { add_special_tokens: false }).ids;
-      if (contentLimit !== undefined) ids = truncateSequence(ids, contentLimit, side);
-      return [...prefix, ...ids, ...suffix];
-    });
-    if (padding === false) return { inputIds: rows, attentionMask: rows.map((r) => r.map(() => 1)) };
-    if (padding === "max_length" && options.maxLength === undefined) {
-      throw new ConfigError('padding "max_length" needs maxLength', { field: "maxLength" });
-    }
-    return this.pad(rows, {
-      maxLength: padding === "max_length" ? options.maxLength : undefined,
-      paddingSide: options.paddingSide,
-      padToMultipleOf: options.padToMultipleOf,
-    });
+    return encodeBatch(this, texts, options);
   }
 
   /**
@@ -422,19 +304,7 @@ export class PreTrainedTokenizer implements TokenizerLike {
    * @throws ConfigError when there is no pad token (call {@link ensurePadToken} first).
    */
   pad(rows: readonly (readonly number[])[], options: TokenizerPadOptions = {}): BatchEncoding {
-    const padTokenId = this.padTokenId;
-    if (padTokenId === undefined) {
-      throw new ConfigError("padding needs a pad token; call ensurePadToken() to pad with eos as TRL does", {
-        file: this.source,
-        field: "pad_token",
-      });
-    }
-    return padSequences(rows, {
-      padTokenId,
-      paddingSide: options.paddingSide ?? this.paddingSide,
-      maxLength: options.maxLength,
-      padToMultipleOf: options.padToMultipleOf,
-    });
+    return padBatch(this, rows, options);
   }
 
   /**
@@ -460,7 +330,8 @@ export class PreTrainedTokenizer implements TokenizerLike {
   ): string;
   applyChatTemplate(messages: readonly TemplateMessage[], options?: ApplyChatTemplateOptions): string | number[];
   applyChatTemplate(messages: readonly TemplateMessage[], options: ApplyChatTemplateOptions = {}): string | number[] {
-    const text = renderChatTemplate(this.resolveChatTemplate(options), messages, options, {
+    const template = pickChatTemplate(this.chatTemplates, this.chatTemplate, options, this.source);
+    const text = renderChatTemplate(template, messages, options, {
       bos_token: this.bosToken,
       eos_token: this.eosToken,
       pad_token: this.padToken,
@@ -511,76 +382,13 @@ export class PreTrainedTokenizer implements TokenizerLike {
       tokenize: true,
     });
     const fullIds = this.applyChatTemplate([...prompt, ...completion], { ...options, tokenize: true });
-    if (isPrefix(promptIds, fullIds)) {
-      return { promptIds, completionIds: fullIds.slice(promptIds.length), prefixPreserving: true };
-    }
-    const k = commonPrefixLength(promptIds, fullIds);
-    return { promptIds: fullIds.slice(0, k), completionIds: fullIds.slice(k), prefixPreserving: false };
-  }
-
-  private resolveChatTemplate(options: ApplyChatTemplateOptions): string {
-    const requested = options.chatTemplate;
-    if (requested !== undefined) return this.chatTemplates[requested] ?? requested;
-    if (options.tools !== undefined && this.chatTemplates["tool_use"] !== undefined)
-      return this.chatTemplates["tool_use"];
-    if (this.chatTemplate !== undefined) return this.chatTemplate;
-    const names = Object.keys(this.chatTemplates);
-    const hint = names.length > 1 ? ` It has named templates ${names.join(", ")} but none called "default";` : "";
-    throw new ConfigError(
-      `this tokenizer has no chat template.${hint} Pass options.chatTemplate or set tokenizer.chatTemplate ` +
-        "(e.g. CHATML_TEMPLATE or MISTRAL_INST_TEMPLATE), or add chat_template.jinja next to tokenizer.json",
-      { file: this.source, field: "chat_template" },
-    );
+    return splitPromptCompletion(promptIds, fullIds);
   }
 
   /** Work out which ids `encode(text, {addSpecialTokens: true})` puts around the text. */
   private detectSpecialTokenLayout(): void {
-    const cls = this.config.tokenizer_class;
-    if (typeof cls === "string" && LLAMA_STYLE_CLASSES.has(cls)) {
-      // transformers' LlamaTokenizerFast rebuilds its post-processor from these flags.
-      const bos = this.bosTokenId;
-      const eos = this.eosTokenId;
-      this.specialPrefix = (this.config.add_bos_token ?? true) && bos !== undefined ? [bos] : [];
-      this.specialSuffix = (this.config.add_eos_token ?? false) && eos !== undefined ? [eos] : [];
-      return;
-    }
-    const probe = "a";
-    const withSpecial: number[] = this.backend.encode(probe, { add_special_tokens: true }).ids;
-    const plain: number[] = this.backend.encode(probe, { add_special_tokens: false }).ids;
-    for (let at = 0; at + plain.length <= withSpecial.length; at++) {
-      if (plain.every((id, i) => withSpecial[at + i] === id)) {
-        this.specialPrefix = withSpecial.slice(0, at);
-        this.specialSuffix = withSpecial.slice(at + plain.length);
-        return;
-      }
-    }
-    throw new ConfigError("cannot tell which special tokens the post-processor adds", {
-      file: this.source,
-      field: "post_processor",
-    });
-  }
-}
-
-function side(value: unknown, field: string, file: string | undefined): "left" | "right" {
-  if (value === undefined || value === null) return "right";
-  if (value === "left" || value === "right") return value;
-  throw new ConfigError(`must be "left" or "right", got ${JSON.stringify(value)}`, { file, field });
-}
-
-/**
- * Read and parse a JSON file.
- * @throws ConfigError naming the file when it is missing or not JSON.
- */
-export async function readJsonFile(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    throw new ConfigError(`cannot read: ${(err as Error).message}`, { file: path }, { cause: err });
-  }
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch (err) {
-    throw new ConfigError(`not valid JSON: ${(err as Error).message}`, { file: path }, { cause: err });
+    const layout = specialTokenLayout(this.backend, this.config, this.bosTokenId, this.eosTokenId, this.source);
+    this.specialPrefix = layout.prefix;
+    this.specialSuffix = layout.suffix;
   }
 }
