@@ -5,4 +5,5 @@
 export * from "./config.js";
 export * from "./config-docs.js";
 export * from "./exit-codes.js";
-export { buildProgram, type CliIo, runCli } from "./main.js";
+export type { CliIo } from "./common.js";
+export { buildProgram, runCli } from "./main.js";

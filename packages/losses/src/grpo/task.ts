@@ -22,10 +22,10 @@ import {
 } from "@prefkit/core";
 import { chunkColumns, type PPOPromptChunk } from "../ppo/data.js";
 import { meanEntropy } from "../ppo/metrics.js";
+import type { RolloutSettings } from "../ppo/sampling.js";
 import {
   type GeneratedRollout,
   generateRollout,
-  type RolloutSettings,
   type RolloutTimings,
   responseLogits,
   rowsTensor,

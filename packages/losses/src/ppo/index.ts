@@ -75,10 +75,8 @@ export {
   type GenerationParts,
   generateRollout,
   INVALID_LOGPROB,
-  positionsFromMask,
   type Rollout,
   type RolloutParts,
-  type RolloutSettings,
   type RolloutTimings,
   responseLogits,
   responseLogprobs,
@@ -87,6 +85,7 @@ export {
   scoreRows,
   truncateResponse,
 } from "./rollout.js";
+export { positionsFromMask, type RolloutSettings, type Sampled, samplePolicy } from "./sampling.js";
 export { checkRewardSource, createScorer, type Scorer, type ScorerOptions } from "./scoring.js";
 export {
   initialKlController,

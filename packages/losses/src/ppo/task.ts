@@ -41,7 +41,8 @@ import {
   updateStatsMetrics,
 } from "./metrics.js";
 import { type AdvantageOptions, type AdvantageResult, computeAdvantages } from "./rewards.js";
-import { collectRollout, type Rollout, type RolloutSettings, responseLogits, rowsTensor } from "./rollout.js";
+import { collectRollout, type Rollout, responseLogits, rowsTensor } from "./rollout.js";
+import type { RolloutSettings } from "./sampling.js";
 import type { Scorer } from "./scoring.js";
 import type { PolicyAndValueModel } from "./value.js";
 
