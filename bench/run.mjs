@@ -1,12 +1,13 @@
 // prefkit's benchmark harness (`npm run bench`, which builds first). Prints ONE JSON line per workload
 // on stdout; progress and logs go to stderr.
 //
-//   npm run bench                                   # DPO step at 8 and 30 layers (+ torch peer), generation
+//   npm run bench                                   # DPO step at 8 and 30 layers (+ torch peer), generation, GEMM GFLOPS
 //   node bench/run.mjs --quick                      # smoke test: 2 layers, 2 steps
 //   node bench/run.mjs --workload dpo --layers 8 --steps 5
 //   node bench/run.mjs --workload matmul,forward    # the engine benches (bench/matmul.mjs, bench/forward.mjs)
+//   node bench/run.mjs --workload gemm              # the native GEMM's GFLOPS (bench/gemm.mjs)
 //
-// Flags: --workload dpo|generate|matmul|forward|all (comma list; all = dpo,generate), --layers 8,30,
+// Flags: --workload dpo|generate|gemm|matmul|forward|all (comma list; all = dpo,generate,gemm), --layers 8,30,
 // --steps N (measured steps after 1 warm-up; default 3), --quick, --backend auto|native|wasm|cpu (comma
 // list; auto = native,wasm when the native addon is built, else wasm; native = the fast path: cpu with the
 // native-blas plugin and its fused decoder; wasm = the portable path, skipped at 30 layers where it does
@@ -468,13 +469,15 @@ async function main() {
   if (layerList.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--layers: bad list "${opts.layers}"`);
   const steps = Number(opts.steps ?? (opts.quick ? 2 : 3));
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: expected a positive integer, got ${opts.steps}`);
-  const known = ["dpo", "generate", "matmul", "forward"];
-  const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate"] : [w]));
+  const known = ["dpo", "generate", "gemm", "matmul", "forward"];
+  const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate", "gemm"] : [w]));
   for (const w of workloads) if (!known.includes(w)) throw new Error(`--workload: unknown "${w}" (${known}, all)`);
   log(`load before: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
   for (const w of workloads) {
     if (w === "dpo") for (const layers of layerList) await benchDpo(layers, steps);
     if (w === "generate") await benchGenerate(opts.quick ? 2 : Math.max(...layerList));
+    if (w === "gemm")
+      await passThrough("gemm", "gemm.mjs", ["--threads", opts.threads, ...(opts.quick ? ["--quick"] : [])]);
     if (w === "matmul") await passThrough("matmul", "matmul.mjs", ["--skip-cpu"]);
     if (w === "forward")
       await passThrough("forward", "forward.mjs", ["--smol", "--batch", "2", "--seq", "128", "--skip-cpu"]);

@@ -1,8 +1,9 @@
 // The BLIS-style blocking framework of the built-in GEMM: loops over blocks of N (nc), K (kc) and M
 // (mc); per (N, K) block one packed B block, per M block one packed A block, then the microkernel over
-// every mr x nr tile. Threads take disjoint ranges of tile rows or tile columns of C, each with its own
-// packing, so no thread waits for another and every element is computed the same way whatever the
-// thread count (kc depends only on K and the kernel set).
+// every mr x nr tile. Threads split the rows of C (sharing each packed B block) or, when there are too
+// few rows, its columns; either way on the one tile grid anchored at C[0, 0], and K is blocked the same
+// way whatever the split (kc depends only on K and the kernel set), so every element is computed by the
+// same operations for any thread count.
 #include "driver.h"
 
 #include <algorithm>

@@ -30,6 +30,10 @@ using KernelBf16 = void (*)(int64_t kp, const uint32_t* a, const uint32_t* b, fl
 // generic loops of pack.cc.
 using PackPanelF32 = void (*)(const float* src, int64_t lane_stride, int64_t depth, int width, float* dst);
 using PackPanelPairs = void (*)(const float* src, int64_t lane_stride, int64_t depth, int width, uint32_t* dst);
+// A whole block of bf16-pair panels (any number of lanes) from a source whose lanes run along memory
+// (k at src + k * depth_stride).
+using PackBlockPairsLanes = void (*)(const float* src, int64_t depth_stride, int64_t depth, int64_t lanes, int width,
+                                     uint32_t* dst);
 
 struct KernelSet {
   Isa isa = Isa::kScalar;
@@ -45,6 +49,7 @@ struct KernelSet {
   int kc = 256, kc_bf16 = 256, mc = 128, nc = 2048;
   PackPanelF32 pack_f32 = nullptr;
   PackPanelPairs pack_pairs = nullptr;
+  PackBlockPairsLanes pack_pairs_lanes = nullptr;
 };
 
 // The kernel set of `isa` (which the CPU must support).
@@ -55,6 +60,8 @@ const KernelSet& ScalarKernels();
 #if defined(__x86_64__) || defined(_M_X64)
 void PackPanelF32Avx2(const float* src, int64_t lane_stride, int64_t depth, int width, float* dst);
 void PackPanelPairsAvx512(const float* src, int64_t lane_stride, int64_t depth, int width, uint32_t* dst);
+void PackBlockPairsLanesAvx512(const float* src, int64_t depth_stride, int64_t depth, int64_t lanes, int width,
+                               uint32_t* dst);
 KernelF32 Avx512F32Kernel();
 const KernelSet& Avx2Kernels();
 const KernelSet& Avx512Kernels();

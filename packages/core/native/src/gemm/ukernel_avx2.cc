@@ -61,7 +61,7 @@ const KernelSet& Avx2Kernels() {
     s.f32 = KernelF32Avx2;
     s.mr = kMr;
     s.nr = kNr;
-    s.kc = s.kc_bf16 = 384;
+    s.kc = s.kc_bf16 = 512;
     s.mc = 144;
     s.nc = 4096;
     s.pack_f32 = PackPanelF32Avx2;

@@ -39,7 +39,7 @@ const KernelSet& Avx512Kernels() {
     s.f32 = KernelF32Avx512;
     s.mr = kMr;
     s.nr = kNr;
-    s.kc = s.kc_bf16 = 512;
+    s.kc = s.kc_bf16 = 1024;
     s.mc = 128;
     s.nc = 4800;
     s.pack_f32 = PackPanelF32Avx2;

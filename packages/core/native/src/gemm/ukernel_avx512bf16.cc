@@ -41,8 +41,9 @@ const KernelSet& Avx512Bf16Kernels() {
     s.bf16 = KernelBf16Avx512;
     s.bf16_mr = kMr;
     s.bf16_nr = kNr;
-    s.kc_bf16 = 1024;
+    s.kc_bf16 = 2048;
     s.pack_pairs = PackPanelPairsAvx512;
+    s.pack_pairs_lanes = PackBlockPairsLanesAvx512;
     return s;
   }();
   return set;
