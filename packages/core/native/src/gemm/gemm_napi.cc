@@ -212,11 +212,10 @@ napi_value GemmJs(napi_env env, napi_callback_info info) {
     void* data;
     CHECK_NAPI(env, napi_get_value_external(env, vb, &data));
     packed = static_cast<gemm::PackedB*>(data);
-    if (gemm::PackedBRows(*packed) != k || gemm::PackedBCols(*packed) != n || batch != 1)
-      {
-    Fail(env, "gemm: the packed b was packed for another k x n (or batch > 1)");
-    return nullptr;
-  }
+    if (gemm::PackedBRows(*packed) != k || gemm::PackedBCols(*packed) != n || batch != 1) {
+      Fail(env, "gemm: the packed b was packed for another k x n (or batch > 1)");
+      return nullptr;
+    }
   } else if (!GetArray(env, vb, true, &b, "gemm: b must be a Float32Array, a Uint16Array (bf16) or a gemmPack handle")) {
     return nullptr;
   }
@@ -230,17 +229,15 @@ napi_value GemmJs(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const int a_size = a.type == Type::kBF16 ? 2 : 4, b_size = b.type == Type::kBF16 ? 2 : 4;
-  if (Overlap(c.data, c0, c1, 4, a.data, a0, a1, a_size) || Overlap(c.data, c0, c1, 4, b.data, b0, b1, b_size))
-    {
+  if (Overlap(c.data, c0, c1, 4, a.data, a0, a1, a_size) || Overlap(c.data, c0, c1, 4, b.data, b0, b1, b_size)) {
     Fail(env, "gemm: c overlaps a or b");
     return nullptr;
   }
-  const int elem_a = a_size, elem_b = b_size;
   gemm::Problem p;
   p.m = m;
   p.n = n;
   p.k = k;
-  p.a = {static_cast<char*>(a.data) + a_off * elem_a, a.type, ta, lda};
+  p.a = {static_cast<char*>(a.data) + a_off * a_size, a.type, ta, lda};
   p.c = static_cast<float*>(c.data) + c_off;
   p.ldc = ldc;
   p.alpha = alpha;
@@ -250,7 +247,7 @@ napi_value GemmJs(napi_env env, napi_callback_info info) {
     gemm::GemmPacked(m, p.a, *packed, alpha, beta, p.c, ldc);
     return nullptr;
   }
-  p.b = {static_cast<char*>(b.data) + b_off * elem_b, b.type, tb, ldb};
+  p.b = {static_cast<char*>(b.data) + b_off * b_size, b.type, tb, ldb};
   if (batch == 1) {
     gemm::Gemm(p, route);
     return nullptr;
