@@ -13,7 +13,8 @@
 //   dx       dx = dy·W   (m = M,   n = in,  k = out)
 //   dW       dW = dyᵀ·x  (m = out, n = in,  k = M)   (no weight operand: bf16 rounds both while packing)
 // Each line has the best and the median GFLOPS of --reps timed runs after one warm-up, and the 1-minute
-// load average. Timings on a shared 2-core machine swing: compare lines of one run.
+// load average. Timings on a shared 2-core machine swing: compare lines of one run. OpenBLAS runs with
+// OPENBLAS_THREAD_TIMEOUT=4 unless set, so that its spinning idle threads do not slow the others' reps.
 import { createRequire } from "node:module";
 import os from "node:os";
 import { parseArgs } from "node:util";
@@ -48,6 +49,9 @@ if (!status.available) {
 }
 const addon = createRequire(import.meta.url)(status.path);
 addon.setNumThreads(threads);
+// OpenBLAS's idle threads spin for ~2^28 cycles after each call (its THREAD_TIMEOUT), which here would sit
+// on a core through the next, interleaved built-in product and halve it. Read when OpenBLAS loads (below).
+process.env.OPENBLAS_THREAD_TIMEOUT ??= "4";
 let openblas = true;
 try {
   addon.gemm({
