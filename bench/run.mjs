@@ -2,13 +2,14 @@
 // on stdout; progress and logs go to stderr.
 //
 //   npm run bench                                   # DPO step at 8 and 30 layers (+ torch peer), generation,
-//                                                   # one GRPO update at 30 layers
+//                                                   # one GRPO update at 30 layers, GEMM GFLOPS
 //   node bench/run.mjs --quick                      # smoke test: 2 layers, 2 steps
 //   node bench/run.mjs --workload dpo --layers 8 --steps 5
 //   node bench/run.mjs --workload grpo --layers 2 --steps 1   # GRPO: 8 prompts × 4 generations × 64 new tokens
 //   node bench/run.mjs --workload matmul,forward    # the engine benches (bench/matmul.mjs, bench/forward.mjs)
+//   node bench/run.mjs --workload gemm              # the native GEMM's GFLOPS (bench/gemm.mjs)
 //
-// Flags: --workload dpo|generate|grpo|matmul|forward|methods|all (comma list; all = dpo,generate,grpo;
+// Flags: --workload dpo|generate|grpo|gemm|matmul|forward|methods|all (comma list; all = dpo,generate,grpo,gemm;
 // methods = DPO vs ORPO/CPO/KTO steps through the trainers, bench/methods.mjs), --layers 8,30 (grpo and
 // generate run at the largest), --steps N (measured steps after 1 warm-up; default 3, grpo 1), --quick,
 // --backend auto|native|wasm|cpu (comma list; auto = native,wasm when the native addon is built, else wasm;
@@ -602,14 +603,16 @@ async function main() {
   if (layerList.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--layers: bad list "${opts.layers}"`);
   const steps = Number(opts.steps ?? (opts.quick ? 2 : 3));
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: expected a positive integer, got ${opts.steps}`);
-  const known = ["dpo", "generate", "grpo", "matmul", "forward", "methods"];
-  const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate", "grpo"] : [w]));
+  const known = ["dpo", "generate", "grpo", "gemm", "matmul", "forward", "methods"];
+  const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate", "grpo", "gemm"] : [w]));
   for (const w of workloads) if (!known.includes(w)) throw new Error(`--workload: unknown "${w}" (${known}, all)`);
   log(`load before: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
   for (const w of workloads) {
     if (w === "dpo") for (const layers of layerList) await benchDpo(layers, steps);
     if (w === "generate") await benchGenerate(opts.quick ? 2 : Math.max(...layerList));
     if (w === "grpo") await benchGrpo(Math.max(...layerList), Number(opts.steps ?? 1));
+    if (w === "gemm")
+      await passThrough("gemm", "gemm.mjs", ["--threads", opts.threads, ...(opts.quick ? ["--quick"] : [])]);
     if (w === "matmul") await passThrough("matmul", "matmul.mjs", ["--skip-cpu"]);
     if (w === "methods") await passThrough("methods", "methods.mjs", ["--layers", String(layerList.at(-1))]);
     if (w === "forward")

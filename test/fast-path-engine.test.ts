@@ -1,6 +1,6 @@
 /**
- * `.ci/run` runs the whole suite a second time with PREFKIT_NATIVE=1; this checks that the run really
- * is on the fast path (test/helpers/setup-engine.ts initialises the default engine for every file), and
+ * `.ci/run` runs the whole suite a second time with PREFKIT_NATIVE=1 (and a third time with
+ * PREFKIT_BLAS=openblas as well); this checks that the run really is on the fast path (test/helpers/setup-engine.ts initialises the default engine for every file), and
  * that the default run is left alone (no engine initialised before the tests' own).
  */
 import { activeNativeAddon, EngineError, engineInfo, nativeBlasStatus, tf } from "@prefkit/core";
@@ -27,6 +27,8 @@ describe("the test run's engine", () => {
       expect(tf.getBackend()).toBe("cpu");
       expect(engineInfo().kernelPlugins.map((p) => p.name)).toContain("native-blas");
       expect(typeof activeNativeAddon()?.decoderForward).toBe("function");
+      // The third CI pass (PREFKIT_BLAS=openblas) really sends the fp32 products to OpenBLAS.
+      expect(engineInfo().nativeGemm?.blas).toBe(process.env["PREFKIT_BLAS"] === "openblas" ? "openblas" : "builtin");
     },
   );
 });

@@ -75,8 +75,8 @@ async function main() {
   const info = engineInfo();
   const fast = info.kernelPlugins.some((p) => p.name === "native-blas");
   const path = fast
-    ? " + native addon (the fast path)"
-    : " (the portable path; `npm ci` with libopenblas-dev builds the fast one)";
+    ? ` + native addon (the fast path; GEMM ${info.nativeGemm?.isa ?? "?"}, ${info.nativeGemm?.blas ?? "?"})`
+    : " (the portable path; `npm ci` with g++ and make builds the fast one)";
   console.log(`prefkit demo · backend ${info.backend}${path}, ${info.threads} thread(s)`);
   const result =
     cli.model !== undefined

@@ -1,11 +1,48 @@
 {
   "targets": [
     {
+      # prefkit's GEMM: baseline x86-64 code, microkernels with per-function target attributes (no
+      # -march=native: one build runs on any CPU of the architecture). No -ffast-math, and no FMA
+      # contraction outside the microkernels' explicit FMAs, so results are reproducible.
+      "target_name": "prefkit_gemm",
+      "type": "static_library",
+      "sources": [
+        "src/gemm/isa.cc",
+        "src/gemm/kernels.cc",
+        "src/gemm/ukernel_scalar.cc",
+        "src/gemm/ukernel_avx2.cc",
+        "src/gemm/ukernel_avx512.cc",
+        "src/gemm/ukernel_avx512bf16.cc",
+        "src/gemm/pack_avx2.cc",
+        "src/gemm/pack_avx512.cc",
+        "src/gemm/pack.cc",
+        "src/gemm/driver.cc",
+        "src/gemm/pool.cc",
+        "src/gemm/openblas.cc",
+        "src/gemm/gemm.cc"
+      ],
+      "cflags": ["-fPIC"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-ffp-contract=off"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-exceptions", "-ffp-contract=off"] },
+      "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      # The fused decoder's loops tolerate -ffast-math (tested against the tfjs decoder to 1e-5).
+      "target_name": "prefkit_decoder",
+      "type": "static_library",
+      "sources": ["src/decoder.cc"],
+      "cflags": ["-fPIC"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-ffast-math", "-fno-finite-math-only"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-exceptions", "-ffast-math", "-fno-finite-math-only"] },
+      "defines": ["NAPI_VERSION=8"]
+    },
+    {
       "target_name": "prefkit_native",
-      "sources": ["src/prefkit_native.cc", "src/optim.cc", "src/decoder.cc"],
-      "include_dirs": ["/usr/include/x86_64-linux-gnu", "/usr/include/openblas"],
-      "libraries": ["-lopenblas"],
-      "cflags_cc": ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-std=c++17", "-fno-exceptions"],
+      "sources": ["src/prefkit_native.cc", "src/optim.cc", "src/gemm/gemm_napi.cc"],
+      "dependencies": ["prefkit_gemm", "prefkit_decoder"],
+      "libraries": ["-ldl", "-lpthread"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-exceptions"] },
       "defines": ["NAPI_VERSION=8"]
     }
   ]

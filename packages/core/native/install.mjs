@@ -1,10 +1,11 @@
-// `npm install` / `npm ci` hook of @prefkit/core: builds the optional native addon (OpenBLAS kernels,
-// the fused decoder, AdamW) when the machine has what it needs, and never fails the install.
+// `npm install` / `npm ci` hook of @prefkit/core: builds the optional native addon (its own GEMM, the
+// fused decoder, AdamW) when the machine has what it needs, and never fails the install.
 //
-// Needs: OpenBLAS's CBLAS header and library (Debian: `apt-get install libopenblas-dev`), g++ and make,
-// and Node's headers where node-gyp finds them without a download (e.g. `nodedir` in npmrc).
-// Without them it prints one line saying why and what to install; prefkit then runs on the portable
-// wasm path. PREFKIT_SKIP_NATIVE=1 skips the build. Rebuild later with `npm run build:native`.
+// Needs: a C++ compiler (g++), make and python3 (for node-gyp), and Node's headers where node-gyp finds
+// them without a download (e.g. `nodedir` in npmrc). No BLAS package: the addon brings its own GEMM
+// (OpenBLAS, when installed, is only loaded at run time with PREFKIT_BLAS=openblas). Without them it
+// prints one line saying why and what to install; prefkit then runs on the portable wasm path.
+// PREFKIT_SKIP_NATIVE=1 skips the build. Rebuild later with `npm run build:native`.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -15,17 +16,12 @@ const say = (msg) => console.log(`@prefkit/core: ${msg}`);
 const portable = "prefkit uses the portable wasm path (the fast cpu path needs the addon)";
 
 function missingPrerequisite() {
-  if (process.platform !== "linux") return `native addon not built: prebuilt only on Linux (${process.platform})`;
-  const headers = [
-    "/usr/include/x86_64-linux-gnu/cblas.h",
-    "/usr/include/aarch64-linux-gnu/cblas.h",
-    "/usr/include/cblas.h",
-  ];
-  if (!headers.some((h) => existsSync(h)))
-    return "native addon not built: no cblas.h (apt-get install libopenblas-dev)";
-  for (const tool of ["g++", "make"]) {
+  if (process.platform !== "linux" && process.platform !== "darwin") {
+    return `native addon not built: it builds on Linux and macOS, not ${process.platform}`;
+  }
+  for (const tool of ["g++", "make", "python3"]) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
-      return `native addon not built: ${tool} is missing (apt-get install g++ make)`;
+      return `native addon not built: ${tool} is missing (apt-get install g++ make python3)`;
     }
   }
   return undefined;

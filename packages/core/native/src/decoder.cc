@@ -1,7 +1,7 @@
 // The fused decoder of the prefkit native addon: the whole Llama-family forward and backward pass
 // (embedding, N x [RMSNorm, GQA attention with rope, residual, RMSNorm, SwiGLU, residual], final
-// RMSNorm, LM head with selective log-softmax) on Float32Arrays, every product through OpenBLAS
-// cblas_sgemm and the rest in tight loops over buffers that are allocated once and reused.
+// RMSNorm, LM head with selective log-softmax) on Float32Arrays, every product through prefkit's GEMM
+// (gemm/gemm.h) and the rest in tight loops over buffers that are allocated once and reused.
 //
 // It computes what `fusedSequenceLogProbs` computes through tfjs ops (the same formulas as the
 // TypeScript decoder in packages/models/src/modeling/decoder), so the two paths agree to float
@@ -28,18 +28,14 @@
 //   [embed [V,H], finalNorm [H], head [V,H] (the embedding again when tied)] followed, per layer, by
 //   [inputNorm, q, k, v, o, postNorm, gate, up, down, qBias, kBias, vBias, qNorm, kNorm]
 // (absent biases / q-k norms are null). Projection weights are in HF layout [out, in].
-#include <cblas.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
 #include <functional>
-#include <mutex>
-#include <thread>
 #include <vector>
 
+#include "gemm/gemm.h"
 #include "napi_util.h"
 
 namespace prefkit {
@@ -71,59 +67,14 @@ inline void Enter(int phase) {
   if (gClock != nullptr) gClock->Switch(phase);
 }
 
-// Splits elementwise loops over the calling thread and one persistent helper thread when OpenBLAS runs
-// with more than one thread (the engine's `threads`); products stay with OpenBLAS's own threads.
-class HelperThread {
- public:
-  // Runs fn(begin, end) over [0, n): the second half on the helper, the first half here.
+// Splits elementwise loops over the GEMM's thread pool (the engine's `threads`).
+struct HelperThread {
+  // Runs fn(begin, end) over contiguous chunks of [0, n), at least `minimum` elements each.
   void ParallelFor(size_t n, const std::function<void(size_t, size_t)>& fn, size_t minimum = 4096) {
-    if (n < minimum || openblas_get_num_threads() < 2) {
-      fn(0, n);
-      return;
-    }
-    Start();
-    const size_t mid = n / 2;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      job_ = &fn;
-      begin_ = mid;
-      end_ = n;
-      pending_ = true;
-    }
-    wake_.notify_one();
-    fn(0, mid);
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return !pending_; });
+    gemm::ParallelFor(n, minimum, 1, [&](size_t begin, size_t end) { fn(begin, end); });
   }
-
- private:
-  void Start() {
-    if (started_) return;
-    started_ = true;
-    std::thread([this] {
-      for (;;) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [this] { return pending_ && job_ != nullptr; });
-        const auto* job = job_;
-        const size_t b = begin_, e = end_;
-        lock.unlock();
-        (*job)(b, e);
-        lock.lock();
-        job_ = nullptr;
-        pending_ = false;
-        done_.notify_one();
-      }
-    }).detach();
-  }
-  std::mutex mutex_;
-  std::condition_variable wake_, done_;
-  const std::function<void(size_t, size_t)>* job_ = nullptr;
-  size_t begin_ = 0, end_ = 0;
-  bool pending_ = false, started_ = false;
 };
-// Never destroyed: a static's destructor at exit would destroy the condition variable the helper thread
-// is waiting on, which blocks exit forever.
-HelperThread& gHelper = *new HelperThread();
+HelperThread gHelper;
 
 constexpr int kGlobal = 3;
 constexpr int kPerLayer = 14;
@@ -178,7 +129,7 @@ using G = std::vector<float*>;
 inline void Linear(const float* x, const float* w, const float* b, int n, int in, int out, float* y) {
   const int prev = gPhase;
   Enter(kFwdGemm);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+  gemm::Sgemm(gemm::kNoTrans, gemm::kTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
   if (b != nullptr) {
     for (int r = 0; r < n; r++) {
       float* row = y + static_cast<size_t>(r) * out;
@@ -194,9 +145,9 @@ inline void LinearBackward(const float* x, const float* w, const float* dy, int 
   const int prev = gPhase;
   Enter(kBwdGemm);
   if (dx != nullptr)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in, dxBeta, dx, in);
+    gemm::Sgemm(gemm::kNoTrans, gemm::kNoTrans, n, in, out, 1.0f, dy, out, w, in, dxBeta, dx, in);
   if (dw != nullptr)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 0.0f, dw, in);
+    gemm::Sgemm(gemm::kTrans, gemm::kNoTrans, out, in, n, 1.0f, dy, out, x, in, 0.0f, dw, in);
   if (db != nullptr) {
     std::fill(db, db + out, 0.0f);
     for (int r = 0; r < n; r++) {
@@ -232,9 +183,9 @@ void Project(Context& c, LayerSaved& s, int layer, int proj, const float* x, con
   const float* xm = Masked(c, *l, x, static_cast<size_t>(n) * in);
   std::vector<float>& low = s.low[proj];
   low.resize(static_cast<size_t>(n) * l->rank);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, l->rank, in, 1.0f, xm, in, l->a, in, 0.0f, low.data(),
+  gemm::Sgemm(gemm::kNoTrans, gemm::kTrans, n, l->rank, in, 1.0f, xm, in, l->a, in, 0.0f, low.data(),
               l->rank);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, l->rank, l->scale, low.data(), l->rank, l->b, l->rank,
+  gemm::Sgemm(gemm::kNoTrans, gemm::kTrans, n, out, l->rank, l->scale, low.data(), l->rank, l->b, l->rank,
               1.0f, y, out);
   Enter(prev);
 }
@@ -252,20 +203,20 @@ void ProjectBackward(Context& c, LayerSaved& s, int layer, int proj, const float
   if (c.loraDlow.size() < nr) c.loraDlow.resize(nr);
   float* dlow = c.loraDlow.data();
   if (l->db != nullptr)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, n, l->scale, dy, out, s.low[proj].data(), r, 0.0f,
+    gemm::Sgemm(gemm::kTrans, gemm::kNoTrans, out, r, n, l->scale, dy, out, s.low[proj].data(), r, 0.0f,
                 l->db, r);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, r, out, l->scale, dy, out, l->b, r, 0.0f, dlow, r);
+  gemm::Sgemm(gemm::kNoTrans, gemm::kNoTrans, n, r, out, l->scale, dy, out, l->b, r, 0.0f, dlow, r);
   if (l->da != nullptr) {
     const float* xm = Masked(c, *l, x, static_cast<size_t>(n) * in);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, n, 1.0f, dlow, r, xm, in, 0.0f, l->da, in);
+    gemm::Sgemm(gemm::kTrans, gemm::kNoTrans, r, in, n, 1.0f, dlow, r, xm, in, 0.0f, l->da, in);
   }
   if (dx != nullptr) {
     if (l->mask == nullptr) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dlow, r, l->a, in, 1.0f, dx, in);
+      gemm::Sgemm(gemm::kNoTrans, gemm::kNoTrans, n, in, r, 1.0f, dlow, r, l->a, in, 1.0f, dx, in);
     } else {
       const size_t count = static_cast<size_t>(n) * in;
       if (c.loraTmp.size() < count) c.loraTmp.resize(count);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dlow, r, l->a, in, 0.0f,
+      gemm::Sgemm(gemm::kNoTrans, gemm::kNoTrans, n, in, r, 1.0f, dlow, r, l->a, in, 0.0f,
                   c.loraTmp.data(), in);
       for (size_t i = 0; i < count; i++) dx[i] += c.loraTmp[i] * l->mask[i];
     }
@@ -391,7 +342,7 @@ void ResizeBackward(Context& c) {
   c.dk.resize(n * d.kvd());
   c.dv.resize(n * d.kvd());
   c.dctx.resize(n * d.qd());
-  c.dP.resize(static_cast<size_t>(c.seqLen) * c.seqLen);
+  c.dP.resize(static_cast<size_t>(gemm::Threads()) * c.seqLen * c.seqLen);  // one [T, T] per worker
 }
 
 inline bool Allowed(const Context& c, int layer, int b, int i, int j) {
@@ -423,36 +374,36 @@ void LayerForward(Context& c, int layer, const W& w, LayerSaved& s, const float*
   Rope(s.k.data(), n, d.kvHeads, D, c.cosT.data(), c.sinT.data(), false);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   Enter(kFwdAttn);
-  for (int b = 0; b < B; b++) {
-    for (int h = 0; h < d.heads; h++) {
-      const int kv = h / groups;
-      const float* q = s.q.data() + static_cast<size_t>(b) * T * QD + static_cast<size_t>(h) * D;
-      const float* k = s.k.data() + static_cast<size_t>(b) * T * KVD + static_cast<size_t>(kv) * D;
-      const float* v = s.v.data() + static_cast<size_t>(b) * T * KVD + static_cast<size_t>(kv) * D;
-      float* p = s.probs.data() + (static_cast<size_t>(b) * d.heads + h) * T * T;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, q, QD, k, KVD, 0.0f, p, T);
-      for (int i = 0; i < T; i++) {
-        float* row = p + static_cast<size_t>(i) * T;
-        float mx = -INFINITY;
-        for (int j = 0; j < T; j++)
-          if (Allowed(c, layer, b, i, j)) mx = std::max(mx, row[j]);
-        if (mx == -INFINITY) {  // a fully masked (left-padding) query: uniform, as the additive-bias path
-          for (int j = 0; j < T; j++) row[j] = 1.0f / static_cast<float>(T);
-          continue;
-        }
-        float sum = 0.0f;
-        for (int j = 0; j < T; j++) {
-          const float e = Allowed(c, layer, b, i, j) ? std::exp(row[j] - mx) : 0.0f;
-          row[j] = e;
-          sum += e;
-        }
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < T; j++) row[j] *= inv;
+  // One task per (sequence, head), each on one thread: the same products whatever the thread count.
+  gemm::ParallelGemms(B * d.heads, [&](int task, int) {
+    const int b = task / d.heads, h = task % d.heads;
+    const int kv = h / groups;
+    const float* q = s.q.data() + static_cast<size_t>(b) * T * QD + static_cast<size_t>(h) * D;
+    const float* k = s.k.data() + static_cast<size_t>(b) * T * KVD + static_cast<size_t>(kv) * D;
+    const float* v = s.v.data() + static_cast<size_t>(b) * T * KVD + static_cast<size_t>(kv) * D;
+    float* p = s.probs.data() + (static_cast<size_t>(b) * d.heads + h) * T * T;
+    gemm::Sgemm(gemm::kNoTrans, gemm::kTrans, T, T, D, scale, q, QD, k, KVD, 0.0f, p, T);
+    for (int i = 0; i < T; i++) {
+      float* row = p + static_cast<size_t>(i) * T;
+      float mx = -INFINITY;
+      for (int j = 0; j < T; j++)
+        if (Allowed(c, layer, b, i, j)) mx = std::max(mx, row[j]);
+      if (mx == -INFINITY) {  // a fully masked (left-padding) query: uniform, as the additive-bias path
+        for (int j = 0; j < T; j++) row[j] = 1.0f / static_cast<float>(T);
+        continue;
       }
-      float* out = s.ctx.data() + static_cast<size_t>(b) * T * QD + static_cast<size_t>(h) * D;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, p, T, v, KVD, 0.0f, out, QD);
+      float sum = 0.0f;
+      for (int j = 0; j < T; j++) {
+        const float e = Allowed(c, layer, b, i, j) ? std::exp(row[j] - mx) : 0.0f;
+        row[j] = e;
+        sum += e;
+      }
+      const float inv = 1.0f / sum;
+      for (int j = 0; j < T; j++) row[j] *= inv;
     }
-  }
+    float* out = s.ctx.data() + static_cast<size_t>(b) * T * QD + static_cast<size_t>(h) * D;
+    gemm::Sgemm(gemm::kNoTrans, gemm::kNoTrans, T, D, T, 1.0f, p, T, v, KVD, 0.0f, out, QD);
+  });
   Enter(kFwdElem);
   // xmid = xin + ctx Wo^T
   Project(c, s, layer, kPo, s.ctx.data(), lw[kWo], nullptr, n, QD, H, s.xmid.data());
@@ -510,19 +461,21 @@ void LayerBackward(Context& c, int layer, const W& w, const G& g, LayerSaved& s)
   std::fill(c.dk.begin(), c.dk.begin() + static_cast<size_t>(n) * KVD, 0.0f);
   std::fill(c.dv.begin(), c.dv.begin() + static_cast<size_t>(n) * KVD, 0.0f);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  float* dP = c.dP.data();
   Enter(kBwdAttn);
-  for (int b = 0; b < B; b++) {
-    for (int h = 0; h < d.heads; h++) {
-      const int kv = h / groups;
+  // One task per (sequence, KV head): the query heads of a group add into the same dK and dV, in order,
+  // on one thread, each task with its own dP; the same products whatever the thread count.
+  gemm::ParallelGemms(B * d.kvHeads, [&](int task, int worker) {
+    const int b = task / d.kvHeads, kv = task % d.kvHeads;
+    float* dP = c.dP.data() + static_cast<size_t>(worker) * T * T;
+    for (int h = kv * groups; h < (kv + 1) * groups; h++) {
       const size_t qoff = static_cast<size_t>(b) * T * QD + static_cast<size_t>(h) * D;
       const size_t kvoff = static_cast<size_t>(b) * T * KVD + static_cast<size_t>(kv) * D;
       const float* p = s.probs.data() + (static_cast<size_t>(b) * d.heads + h) * T * T;
       const float* dctx = c.dctx.data() + qoff;
       // dP = dctx V^T ; dV += P^T dctx
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, dctx, QD, s.v.data() + kvoff, KVD, 0.0f,
+      gemm::Sgemm(gemm::kNoTrans, gemm::kTrans, T, T, D, 1.0f, dctx, QD, s.v.data() + kvoff, KVD, 0.0f,
                   dP, T);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.0f, p, T, dctx, QD, 1.0f, c.dv.data() + kvoff,
+      gemm::Sgemm(gemm::kTrans, gemm::kNoTrans, T, D, T, 1.0f, p, T, dctx, QD, 1.0f, c.dv.data() + kvoff,
                   KVD);
       // dS = P * (dP - rowsum(dP * P))
       for (int i = 0; i < T; i++) {
@@ -533,12 +486,12 @@ void LayerBackward(Context& c, int layer, const W& w, const G& g, LayerSaved& s)
         for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - dot);
       }
       // dQ = scale dS K ; dK += scale dS^T Q
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, scale, dP, T, s.k.data() + kvoff, KVD, 0.0f,
+      gemm::Sgemm(gemm::kNoTrans, gemm::kNoTrans, T, D, T, scale, dP, T, s.k.data() + kvoff, KVD, 0.0f,
                   c.dq.data() + qoff, QD);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, scale, dP, T, s.q.data() + qoff, QD, 1.0f,
+      gemm::Sgemm(gemm::kTrans, gemm::kNoTrans, T, D, T, scale, dP, T, s.q.data() + qoff, QD, 1.0f,
                   c.dk.data() + kvoff, KVD);
     }
-  }
+  });
   Enter(kBwdElem);
   Rope(c.dq.data(), n, d.heads, D, c.cosT.data(), c.sinT.data(), true);
   Rope(c.dk.data(), n, d.kvHeads, D, c.cosT.data(), c.sinT.data(), true);
@@ -571,7 +524,7 @@ inline void HeadLogits(const Context& c, const float* head, int r0, int rows, fl
   const Dims& d = c.d;
   const int prev = gPhase;
   Enter(phase);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d.vocab, d.hidden, 1.0f,
+  gemm::Sgemm(gemm::kNoTrans, gemm::kTrans, rows, d.vocab, d.hidden, 1.0f,
               c.xnfinal.data() + static_cast<size_t>(r0) * d.hidden, d.hidden, head, d.hidden, 0.0f, out, d.vocab);
   Enter(prev);
 }
@@ -694,11 +647,11 @@ void Backward(Context& c, const W& w, const float* dyIn, const G& g) {
       }
     }, 2);
     Enter(kBwdHeadGemm);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, H, V, 1.0f, buf, V, head, H, 0.0f,
+    gemm::Sgemm(gemm::kNoTrans, gemm::kNoTrans, rows, H, V, 1.0f, buf, V, head, H, 0.0f,
                 c.dz.data() + static_cast<size_t>(r0) * H, H);
     float* dW = tied ? dEmbed : dHead;
     if (dW != nullptr) {
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, H, rows, 1.0f, buf, V,
+      gemm::Sgemm(gemm::kTrans, gemm::kNoTrans, V, H, rows, 1.0f, buf, V,
                   c.xnfinal.data() + static_cast<size_t>(r0) * H, H, firstHeadGrad ? 0.0f : 1.0f, dW, H);
     }
     firstHeadGrad = false;

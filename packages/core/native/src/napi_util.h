@@ -44,5 +44,6 @@ inline bool GetInt(napi_env env, napi_value value, int64_t* out, const char* nam
 // Registration hooks of the other translation units.
 bool RegisterOptim(napi_env env, napi_value exports);
 bool RegisterDecoder(napi_env env, napi_value exports);
+bool RegisterGemm(napi_env env, napi_value exports);
 
 }  // namespace prefkit

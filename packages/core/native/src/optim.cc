@@ -14,19 +14,15 @@
 //   sumSquares(a) -> number
 //     The sum of a[i]^2 over a Float32Array, accumulated in double (for gradient norms).
 //
-// Large arrays are split over up to OptimThreads() threads (OpenBLAS's thread count, i.e.
-// the engine's `threads`, capped by the hardware): both kernels are memory-bound streams.
-#include <cblas.h>
-#include <pthread.h>
-
+// Large arrays are split over up to OptimThreads() threads (the pool's, i.e. the engine's
+// `threads`): both kernels are memory-bound streams.
+#include "gemm/pool.h"
 #include "napi_util.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <thread>
-#include <vector>
 
 namespace prefkit {
 namespace {
@@ -38,58 +34,25 @@ namespace {
 constexpr size_t kAdamWMinPerThread = size_t{1} << 18;
 constexpr size_t kSumSquaresMinPerThread = size_t{1} << 21;
 
-// Threads for n elements: OpenBLAS's thread count (the engine's `threads`), capped by the
-// hardware and by n / minPerThread.
+// Threads for n elements: the pool's (the engine's `threads`), capped by n / minPerThread.
 size_t OptimThreads(size_t n, size_t min_per_thread) {
-  const int blas = openblas_get_num_threads();
-  const unsigned hw = std::thread::hardware_concurrency();
-  size_t threads = static_cast<size_t>(std::max(1, blas));
-  if (hw > 0) threads = std::min(threads, static_cast<size_t>(hw));
-  threads = std::min(threads, std::max<size_t>(1, n / min_per_thread));
-  return threads;
+  const size_t threads = static_cast<size_t>(gemm::Threads());
+  return std::min(threads, std::max<size_t>(1, n / min_per_thread));
 }
 
-// Runs fn(chunk, begin, end) over [0, n) cut into `threads` contiguous chunks, chunk t > 0 on its
-// own thread and chunk 0 on the calling one. Chunk edges are multiples of 16 elements, so every
-// chunk starts on a cache line. Plain pthreads: the addon builds without exceptions, and a thread
-// that cannot be started just runs its chunk inline instead of aborting.
+// Runs fn(chunk, begin, end) over [0, n) cut into `threads` contiguous chunks on the pool. Chunk
+// edges are multiples of 16 elements, so every chunk starts on a cache line.
 template <typename Fn>
 void ParallelChunks(size_t n, size_t threads, const Fn& fn) {
   if (threads <= 1) {
     fn(size_t{0}, size_t{0}, n);
     return;
   }
-  struct Task {
-    const Fn* fn;
-    size_t chunk, begin, end;
-    pthread_t thread;
-    bool started;
-  };
   const size_t chunk = ((n + threads - 1) / threads + 15) / 16 * 16;
-  std::vector<Task> tasks(threads - 1);
-  for (size_t t = 1; t < threads; t++) {
-    Task& task = tasks[t - 1];
-    task.fn = &fn;
-    task.chunk = t;
-    task.begin = std::min(n, t * chunk);
-    task.end = std::min(n, task.begin + chunk);
-    task.started = pthread_create(
-                       &task.thread, nullptr,
-                       [](void* arg) -> void* {
-                         Task* job = static_cast<Task*>(arg);
-                         (*job->fn)(job->chunk, job->begin, job->end);
-                         return nullptr;
-                       },
-                       &task) == 0;
-  }
-  fn(size_t{0}, size_t{0}, std::min(n, chunk));
-  for (Task& task : tasks) {
-    if (task.started) {
-      pthread_join(task.thread, nullptr);
-    } else {
-      fn(task.chunk, task.begin, task.end);
-    }
-  }
+  gemm::Run(static_cast<int>(threads), [&](int t, int) {
+    const size_t begin = std::min(n, static_cast<size_t>(t) * chunk);
+    fn(static_cast<size_t>(t), begin, std::min(n, begin + chunk));
+  });
 }
 
 struct AdamWConstants {
@@ -130,13 +93,22 @@ __attribute__((noinline)) void AdamWRange(float* __restrict p, const float* __re
 
 #pragma GCC pop_options
 
+// Eight interleaved partial sums: they vectorize without -ffast-math's reassociation, and they
+// accumulate less rounding than one running sum.
 double SumSquaresRange(const float* a, size_t begin, size_t end) {
-  double sum = 0;
-  for (size_t i = begin; i < end; i++) {
-    const double x = a[i];
-    sum += x * x;
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    for (int j = 0; j < 8; j++) {
+      const double x = a[i + j];
+      part[j] += x * x;
+    }
   }
-  return sum;
+  for (; i < end; i++) {
+    const double x = a[i];
+    part[0] += x * x;
+  }
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 bool GetDouble(napi_env env, napi_value value, double* out, const char* message) {

@@ -1,4 +1,5 @@
-// prefkit native kernels: OpenBLAS sgemm on Float32Arrays through the N-API C interface.
+// prefkit native kernels: sgemm on Float32Arrays through the N-API C interface, on prefkit's own GEMM
+// (gemm/; or OpenBLAS, loaded at run time, with PREFKIT_BLAS=openblas).
 //
 // Exports:
 //   sgemm(transA, transB, m, n, k, a, aOffsets, b, bOffsets, c)
@@ -6,16 +7,20 @@
 //     A_i starts at a[aOffsets[i]] (stored [m,k], or [k,m] when transA), B_i starts at
 //     b[bOffsets[i]] (stored [k,n], or [n,k] when transB) and C_i is c[i*m*n .. (i+1)*m*n).
 //     Offsets are Float64Arrays of element indices. Every range is bounds-checked.
-//   setNumThreads(n), getNumThreads(), config()
-#include <cblas.h>
+//     Small entries run side by side on the pool's threads, large ones each on all of them.
+//   setNumThreads(n), getNumThreads() (the pool's threads: GEMMs and the elementwise loops), config()
+//   (a one-line description of the GEMM that runs), and the GEMM's own exports (gemm/gemm_napi.cc).
 #include <node_api.h>
 
+#include "gemm/gemm.h"
 #include "napi_util.h"
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace {
+namespace gemm = prefkit::gemm;
 using prefkit::GetInt;
 using prefkit::GetTypedArray;
 
@@ -70,19 +75,23 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   const float* a = static_cast<const float*>(a_data);
   const float* b = static_cast<const float*>(b_data);
   float* c = static_cast<float*>(c_data);
-  const int M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
-  if (K == 0) {
-    std::memset(c, 0, sizeof(float) * static_cast<size_t>(batch * mn));
-    return nullptr;
-  }
-  if (M == 0 || N == 0) return nullptr;
-  const int lda = trans_a ? M : K;
-  const int ldb = trans_b ? K : N;
+  if (batch == 0 || m == 0 || n == 0) return nullptr;
+  gemm::Problem p;
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.a = {a, gemm::Type::kF32, trans_a, trans_a ? m : k};
+  p.b = {b, gemm::Type::kF32, trans_b, trans_b ? k : n};
+  p.c = c;
+  p.ldc = n;
+  std::vector<int64_t> offsets(batch * 3);
   for (size_t i = 0; i < batch; i++) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
-                a + static_cast<int64_t>(a_off[i]), lda, b + static_cast<int64_t>(b_off[i]), ldb, 0.0f,
-                c + static_cast<int64_t>(i) * static_cast<int64_t>(mn), N);
+    offsets[i] = static_cast<int64_t>(a_off[i]);
+    offsets[batch + i] = static_cast<int64_t>(b_off[i]);
+    offsets[2 * batch + i] = static_cast<int64_t>(i * m * n);
   }
+  gemm::GemmBatched(p, static_cast<int64_t>(batch), offsets.data(), offsets.data() + batch,
+                    offsets.data() + 2 * batch);
   return nullptr;
 }
 
@@ -96,24 +105,25 @@ napi_value SetNumThreads(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, nullptr, "setNumThreads: threads must be >= 1");
     return nullptr;
   }
-  openblas_set_num_threads(static_cast<int>(threads));
+  gemm::SetNumThreads(static_cast<int>(threads));
   return nullptr;
 }
 
 napi_value GetNumThreads(napi_env env, napi_callback_info) {
   napi_value result;
-  CHECK_NAPI(env, napi_create_int32(env, openblas_get_num_threads(), &result));
+  CHECK_NAPI(env, napi_create_int32(env, gemm::Threads(), &result));
   return result;
 }
 
 napi_value Config(napi_env env, napi_callback_info) {
   napi_value result;
-  const char* config = openblas_get_config();
-  CHECK_NAPI(env, napi_create_string_utf8(env, config != nullptr ? config : "", NAPI_AUTO_LENGTH, &result));
+  CHECK_NAPI(env, napi_create_string_utf8(env, gemm::Describe(), NAPI_AUTO_LENGTH, &result));
   return result;
 }
 
 napi_value Init(napi_env env, napi_value exports) {
+  // First: it reads PREFKIT_ISA and PREFKIT_BLAS, and the addon refuses to load when they cannot be met.
+  if (!prefkit::RegisterGemm(env, exports)) return nullptr;
   napi_property_descriptor props[] = {
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -7,7 +7,8 @@ import os from "node:os";
 import { EngineError } from "../errors/index.js";
 import { hostEnv, IS_NODE } from "./host.js";
 import { builtinKernelPlugins } from "./kernels/index.js";
-import { NATIVE_BLAS_PLUGIN, nativeBlasPlugin, nativeBlasStatus } from "./kernels/native-blas.js";
+import { activeNativeGemm, NATIVE_BLAS_PLUGIN, nativeBlasPlugin, nativeBlasStatus } from "./kernels/native-blas.js";
+import type { NativeGemmInfo } from "./kernels/native-gemm.js";
 import type { KernelPlugin } from "./plugin.js";
 import { tf } from "./tf.js";
 import { configureWasm, MAX_WASM_THREADS, shutdownWasm, wasmStatus } from "./wasm-threads.js";
@@ -29,7 +30,7 @@ export interface EngineOptions {
    */
   threads?: number;
   /**
-   * Extra kernel plugins, e.g. `nativeBlasPlugin()` (OpenBLAS matmuls on `cpu`). They stay
+   * Extra kernel plugins, e.g. `nativeBlasPlugin()` (the native addon's matmuls on `cpu`). They stay
    * known to later calls. Setting the `PREFKIT_NATIVE=1` environment variable adds the native
    * BLAS plugin without code changes.
    */
@@ -66,6 +67,12 @@ export interface EngineInfo {
   tfjsVersion: string;
   /** Registered kernel plugins that target the active backend. */
   kernelPlugins: KernelPluginInfo[];
+  /**
+   * What runs the products when the native addon is active (cpu with `native-blas`): its GEMM's
+   * instruction set (`"avx512bf16"`, `"avx512"`, `"avx2"`, `"scalar"`; `PREFKIT_ISA` forces one), BLAS
+   * (`"builtin"`, or `"openblas"` with `PREFKIT_BLAS=openblas`) and threads. Absent otherwise.
+   */
+  nativeGemm?: NativeGemmInfo;
   /** Why a preferred choice was not taken (a missing package, a failed threaded build). */
   notes: string[];
 }
@@ -246,7 +253,7 @@ async function initEngineNow(options: EngineOptions): Promise<EngineInfo> {
     }
     userPlugins.set(plugin.name, plugin);
   }
-  // The native addon is used whenever it is built (npm ci builds it when libopenblas-dev is installed),
+  // The native addon is used whenever it is built (npm ci builds it when g++ and make are installed),
   // unless PREFKIT_NATIVE=0; PREFKIT_NATIVE=1 asks for it and reports why when it is unavailable.
   const nativeEnv = hostEnv("PREFKIT_NATIVE");
   if (
@@ -303,12 +310,14 @@ export function engineInfo(): EngineInfo {
           ? state.threads
           : 1;
   const kernelPlugins = active.map((p) => ({ name: p.name, backend: p.backend, kernels: [...p.kernels] }));
+  const nativeGemm = active.some((p) => p.name === NATIVE_BLAS_PLUGIN) ? activeNativeGemm() : undefined;
   return {
     backend,
     threads,
     wasmThreaded: backend === "wasm" && wasm.threaded,
     tfjsVersion: tf.version_core,
     kernelPlugins,
+    ...(nativeGemm !== undefined ? { nativeGemm } : {}),
     notes: [...state.notes],
   };
 }

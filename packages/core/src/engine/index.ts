@@ -16,6 +16,7 @@ export type { WasmStatus } from "./wasm-threads.js";
 export { MAX_WASM_THREADS, wasmStatus } from "./wasm-threads.js";
 export {
   activeNativeAddon,
+  activeNativeGemm,
   NATIVE_BLAS_PLUGIN,
   type NativeAddon,
   type NativeBlasOptions,
@@ -23,3 +24,11 @@ export {
   nativeBlasPlugin,
   nativeBlasStatus,
 } from "./kernels/native-blas.js";
+export type {
+  NativeGemmExports,
+  NativeGemmInfo,
+  NativeGemmOptions,
+  NativeGemmPackOptions,
+  NativeIsa,
+  NativePackedB,
+} from "./kernels/native-gemm.js";

@@ -259,12 +259,13 @@ describe("native-blas fallback", () => {
     const bad = nativeBlasStatus("/nonexistent/prefkit_native.node");
     expect(bad.available).toBe(false);
     expect(bad.reason).toBe(
-      "/nonexistent/prefkit_native.node is not built (run `npm run build:native`; needs libopenblas-dev)",
+      "/nonexistent/prefkit_native.node is not built (run `npm run build:native`; needs g++ and make)",
     );
     const info = await initEngine({ backend: "cpu", threads: 1, plugins: [missing] });
     expect(info.backend).toBe("cpu");
     expect(info.threads).toBe(1);
     expect(info.kernelPlugins.map((p) => p.name)).not.toContain(NATIVE_BLAS_PLUGIN);
+    expect(info.nativeGemm).toBeUndefined();
     expect(info.notes).toContain(`kernel plugin native-blas is not available: ${bad.reason}`);
     const y = tf.tidy(() => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([1, 0, 0, 1], [2, 2])));
     expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4]);
@@ -272,7 +273,7 @@ describe("native-blas fallback", () => {
   });
 });
 
-describe.skipIf(!status.available && !underCi)("native-blas plugin (cpu, OpenBLAS)", () => {
+describe.skipIf(!status.available && !underCi)("native-blas plugin (cpu, the addon's GEMM)", () => {
   const list = computations();
   const stock = new Map<string, Float32Array[]>();
   let baseline = 0;
@@ -298,10 +299,11 @@ describe.skipIf(!status.available && !underCi)("native-blas plugin (cpu, OpenBLA
   it("is built under CI", () => {
     expect(status.reason).toBeUndefined();
     expect(status.available).toBe(true);
-    expect(status.config).toMatch(/^OpenBLAS/);
+    // The built-in GEMM, or OpenBLAS when the CI pass asks for it.
+    expect(status.config).toMatch(process.env.PREFKIT_BLAS === "openblas" ? /^OpenBLAS/ : /^prefkit GEMM /);
   });
 
-  it("registers on cpu and runs OpenBLAS on the engine's threads", async () => {
+  it("registers on cpu, runs its GEMM on the engine's threads and names it in engineInfo()", async () => {
     const info = await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
     const plugin = info.kernelPlugins.find((p) => p.name === NATIVE_BLAS_PLUGIN);
     expect(plugin).toEqual({
@@ -322,9 +324,14 @@ describe.skipIf(!status.available && !underCi)("native-blas plugin (cpu, OpenBLA
     });
     expect(info.threads).toBe(2);
     expect(nativeBlasStatus().threads).toBe(2);
+    expect(info.nativeGemm).toEqual(nativeBlasStatus().gemm);
+    expect(info.nativeGemm?.threads).toBe(2);
+    expect(info.nativeGemm?.isas).toContain(info.nativeGemm?.isa);
+    expect(info.nativeGemm?.blas).toBe(process.env.PREFKIT_BLAS === "openblas" ? "openblas" : "builtin");
     await initEngine({ backend: "cpu", threads: 1 });
     expect(engineInfo().threads).toBe(1);
     expect(nativeBlasStatus().threads).toBe(1);
+    expect(engineInfo().nativeGemm?.threads).toBe(1);
   });
 
   it.each(list.map(([name]) => [name]))("%s equals the stock cpu kernel to 1e-4", async (name) => {

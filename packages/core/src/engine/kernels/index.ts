@@ -17,6 +17,7 @@ export function builtinKernelPlugins(): KernelPlugin[] {
 }
 export {
   activeNativeAddon,
+  activeNativeGemm,
   NATIVE_BLAS_PLUGIN,
   type NativeAddon,
   type NativeBlasOptions,
@@ -24,3 +25,11 @@ export {
   nativeBlasPlugin,
   nativeBlasStatus,
 } from "./native-blas.js";
+export type {
+  NativeGemmExports,
+  NativeGemmInfo,
+  NativeGemmOptions,
+  NativeGemmPackOptions,
+  NativeIsa,
+  NativePackedB,
+} from "./native-gemm.js";

@@ -1,13 +1,13 @@
 /**
  * An optional native kernel plugin for the `cpu` backend: `BatchMatMul` and `_FusedMatMul`
- * run OpenBLAS's `cblas_sgemm` on the cpu backend's Float32Arrays, through a small N-API
- * addon in `packages/core/native` (built by `npm run build:native` against Debian's
- * `libopenblas-dev`). The plugin also brings the typed-array elementwise kernels of
+ * run the addon's own GEMM (`native-gemm.ts`) on the cpu backend's Float32Arrays, through a small
+ * N-API addon in `packages/core/native` (built by `npm ci`, or `npm run build:native`, with g++ and
+ * make; no BLAS package). The plugin also brings the typed-array elementwise kernels of
  * `cpu-fast.ts`, the next bottleneck once matmuls are fast.
  *
  * The addon is optional. When `native/build/Release/prefkit_native.node` is missing or fails
  * to load, the plugin reports itself unavailable with the reason, and the engine keeps the
- * stock kernels: a plain `npm ci` install works unchanged, only slower.
+ * stock kernels: an install without a compiler works unchanged, only slower.
  *
  * Transposed operands are passed to sgemm as flags (no explicit transposes). Batches loop
  * over sgemm with broadcast batch offsets; an unbatched, untransposed-A product folds the
@@ -21,12 +21,13 @@ import { defineKernelPlugin, type KernelPlugin } from "../plugin.js";
 import { tf } from "../tf.js";
 import { type CpuBackendLike, kernelFloat32Values as float32Values } from "./cpu-data.js";
 import { cpuFastKernels } from "./cpu-fast.js";
+import type { NativeGemmExports, NativeGemmInfo } from "./native-gemm.js";
 import { broadcastBatchIndex, sizeOf } from "./shape.js";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /** The addon's exports (see `packages/core/native/src/prefkit_native.cc`). */
-export interface NativeAddon {
+export interface NativeAddon extends NativeGemmExports {
   sgemm(
     transA: boolean,
     transB: boolean,
@@ -39,8 +40,10 @@ export interface NativeAddon {
     bOffsets: Float64Array,
     c: Float32Array,
   ): void;
+  /** Threads of the addon's pool: its GEMMs and the fused decoder's loops (and OpenBLAS's, when it runs). */
   setNumThreads(threads: number): void;
   getNumThreads(): number;
+  /** One line naming the GEMM that runs (`gemmInfo().config`). */
   config(): string;
   /**
    * One `torch.optim.AdamW` step over equal-length Float32Arrays, updating `param`, `m` and `v`
@@ -73,10 +76,12 @@ export interface NativeBlasStatus {
   available: boolean;
   /** Why it is unavailable (missing file, load error); undefined when available. */
   reason?: string;
-  /** OpenBLAS's build description, e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell"`, when available. */
+  /** The GEMM that runs, e.g. `"prefkit GEMM avx512bf16 (fp32 8x48, bf16 8x48), 2 threads"`, when available. */
   config?: string;
-  /** OpenBLAS threads currently in use, when available. */
+  /** Threads of the addon's pool, when available. */
   threads?: number;
+  /** The GEMM's instruction set and BLAS, when available. */
+  gemm?: NativeGemmInfo;
   /** Path the addon is (or would be) loaded from. */
   path: string;
 }
@@ -123,12 +128,15 @@ function load(path = defaultAddonPath()): LoadResult {
       const require = createRequire(import.meta.url);
       const addon = require(path) as NativeAddon;
       if (typeof addon.sgemm !== "function") throw new Error("the addon exports no sgemm");
+      if (typeof addon.gemmInfo !== "function") {
+        throw new Error("the addon predates its built-in GEMM (rebuild it: `npm run build:native`)");
+      }
       result = { addon, path };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const reason =
         e.code === "MODULE_NOT_FOUND"
-          ? `${path} is not built (run \`npm run build:native\`; needs libopenblas-dev)`
+          ? `${path} is not built (run \`npm run build:native\`; needs g++ and make)`
           : `${path} failed to load: ${e.message}`;
       result = { reason, path };
     }
@@ -144,13 +152,22 @@ function load(path = defaultAddonPath()): LoadResult {
 export function nativeBlasStatus(addonPath?: string): NativeBlasStatus {
   const { addon, reason, path } = load(addonPath);
   if (addon === undefined) return { available: false, reason, path };
-  return { available: true, config: addon.config(), threads: addon.getNumThreads(), path };
+  return { available: true, config: addon.config(), threads: addon.getNumThreads(), gemm: addon.gemmInfo(), path };
 }
 
 /** Options of {@link nativeBlasPlugin}. */
 export interface NativeBlasOptions {
   /** Path of the `.node` addon; defaults to `packages/core/native/build/Release/prefkit_native.node`. */
   addonPath?: string;
+}
+
+/**
+ * What runs the products of the active native addon (see {@link activeNativeAddon}), for
+ * `engineInfo()`; undefined when the native plugin is not active.
+ * @internal
+ */
+export function activeNativeGemm(): NativeGemmInfo | undefined {
+  return activeNativeAddon()?.gemmInfo();
 }
 
 /**
@@ -261,14 +278,15 @@ function fusedMatMulKernel(addon: NativeAddon, stock: tf.KernelConfig | undefine
 }
 
 /**
- * The native BLAS kernel plugin for `cpu`: `BatchMatMul` and `_FusedMatMul` through OpenBLAS
- * `cblas_sgemm`, plus tight typed-array `Add`, `Sub`, `Multiply`, `RealDiv` (any broadcast),
- * `Transpose` and `Exp` kernels, which otherwise dominate a cpu step once matmuls are fast.
+ * The native BLAS kernel plugin for `cpu`: `BatchMatMul` and `_FusedMatMul` through the addon's
+ * own GEMM (or OpenBLAS with `PREFKIT_BLAS=openblas`), plus tight typed-array `Add`, `Sub`,
+ * `Multiply`, `RealDiv` (any broadcast), `Transpose` and `Exp` kernels, which otherwise dominate a
+ * cpu step once matmuls are fast.
  *
  * Enable it with `initEngine({ backend: "cpu", plugins: [nativeBlasPlugin()] })`, or set
  * `PREFKIT_NATIVE=1`. When the addon is not built, the engine notes
  * `kernel plugin native-blas is not available: <reason>` and keeps the stock kernels.
- * OpenBLAS threads follow the engine's `threads`.
+ * The addon's threads follow the engine's `threads`.
  */
 export function nativeBlasPlugin(options: NativeBlasOptions = {}): KernelPlugin {
   const path = options.addonPath;
