@@ -16,9 +16,35 @@
 import { activeNativeAddon, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
 import type { DecoderConfig } from "./config.js";
 import { computeInverseFrequencies } from "./decoder/rope.js";
-import type { Decoder } from "./decoder/decoder.js";
+import type { AttentionModules } from "./decoder/attention.js";
+import type { MLPModules } from "./decoder/mlp.js";
+import type { RMSNorm } from "./decoder/rmsnorm.js";
 import { LoraLinear } from "../lora/layer.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
+
+/**
+ * What the native path reads of a decoder: its flags, weights and switch (structurally `Decoder`, which calls
+ * into this module; naming the class here would make the two modules import each other).
+ */
+export interface FusableDecoder {
+  /** The decoder's flags. */
+  readonly config: DecoderConfig;
+  /** False forces the tfjs ops. */
+  readonly useNativeDecoder: boolean;
+  /** `model.embed_tokens.weight`. */
+  readonly embedTokens: tf.Variable;
+  /** `model.norm`. */
+  readonly norm: RMSNorm;
+  /** `lm_head`. */
+  readonly lmHead: LinearModule;
+  /** The blocks. */
+  readonly layers: ReadonlyArray<{
+    readonly inputNorm: RMSNorm;
+    readonly postAttentionNorm: RMSNorm;
+    readonly selfAttn: { readonly modules: AttentionModules };
+    readonly mlp: { readonly modules: MLPModules };
+  }>;
+}
 
 /** The addon's decoder functions (see decoder.cc). */
 interface DecoderAddon {
@@ -181,7 +207,7 @@ function unwrap(m: LinearModule): { base: Linear; adapter: LoraLinear | null } |
 }
 
 /** The decoder's weights in the addon's layout, or undefined when a slot or the layout is unsupported. */
-function collectWeights(decoder: Decoder): Collected | undefined {
+function collectWeights(decoder: FusableDecoder): Collected | undefined {
   if (!decoder.useNativeDecoder) return undefined;
   const c = decoder.config;
   if (c.attentionOutputBias || c.mlpBias) return undefined;
@@ -235,7 +261,7 @@ function collectWeights(decoder: Decoder): Collected | undefined {
  * does not apply.
  */
 function nativeDecoderRun(
-  decoder: Decoder,
+  decoder: FusableDecoder,
   state: NativeDecoderState,
   inputs: ForwardInputs,
   b: number,
@@ -389,7 +415,7 @@ function nativeDecoderRun(
  * @param withStats also return `[B·T, 3]` mean logit, entropy and argmax hit.
  */
 export function nativeTokenLogProbs(
-  decoder: Decoder,
+  decoder: FusableDecoder,
   state: NativeDecoderState,
   inputs: ForwardInputs,
   labels: tf.Tensor2D,
@@ -419,7 +445,7 @@ export function nativeTokenLogProbs(
  * @param inputs ids, optional attention mask and positions.
  */
 export function nativeHiddenStates(
-  decoder: Decoder,
+  decoder: FusableDecoder,
   state: NativeDecoderState,
   inputs: ForwardInputs,
 ): tf.Tensor3D | undefined {
