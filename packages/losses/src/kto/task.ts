@@ -29,7 +29,7 @@ export interface KTORow extends TokenizedUnpaired {
 }
 
 /** Right-padded ids, attention and completion masks of (prompt, completion) rows. */
-interface Padded {
+export interface Padded {
   inputIds: number[][];
   attentionMask: number[][];
   completionMask: number[][];

@@ -3,6 +3,7 @@ export {
   type RefCacheKeys,
   RefLogProbCache,
   type RefLogProbCacheOptions,
+  type ReferenceSums,
   refCacheDir,
   type Split,
 } from "./ref-cache.js";
@@ -22,3 +23,9 @@ export {
 } from "./reference.js";
 export { collatePreferences, type PreferenceBatch, PreferenceTask, type PreferenceTaskOptions } from "./task.js";
 export { ldTokenWeights, weightedLogpSums, wpoPairWeights } from "./token-weights.js";
+export {
+  type ReferenceFreeConfig,
+  type ReferenceFreeRun,
+  type ReferenceFreeTrainerOptions,
+  referenceFreeRun,
+} from "./reference-free-run.js";

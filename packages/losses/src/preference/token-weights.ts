@@ -19,7 +19,7 @@ function scoredMask(completionMask: readonly number[][]): number[][] {
  * two completions' scored lengths; each row's first `shared` scored completion tokens weigh 1, its later
  * ("verbose") tokens weigh α, everything else 0. The summed log-prob is then
  * `Σ shared + α·Σ tail`, for the policy and the reference alike.
- * @param completionMask `[2B][T]`, chosen rows first (a {@link DpoBatch}'s), 1 on completion tokens.
+ * @param completionMask `[2B][T]`, chosen rows first (a `DpoBatch`'s), 1 on completion tokens.
  * @param alpha α in [0, 1]: 1 weighs every token (plain DPO), 0 drops the tails.
  * @returns `[2B][T]` weights aligned with `sequenceLogProbs(...).perToken` (column t weighs token t).
  */

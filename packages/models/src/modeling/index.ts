@@ -28,4 +28,4 @@ export * from "./sequence-classification.js";
 export { causalLMFromBytes, type FromBytesOptions } from "./from-bytes.js";
 export { incrementalAttentionBias, type LayerKeyValue } from "./decoder/attention.js";
 export type { DecoderStepInputs, DecoderStepOutput } from "./decoder/decoder.js";
-export { NativeDecoderState, nativeHiddenStates, nativeTokenLogProbs } from "./native-decoder.js";
+export { type FusableDecoder, NativeDecoderState, nativeHiddenStates, nativeTokenLogProbs } from "./native-decoder.js";
