@@ -210,3 +210,14 @@ export function resolveTrainer<TBatch, TArgs extends TrainingArgs, TMicro = TBat
   run.resolve(TRAINER_PARTS);
   return run.resolve<Trainer<TBatch, TArgs, TMicro>>(Trainer);
 }
+
+/**
+ * The {@link TrainerParts} of a composed run (see {@link composeRun}): what a trainer class that composes its own
+ * run (the TRL façades) passes to `super`. A bad config surfaces as the ConfigError it is.
+ */
+export function composedParts<TBatch, TArgs extends TrainingArgs, TMicro = TBatch>(
+  def: RunDefinition<TBatch, TArgs, TMicro>,
+  options: ComposeOptions = {},
+): TrainerParts<TBatch, TArgs, TMicro> {
+  return composeRun(def, options).resolve<TrainerParts<TBatch, TArgs, TMicro>>(TRAINER_PARTS);
+}

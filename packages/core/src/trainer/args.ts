@@ -80,3 +80,17 @@ export function resolveTrainingArgs<T extends TrainingArgs>(input: Partial<T>): 
 export function definedFields<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/**
+ * A method's full config: `TrainingArgs`' defaults, then the method's `defaults` table, then the defined fields
+ * of `input`; the loop fields validated here, the method's own fields by `validate`.
+ */
+export function resolveConfig<T extends TrainingArgs>(
+  defaults: Partial<T>,
+  input: Partial<T>,
+  validate: (config: T) => void = () => {},
+): T {
+  const config = resolveTrainingArgs<T>({ ...structuredClone(defaults), ...definedFields(input) } as Partial<T>);
+  validate(config);
+  return config;
+}

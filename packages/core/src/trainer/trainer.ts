@@ -174,8 +174,12 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     this.scheduler = this.parts.scheduler?.(maxSteps) ?? defaultSchedule(args, this.peakLearningRate, maxSteps);
 
     const resume = options.resumeFromCheckpoint ?? args.resumeFromCheckpoint;
-    await prepareOutputDir(args.outputDir, { resume: !!resume, overwriteOutputDir: args.overwriteOutputDir });
-    await cleanStaleCheckpointTemps(args.outputDir);
+    // A run that saves no checkpoints writes nothing into outputDir itself (and may have no file
+    // system at all: the browser); the caller that saves the final model checks the directory then.
+    if (args.saveStrategy !== "no" || resume) {
+      await prepareOutputDir(args.outputDir, { resume: !!resume, overwriteOutputDir: args.overwriteOutputDir });
+      await cleanStaleCheckpointTemps(args.outputDir);
+    }
     this.finiteGuard.reset();
     this.weightsCheckedAt = -1;
     if (resume) await this.restore(resume === true ? await latestCheckpoint(args.outputDir) : resume);

@@ -1,4 +1,4 @@
-import { DEFAULT_TRAINING_ARGS, definedFields, resolveTrainingArgs, type TrainingArgs } from "@prefkit/core";
+import { DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
 import { checkNumber, checkOptionalInt } from "../dpo/config.js";
 import { CPO_LOSS_TYPES, type CPOLossType, validateCPOLossOptions } from "./loss.js";
 
@@ -97,13 +97,13 @@ export function isCPOLossType(lossType: string): boolean {
  * `cpoAlpha` 0); loop fields checked by core, CPO fields here.
  */
 export function resolveCPOConfig(input: Partial<CPOConfig> = {}): CPOConfig {
-  const config = resolveTrainingArgs<CPOConfig>({ ...CPO_DEFAULTS, ...definedFields(input) });
-  if (config.lossType === "alphapo") Object.assign(config, { lossType: "simpo", cpoAlpha: 0 });
-  if (isCPOLossType(config.lossType)) validateCPOLossOptions({ ...config, lossType: config.lossType as CPOLossType });
-  else checkNumber("beta", config.beta, (v) => v > 0, "a number > 0");
-  checkOptionalInt("maxLength", config.maxLength, 1);
-  checkOptionalInt("maxCompletionLength", config.maxCompletionLength, 1);
-  return config;
+  return resolveConfig<CPOConfig>(CPO_DEFAULTS, input, (config) => {
+    if (config.lossType === "alphapo") Object.assign(config, { lossType: "simpo", cpoAlpha: 0 });
+    if (isCPOLossType(config.lossType)) validateCPOLossOptions({ ...config, lossType: config.lossType as CPOLossType });
+    else checkNumber("beta", config.beta, (v) => v > 0, "a number > 0");
+    checkOptionalInt("maxLength", config.maxLength, 1);
+    checkOptionalInt("maxCompletionLength", config.maxCompletionLength, 1);
+  });
 }
 
 /** A fresh {@link CPOConfig} with TRL's defaults. */

@@ -3,7 +3,7 @@
  * loss plugin on the preference task without a reference model.
  * @module
  */
-import { composeRun, type Loss, type PreferenceInputs, TRAINER_PARTS, Trainer, type TrainerParts } from "@prefkit/core";
+import { composedParts, type Loss, type PreferenceInputs, Trainer } from "@prefkit/core";
 import type { PreferenceBatch } from "../preference/task.js";
 import {
   type ReferenceFreeRun,
@@ -37,9 +37,7 @@ export function cpoRun(options: CPOTrainerOptions): ReferenceFreeRun<CPOConfig> 
 export class CPOTrainer extends Trainer<PreferenceBatch, CPOConfig> {
   /** Compose the run; data is tokenised when training or evaluation starts. */
   constructor(options: CPOTrainerOptions) {
-    super(
-      composeRun(cpoRun(options).definition, options).resolve<TrainerParts<PreferenceBatch, CPOConfig>>(TRAINER_PARTS),
-    );
+    super(composedParts(cpoRun(options).definition, options));
   }
 
   /** Free the optimizer state (the model stays the caller's). */

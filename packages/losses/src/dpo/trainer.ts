@@ -2,14 +2,7 @@
  * `DPOTrainer`: TRL's DPO trainer as a façade over core's generic `Trainer` (see `dpoRun` for the parts).
  * @module
  */
-import {
-  ConfigError,
-  composeRun,
-  TRAINER_PARTS,
-  type TokenizedPreference,
-  Trainer,
-  type TrainerParts,
-} from "@prefkit/core";
+import { ConfigError, composedParts, type TokenizedPreference, Trainer } from "@prefkit/core";
 import type { RefLogProbs } from "../preference/reference.js";
 import type { PreferenceBatch, PreferenceTask } from "../preference/task.js";
 import type { DPOConfig } from "./config.js";
@@ -38,7 +31,7 @@ export class DPOTrainer extends Trainer<PreferenceBatch, DPOConfig> {
   /** Compose the run; nothing heavy happens until {@link DPOTrainer.train} or {@link DPOTrainer.evaluate}. */
   constructor(options: DPOTrainerOptions) {
     const run = dpoRun(options);
-    super(composeRun(run.definition, options).resolve<TrainerParts<PreferenceBatch, DPOConfig>>(TRAINER_PARTS));
+    super(composedParts(run.definition, options));
     this.run = run;
   }
 

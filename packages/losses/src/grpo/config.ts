@@ -1,10 +1,4 @@
-import {
-  ConfigError,
-  DEFAULT_TRAINING_ARGS,
-  definedFields,
-  resolveTrainingArgs,
-  type TrainingArgs,
-} from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
 import { checkNumber, checkOneOf } from "../dpo/config.js";
 import type { MultiObjectiveAggregation, ScaleRewards } from "./advantages.js";
 import { GRPO_LOSS_TYPES, type GRPOLossType } from "./loss.js";
@@ -232,7 +226,5 @@ export function isGRPOAggregation(lossType: string): lossType is GRPOLossType {
  * @throws ConfigError naming the bad field.
  */
 export function resolveGRPOConfig(input: Partial<GRPOConfig> = {}): GRPOConfig {
-  const config = resolveTrainingArgs<GRPOConfig>({ ...GRPO_DEFAULTS, ...definedFields(input) });
-  validateGRPOConfig(config);
-  return config;
+  return resolveConfig<GRPOConfig>(GRPO_DEFAULTS, input, validateGRPOConfig);
 }

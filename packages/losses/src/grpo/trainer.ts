@@ -3,7 +3,7 @@
  * façade base it shares with the `RLOOTrainer`.
  * @module
  */
-import { type ComposeOptions, composeRun, TRAINER_PARTS, Trainer, type TrainerParts } from "@prefkit/core";
+import { type ComposeOptions, composedParts, Trainer } from "@prefkit/core";
 import type { PPOPromptChunk } from "../ppo/data.js";
 import type { TokenizedPrompt } from "../ppo/prompts.js";
 import type { ReferenceSource } from "../preference/reference.js";
@@ -21,9 +21,7 @@ export class GroupRolloutTrainer<TArgs extends GroupRolloutConfig> extends Train
 
   /** Compose `run`; prompts are tokenised and reward functions resolved when training or evaluation starts. */
   protected constructor(run: GroupRolloutRun<TArgs>, options: ComposeOptions) {
-    super(
-      composeRun(run.definition, options).resolve<TrainerParts<PPOPromptChunk, TArgs, GroupMicroBatch>>(TRAINER_PARTS),
-    );
+    super(composedParts(run.definition, options));
     this.run = run;
   }
 

@@ -1,10 +1,4 @@
-import {
-  ConfigError,
-  DEFAULT_TRAINING_ARGS,
-  definedFields,
-  resolveTrainingArgs,
-  type TrainingArgs,
-} from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
 import { checkNumber, checkOneOf, checkOptionalInt } from "../dpo/config.js";
 import type { KTOLossType } from "./loss.js";
 
@@ -90,23 +84,23 @@ export function defaultKTOConfig(): KTOConfig {
 
 /** A full {@link KTOConfig}: defaults, then `input`; loop fields checked by core, KTO fields here. */
 export function resolveKTOConfig(input: Partial<KTOConfig> = {}): KTOConfig {
-  const config = resolveTrainingArgs<KTOConfig>({ ...KTO_DEFAULTS, ...definedFields(input) });
-  checkNumber("beta", config.beta, (v) => v > 0, "a number > 0");
-  for (const field of ["desirableWeight", "undesirableWeight"] as const) {
-    checkNumber(field, config[field], (v) => v >= 0, "a number >= 0");
-  }
-  checkOptionalInt("maxLength", config.maxLength, 1);
-  checkOneOf("trainSamplingStrategy", config.trainSamplingStrategy, ["sequential", "random"] as const);
-  if (config.lossType === "kto" && config.trainSamplingStrategy !== "sequential") {
-    throw new ConfigError(
-      'loss type "kto" needs "sequential" sampling: each row\'s KL completion comes from its neighbour in a fixed-order batch (TRL)',
-      { field: "trainSamplingStrategy" },
-    );
-  }
-  if (config.lossType === "kto" && config.perDeviceTrainBatchSize < 2) {
-    throw new ConfigError("must be > 1 for KTO: the KL estimate pairs each prompt with another row's completion", {
-      field: "perDeviceTrainBatchSize",
-    });
-  }
-  return config;
+  return resolveConfig<KTOConfig>(KTO_DEFAULTS, input, (config) => {
+    checkNumber("beta", config.beta, (v) => v > 0, "a number > 0");
+    for (const field of ["desirableWeight", "undesirableWeight"] as const) {
+      checkNumber(field, config[field], (v) => v >= 0, "a number >= 0");
+    }
+    checkOptionalInt("maxLength", config.maxLength, 1);
+    checkOneOf("trainSamplingStrategy", config.trainSamplingStrategy, ["sequential", "random"] as const);
+    if (config.lossType === "kto" && config.trainSamplingStrategy !== "sequential") {
+      throw new ConfigError(
+        'loss type "kto" needs "sequential" sampling: each row\'s KL completion comes from its neighbour in a fixed-order batch (TRL)',
+        { field: "trainSamplingStrategy" },
+      );
+    }
+    if (config.lossType === "kto" && config.perDeviceTrainBatchSize < 2) {
+      throw new ConfigError("must be > 1 for KTO: the KL estimate pairs each prompt with another row's completion", {
+        field: "perDeviceTrainBatchSize",
+      });
+    }
+  });
 }

@@ -2,7 +2,7 @@
  * `KTOTrainer`: TRL's KTO trainer as a façade over core's generic `Trainer` (see `ktoRun`).
  * @module
  */
-import { composeRun, TRAINER_PARTS, Trainer, type TrainerParts } from "@prefkit/core";
+import { composedParts, Trainer } from "@prefkit/core";
 import type { ReferenceSource } from "../preference/reference.js";
 import type { KTOConfig } from "./config.js";
 import { type KTORun, type KTOTrainerOptions, ktoRun } from "./method.js";
@@ -24,7 +24,7 @@ export class KTOTrainer extends Trainer<KTOBatch, KTOConfig> {
   /** Compose the run; data is tokenised when training or evaluation starts. */
   constructor(options: KTOTrainerOptions) {
     const run = ktoRun(options);
-    super(composeRun(run.definition, options).resolve<TrainerParts<KTOBatch, KTOConfig>>(TRAINER_PARTS));
+    super(composedParts(run.definition, options));
     this.run = run;
   }
 

@@ -1,4 +1,4 @@
-import { DEFAULT_TRAINING_ARGS, definedFields, resolveTrainingArgs, type TrainingArgs } from "@prefkit/core";
+import { DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
 import { checkNumber, checkOptionalInt } from "../dpo/config.js";
 
 /**
@@ -63,11 +63,11 @@ export const ORPO_DEFAULTS = Object.freeze({
 
 /** A full {@link ORPOConfig}: defaults, then `input`; loop fields checked by core, ORPO fields here. */
 export function resolveORPOConfig(input: Partial<ORPOConfig> = {}): ORPOConfig {
-  const config = resolveTrainingArgs<ORPOConfig>({ ...ORPO_DEFAULTS, ...definedFields(input) });
-  checkNumber("beta", config.beta, (v) => v > 0, "a number > 0");
-  checkOptionalInt("maxLength", config.maxLength, 1);
-  checkOptionalInt("maxCompletionLength", config.maxCompletionLength, 1);
-  return config;
+  return resolveConfig<ORPOConfig>(ORPO_DEFAULTS, input, (config) => {
+    checkNumber("beta", config.beta, (v) => v > 0, "a number > 0");
+    checkOptionalInt("maxLength", config.maxLength, 1);
+    checkOptionalInt("maxCompletionLength", config.maxCompletionLength, 1);
+  });
 }
 
 /** A fresh {@link ORPOConfig} with TRL's defaults. */

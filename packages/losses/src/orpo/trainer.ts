@@ -3,7 +3,7 @@
  * preference task without a reference model.
  * @module
  */
-import { composeRun, TRAINER_PARTS, Trainer, type TrainerParts } from "@prefkit/core";
+import { composedParts, Trainer } from "@prefkit/core";
 import type { PreferenceBatch } from "../preference/task.js";
 import {
   type ReferenceFreeRun,
@@ -31,11 +31,7 @@ export function orpoRun(options: ORPOTrainerOptions): ReferenceFreeRun<ORPOConfi
 export class ORPOTrainer extends Trainer<PreferenceBatch, ORPOConfig> {
   /** Compose the run; data is tokenised when training or evaluation starts. */
   constructor(options: ORPOTrainerOptions) {
-    super(
-      composeRun(orpoRun(options).definition, options).resolve<TrainerParts<PreferenceBatch, ORPOConfig>>(
-        TRAINER_PARTS,
-      ),
-    );
+    super(composedParts(orpoRun(options).definition, options));
   }
 
   /** Free the optimizer state (the model stays the caller's). */

@@ -2,7 +2,7 @@
  * `PPOTrainer`: TRL's PPO trainer ("PPOv2") as a façade over core's generic `Trainer` (see `ppoRun`).
  * @module
  */
-import { composeRun, TRAINER_PARTS, Trainer, type TrainerParts, taskStateKey } from "@prefkit/core";
+import { composedParts, Trainer, taskStateKey } from "@prefkit/core";
 import type { ReferenceSource } from "../preference/reference.js";
 import type { PPOConfig } from "./config.js";
 import type { PPOPromptChunk } from "./data.js";
@@ -53,11 +53,7 @@ export class PPOTrainer extends Trainer<PPOPromptChunk, PPOConfig, PPOMicroBatch
    */
   constructor(options: PPOTrainerOptions) {
     const run = ppoRun(options);
-    super(
-      composeRun(run.definition, options).resolve<TrainerParts<PPOPromptChunk, PPOConfig, PPOMicroBatch>>(
-        TRAINER_PARTS,
-      ),
-    );
+    super(composedParts(run.definition, options));
     this.run = run;
   }
 

@@ -1,10 +1,4 @@
-import {
-  ConfigError,
-  DEFAULT_TRAINING_ARGS,
-  definedFields,
-  resolveTrainingArgs,
-  type TrainingArgs,
-} from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
 import { checkNumber, checkOptionalInt } from "../dpo/config.js";
 
 /**
@@ -79,7 +73,5 @@ export function validateRewardConfig(config: RewardConfig): void {
 
 /** A full {@link RewardConfig}: defaults, then `input`; loop fields checked by core, reward fields by {@link validateRewardConfig}. */
 export function resolveRewardConfig(input: Partial<RewardConfig> = {}): RewardConfig {
-  const config = resolveTrainingArgs<RewardConfig>({ ...REWARD_DEFAULTS, ...definedFields(input) });
-  validateRewardConfig(config);
-  return config;
+  return resolveConfig<RewardConfig>(REWARD_DEFAULTS, input, validateRewardConfig);
 }

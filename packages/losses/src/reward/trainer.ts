@@ -2,14 +2,7 @@
  * `RewardTrainer`: TRL's reward trainer as a façade over core's generic `Trainer` (see `rewardRun`).
  * @module
  */
-import {
-  composeRun,
-  type SequenceClassifier,
-  TRAINER_PARTS,
-  type TokenizedPreference,
-  Trainer,
-  type TrainerParts,
-} from "@prefkit/core";
+import { composedParts, type SequenceClassifier, type TokenizedPreference, Trainer } from "@prefkit/core";
 import type { RewardConfig } from "./config.js";
 import { type RewardDroppedRows, type RewardRun, type RewardTrainerOptions, rewardRun } from "./method.js";
 import type { PairScoreTask, RewardTrainerBatch } from "./task.js";
@@ -41,7 +34,7 @@ export class RewardTrainer extends Trainer<RewardTrainerBatch, RewardConfig> {
    */
   constructor(options: RewardTrainerOptions) {
     const run = rewardRun(options);
-    super(composeRun(run.definition, options).resolve<TrainerParts<RewardTrainerBatch, RewardConfig>>(TRAINER_PARTS));
+    super(composedParts(run.definition, options));
     this.run = run;
   }
 

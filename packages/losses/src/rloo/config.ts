@@ -1,10 +1,4 @@
-import {
-  ConfigError,
-  DEFAULT_TRAINING_ARGS,
-  definedFields,
-  resolveTrainingArgs,
-  type TrainingArgs,
-} from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
 import { checkNumber } from "../dpo/config.js";
 import {
   checkLossName,
@@ -86,7 +80,5 @@ export function validateRLOOConfig(config: RLOOConfig): void {
  * @throws ConfigError naming the bad field.
  */
 export function resolveRLOOConfig(input: Partial<RLOOConfig> = {}): RLOOConfig {
-  const config = resolveTrainingArgs<RLOOConfig>({ ...RLOO_DEFAULTS, ...definedFields(input) });
-  validateRLOOConfig(config);
-  return config;
+  return resolveConfig<RLOOConfig>(RLOO_DEFAULTS, input, validateRLOOConfig);
 }

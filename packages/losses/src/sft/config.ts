@@ -1,10 +1,4 @@
-import {
-  ConfigError,
-  DEFAULT_TRAINING_ARGS,
-  definedFields,
-  resolveTrainingArgs,
-  type TrainingArgs,
-} from "@prefkit/core";
+import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
 
 /**
  * Configuration of supervised fine-tuning: TRL's `SFTConfig` in camelCase with TRL's defaults, on top of the
@@ -83,7 +77,5 @@ export function validateSFTConfig(config: SFTConfig): void {
 
 /** A full {@link SFTConfig}: defaults, then `input`; loop fields checked by core, SFT fields by {@link validateSFTConfig}. */
 export function resolveSFTConfig(input: Partial<SFTConfig> = {}): SFTConfig {
-  const config = resolveTrainingArgs<SFTConfig>({ ...SFT_DEFAULTS, ...definedFields(input) });
-  validateSFTConfig(config);
-  return config;
+  return resolveConfig<SFTConfig>(SFT_DEFAULTS, input, validateSFTConfig);
 }

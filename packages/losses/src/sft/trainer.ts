@@ -2,7 +2,7 @@
  * `SFTTrainer`: TRL's SFT trainer as a façade over core's generic `Trainer` (see `sftRun` for the parts).
  * @module
  */
-import { composeRun, TRAINER_PARTS, type TokenizedCompletion, Trainer, type TrainerParts } from "@prefkit/core";
+import { composedParts, type TokenizedCompletion, Trainer } from "@prefkit/core";
 import type { SFTConfig } from "./config.js";
 import { type SFTRun, type SFTTrainerOptions, sftRun } from "./method.js";
 import type { SFTTrainerBatch } from "./task.js";
@@ -22,7 +22,7 @@ export class SFTTrainer extends Trainer<SFTTrainerBatch, SFTConfig> {
   /** Compose the run; data is tokenised when {@link SFTTrainer.train} or {@link SFTTrainer.evaluate} first runs. */
   constructor(options: SFTTrainerOptions) {
     const run = sftRun(options);
-    super(composeRun(run.definition, options).resolve<TrainerParts<SFTTrainerBatch, SFTConfig>>(TRAINER_PARTS));
+    super(composedParts(run.definition, options));
     this.run = run;
   }
 
