@@ -15,11 +15,10 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { ReportCallback } from "@prefkit/callbacks";
-import { engineInfo, initEngine } from "@prefkit/core";
 import { GRPOTrainer } from "@prefkit/losses";
 import { AutoModelForCausalLM, AutoTokenizer } from "@prefkit/models";
+import { exampleCommandLine } from "../common/command-line.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MODEL = resolve(here, "..", "..", "..", "shared", "assets", "stories260K");
@@ -155,25 +154,9 @@ export async function main(options = {}) {
 const HELP = "usage: node examples/grpo/train.mjs [--quick] [--updates N] [--backend wasm|cpu] [--threads N]";
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: "boolean", default: false },
-      updates: { type: "string" },
-      backend: { type: "string" },
-      threads: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+  const values = await exampleCommandLine("prefkit GRPO", HELP, {
+    updates: { type: "string" },
   });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const engine = {};
-  if (values.backend !== undefined) engine.backend = values.backend;
-  if (values.threads !== undefined) engine.threads = Number(values.threads);
-  await initEngine(engine);
-  const info = engineInfo();
-  console.log(`prefkit GRPO · backend ${info.backend}, ${info.threads} thread(s)`);
   const updates = values.updates !== undefined ? Number(values.updates) : values.quick ? 20 : DEFAULTS.updates;
   await main({ updates, outputDir: join("runs", "grpo") });
   process.exit(0);

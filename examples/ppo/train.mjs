@@ -14,10 +14,10 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
-import { engineInfo, initEngine, Rng } from "@prefkit/core";
+import { Rng } from "@prefkit/core";
 import { PPOTrainer, rewardFunctionPlugin } from "@prefkit/losses";
 import { AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer } from "@prefkit/models";
+import { exampleCommandLine } from "../common/command-line.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MODEL = resolve(here, "..", "..", "..", "shared", "assets", "stories260K");
@@ -185,26 +185,10 @@ const HELP =
   "usage: node examples/ppo/train.mjs [--quick] [--updates N] [--value-head policy|model] [--backend wasm|cpu] [--threads N]";
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: "boolean", default: false },
-      updates: { type: "string" },
-      "value-head": { type: "string" },
-      backend: { type: "string" },
-      threads: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+  const values = await exampleCommandLine("prefkit PPO", HELP, {
+    updates: { type: "string" },
+    "value-head": { type: "string" },
   });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const engine = {};
-  if (values.backend !== undefined) engine.backend = values.backend;
-  if (values.threads !== undefined) engine.threads = Number(values.threads);
-  await initEngine(engine);
-  const info = engineInfo();
-  console.log(`prefkit PPO · backend ${info.backend}, ${info.threads} thread(s)`);
   const updates = values.updates !== undefined ? Number(values.updates) : values.quick ? 8 : DEFAULTS.updates;
   await main({
     updates,

@@ -15,10 +15,10 @@
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
-import { engineInfo, initEngine, trainTestSplit } from "@prefkit/core";
+import { trainTestSplit } from "@prefkit/core";
 import { RewardTrainer } from "@prefkit/losses";
 import { AutoModelForSequenceClassification, AutoTokenizer } from "@prefkit/models";
+import { exampleCommandLine } from "../common/command-line.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SHARED = resolve(here, "..", "..", "..", "shared", "assets");
@@ -114,25 +114,9 @@ export async function main(options = {}) {
 const HELP = `usage: node examples/reward-model/train.mjs [--quick] [--steps N] [--backend wasm|cpu] [--threads N]`;
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: "boolean", default: false },
-      steps: { type: "string" },
-      backend: { type: "string" },
-      threads: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
+  const values = await exampleCommandLine("prefkit reward model", HELP, {
+    steps: { type: "string" },
   });
-  if (values.help) {
-    console.log(HELP);
-    process.exit(0);
-  }
-  const engine = {};
-  if (values.backend !== undefined) engine.backend = values.backend;
-  if (values.threads !== undefined) engine.threads = Number(values.threads);
-  await initEngine(engine);
-  const info = engineInfo();
-  console.log(`prefkit reward model · backend ${info.backend}, ${info.threads} thread(s)`);
   const steps = values.steps !== undefined ? Number(values.steps) : values.quick ? 20 : DEFAULTS.steps;
   await main({ steps, ...(values.quick ? { chars: 60, maxLength: 96 } : {}) });
 }

@@ -16,20 +16,11 @@ import { createTrainer } from "@prefkit/losses";
 import { container } from "tsyringe";
 import { AutoModelForCausalLM } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TINY_LLAMA } from "../helpers/tiny-llama.js";
 
 beforeAll(async () => {
   await tf.setBackend("cpu");
 });
-
-const TINY = {
-  model_type: "llama",
-  vocab_size: 16,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-};
 
 /** "Margin DPO": softplus(γ − β·Δ), with TRL's implicit rewards returned so rewards/* come for free. */
 const marginDpo = defineLoss("margin_dpo", "preference", (x, config: { beta: number }) => {
@@ -76,7 +67,7 @@ afterAll(() => {
 
 describe("the composition root, as user code", () => {
   it("trains a typed custom loss registered once by name, with rewards/* logged from its rewards", async () => {
-    const model = AutoModelForCausalLM.fromConfig(TINY, { seed: 3 });
+    const model = AutoModelForCausalLM.fromConfig(TINY_LLAMA, { seed: 3 });
     models.push(model);
     const trainer = createTrainer("dpo", { model, args, trainDataset: pairs(8), plugins: [lossPlugin(marginDpo)] });
     await trainer.train();
@@ -102,7 +93,7 @@ describe("the composition root, as user code", () => {
     parent.register(CALLBACKS, { useValue: cb });
 
     const make = () => {
-      const model = AutoModelForCausalLM.fromConfig(TINY, { seed: 3 });
+      const model = AutoModelForCausalLM.fromConfig(TINY_LLAMA, { seed: 3 });
       models.push(model);
       return createTrainer("dpo", {
         model,
@@ -128,7 +119,7 @@ describe("the composition root, as user code", () => {
     const losses = (t: typeof a) => t.state.logHistory.filter((e) => "loss" in e).map((e) => e["loss"]);
     expect(losses(b)).toEqual(losses(a));
     // A plugin's loss belongs to its run only: without the plugin the name is unknown.
-    const model = AutoModelForCausalLM.fromConfig(TINY, { seed: 3 });
+    const model = AutoModelForCausalLM.fromConfig(TINY_LLAMA, { seed: 3 });
     models.push(model);
     expect(() => createTrainer("dpo", { model, args, trainDataset: pairs(8), container: parent })).toThrow(ConfigError);
   });
