@@ -49,7 +49,8 @@ enum class When { kAlways, kQkvBias, kQkNorm };
   X(kKn, "k_norm", kHeadDim, kOne, kQkNorm)
 
 // X(enumerator, name, weight slot): the projections a LoRA adapter may wrap; in = the weight's cols,
-// out = its rows.
+// out = its rows. In the order a layer applies them: the TypeScript side draws the adapters' dropout
+// seeds in this order, as the tfjs decoder does.
 #define PREFKIT_DECODER_PROJECTIONS(X) \
   X(kPq, "q", kWq)                     \
   X(kPk, "k", kWk)                     \

@@ -87,6 +87,7 @@ describe.skipIf(SKIP)("native decoder seam", () => {
 
   it("the addon checks the arrays against its own table", () => {
     const { addon } = activeDecoderAddon()!;
+    expect(() => addon.attachEngine({})).toThrow("attachEngine expects @prefkit/core's engineAbi");
     const ctx = addon.decoderCreate(new Float64Array([1, 8, 2, 1, 4, 16, 10, 1e-6, 0, 0, -1, 0]), new Float32Array(2));
     const ids = new Int32Array([1, 2]);
     const run = (weights: Array<Float32Array | null>) =>

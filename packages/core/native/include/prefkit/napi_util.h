@@ -16,7 +16,7 @@ namespace prefkit {
   } while (0)
 
 inline bool GetTypedArray(napi_env env, napi_value value, napi_typedarray_type want, void** data, size_t* length,
-                   const char* name) {
+                          const char* name) {
   bool is_typed = false;
   if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) {
     napi_throw_type_error(env, nullptr, name);
