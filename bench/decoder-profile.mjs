@@ -1,22 +1,15 @@
 // Where the time of the fast-path DPO step goes: the bench's DPO step (SmolLM-135M shape, 2 pairs ×
 // 128 tokens, policy forward+backward, reference forward, AdamW) on cpu with the native-blas plugin,
-// split into its parts (wall clock per part) and the native decoder's own phases (decoder.cc).
+// split into its parts (wall clock per part) and the native decoder's own phases (its profiler,
+// packages/models/native/src/profiler.h).
 // Prints one JSON line; progress goes to stderr. Not a test.
 //
 //   npm run build && npm run build:native && node bench/decoder-profile.mjs [--layers 30] [--steps 3]
 import os from "node:os";
 import { parseArgs } from "node:util";
-import {
-  activeNativeAddon,
-  AdamW,
-  fusedSequenceLogProbs,
-  initEngine,
-  nativeBlasPlugin,
-  nativeBlasStatus,
-  tf,
-} from "@prefkit/core";
+import { AdamW, fusedSequenceLogProbs, initEngine, nativeBlasPlugin, nativeBlasStatus, tf } from "@prefkit/core";
 import { dpoLoss } from "@prefkit/losses";
-import { PreTrainedModelForCausalLM } from "@prefkit/models";
+import { nativeDecoderProfile, nativeDecoderStatus, PreTrainedModelForCausalLM } from "@prefkit/models";
 import { randomBatch, smolConfig } from "./smol.mjs";
 
 const { values: opts } = parseArgs({
@@ -29,7 +22,13 @@ if (!status.available) {
   process.exit(0);
 }
 await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
-const addon = activeNativeAddon();
+const decoderStatus = nativeDecoderStatus();
+if (!decoderStatus.available) {
+  console.log(
+    JSON.stringify({ workload: "decoder-profile", error: `native decoder unavailable: ${decoderStatus.reason}` }),
+  );
+  process.exit(0);
+}
 const layers = Number(opts.layers);
 const steps = Number(opts.steps);
 const pairs = 2;
@@ -44,7 +43,7 @@ const vars = policy.trainableVariables();
 const parts = { reference: 0, policyForwardBackward: 0, adamw: 0 };
 let total = 0;
 for (let i = 0; i <= steps; i++) {
-  if (i === 1) addon.decoderProfile(true);
+  if (i === 1) nativeDecoderProfile(true);
   const t0 = performance.now();
   tf.tidy(() => {
     const ref = tf.tidy(() => fusedSequenceLogProbs(reference, ids, completion).sums);
@@ -70,7 +69,7 @@ for (let i = 0; i <= steps; i++) {
   log(`step ${i}${i === 0 ? " (warm-up)" : ""}: ${sec.toFixed(2)} s`);
 }
 const perStep = (x) => Math.round((x / steps) * 1000) / 1000;
-const phases = Object.fromEntries(Object.entries(addon.decoderProfile(false)).map(([k, v]) => [k, perStep(v)]));
+const phases = Object.fromEntries(Object.entries(nativeDecoderProfile(false)).map(([k, v]) => [k, perStep(v)]));
 console.log(
   JSON.stringify({
     workload: "decoder-profile",

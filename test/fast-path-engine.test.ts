@@ -3,7 +3,8 @@
  * PREFKIT_BLAS=openblas as well); this checks that the run really is on the fast path (test/helpers/setup-engine.ts initialises the default engine for every file), and
  * that the default run is left alone (no engine initialised before the tests' own).
  */
-import { activeNativeAddon, EngineError, engineInfo, nativeBlasStatus, tf } from "@prefkit/core";
+import { EngineError, engineInfo, nativeBlasStatus, tf } from "@prefkit/core";
+import { nativeDecoderStatus } from "@prefkit/models";
 import { describe, expect, it } from "vitest";
 
 const fastRun = process.env["PREFKIT_NATIVE"] === "1";
@@ -26,7 +27,9 @@ describe("the test run's engine", () => {
       }
       expect(tf.getBackend()).toBe("cpu");
       expect(engineInfo().kernelPlugins.map((p) => p.name)).toContain("native-blas");
-      expect(typeof activeNativeAddon()?.decoderForward).toBe("function");
+      // The fused decoder's addon (packages/models/native) loads and runs on core's GEMM and pool.
+      const decoder = nativeDecoderStatus();
+      expect(decoder.available, decoder.reason).toBe(true);
       // The third CI pass (PREFKIT_BLAS=openblas) really sends the fp32 products to OpenBLAS.
       expect(engineInfo().nativeGemm?.blas).toBe(process.env["PREFKIT_BLAS"] === "openblas" ? "openblas" : "builtin");
     },

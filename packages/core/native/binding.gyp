@@ -27,19 +27,10 @@
       "defines": ["NAPI_VERSION=8"]
     },
     {
-      # The fused decoder's loops tolerate -ffast-math (tested against the tfjs decoder to 1e-5).
-      "target_name": "prefkit_decoder",
-      "type": "static_library",
-      "sources": ["src/decoder.cc"],
-      "cflags": ["-fPIC"],
-      "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-ffast-math", "-fno-finite-math-only"],
-      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-exceptions", "-ffast-math", "-fno-finite-math-only"] },
-      "defines": ["NAPI_VERSION=8"]
-    },
-    {
       "target_name": "prefkit_native",
-      "sources": ["src/prefkit_native.cc", "src/optim.cc", "src/gemm/gemm_napi.cc"],
-      "dependencies": ["prefkit_gemm", "prefkit_decoder"],
+      "sources": ["src/prefkit_native.cc", "src/optim.cc", "src/engine_abi.cc", "src/gemm/gemm_napi.cc"],
+      "include_dirs": ["include"],
+      "dependencies": ["prefkit_gemm"],
       "libraries": ["-ldl", "-lpthread"],
       "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-exceptions"] },

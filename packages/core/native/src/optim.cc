@@ -17,7 +17,7 @@
 // Large arrays are split over up to OptimThreads() threads (the pool's, i.e. the engine's
 // `threads`): both kernels are memory-bound streams.
 #include "gemm/pool.h"
-#include "napi_util.h"
+#include "addon.h"
 
 #include <algorithm>
 #include <cmath>

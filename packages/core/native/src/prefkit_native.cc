@@ -9,11 +9,13 @@
 //     Offsets are Float64Arrays of element indices. Every range is bounds-checked.
 //     Small entries run side by side on the pool's threads, large ones each on all of them.
 //   setNumThreads(n), getNumThreads() (the pool's threads: GEMMs and the elementwise loops), config()
-//   (a one-line description of the GEMM that runs), and the GEMM's own exports (gemm/gemm_napi.cc).
+//   (a one-line description of the GEMM that runs), the GEMM's own exports (gemm/gemm_napi.cc),
+//   AdamW and the gradient norm (optim.cc), and engineAbi: the GEMM and the pool for other addons, such
+//   as @prefkit/models' fused decoder (engine_abi.cc, include/prefkit/engine_abi.h).
 #include <node_api.h>
 
 #include "gemm/gemm.h"
-#include "napi_util.h"
+#include "addon.h"
 
 #include <cstdint>
 #include <cstring>
@@ -131,7 +133,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"config", nullptr, Config, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   CHECK_NAPI(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
-  if (!prefkit::RegisterOptim(env, exports) || !prefkit::RegisterDecoder(env, exports)) return nullptr;
+  if (!prefkit::RegisterOptim(env, exports) || !prefkit::RegisterEngineAbi(env, exports)) return nullptr;
   return exports;
 }
 

@@ -6,7 +6,7 @@
  */
 import { ConfigError, tf } from "@prefkit/core";
 import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "../io/halfPrecision.js";
-import { Linear, type LinearModule } from "../modeling/decoder/linear.js";
+import { type Dense16LinearDescription, Linear, type LinearModule } from "../modeling/decoder/linear.js";
 import { LoraLinear } from "../lora/layer.js";
 
 /**
@@ -122,6 +122,17 @@ export class HalfPrecisionLinear implements LinearModule {
       if (this.bias) y = tf.add(y, this.bias);
       return x.rank === 2 ? y : tf.reshape(y, [...lead, this.outFeatures]);
     });
+  }
+
+  /** The 16-bit weight as stored (the native decoder declines it for now: its tfjs ops run). */
+  describe(): Dense16LinearDescription {
+    return {
+      kind: "dense16",
+      bits: this.bits,
+      dtype: this.dtype,
+      shape: [this.outFeatures, this.inFeatures],
+      bias: this.bias,
+    };
   }
 
   /** Only `${name}.bias` when present: the 16-bit weight is not a variable. */

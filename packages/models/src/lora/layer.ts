@@ -4,7 +4,7 @@
  * @module
  */
 import { type Rng, tf } from "@prefkit/core";
-import { Linear, type LinearModule } from "../modeling/decoder/linear.js";
+import { Linear, type LinearModule, type LoraLinearDescription } from "../modeling/decoder/linear.js";
 
 /**
  * When LoRA dropout is active:
@@ -115,6 +115,21 @@ export class LoraLinear implements LinearModule {
    */
   nextDropoutSeed(): number | undefined {
     return this.dropout > 0 && dropoutActive(this.state) ? this.state.rng.seed() : undefined;
+  }
+
+  /** The update over its base's description (for fused implementations such as the native decoder). */
+  describe(): LoraLinearDescription {
+    return {
+      kind: "lora",
+      base: this.base.describe?.(),
+      loraA: this.loraA,
+      loraB: this.loraB,
+      scaling: this.scaling,
+      rank: this.r,
+      dropout: this.dropout,
+      active: this.active,
+      nextDropoutSeed: () => this.nextDropoutSeed(),
+    };
   }
 
   /** `scaling · B·A` `[out, in]`: what merging adds to the base weight. */

@@ -48,7 +48,7 @@ import {
   validateWeights,
   variablesFromWeights,
 } from "./decoder/weights.js";
-import { nativeTokenLogProbs } from "./native-decoder.js";
+import { nativeDecoderAccelerator } from "./native/accelerator.js";
 import { activateBackend, readPretrainedConfig, savePretrainedDirectory } from "./pretrained-directory.js";
 
 /** Options of {@link PreTrainedModelForCausalLM.fromPretrained}. */
@@ -130,7 +130,7 @@ export class PreTrainedModelForCausalLM
     this.generationConfig = extras.generationConfig;
     this.sourceDir = extras.sourceDir;
     this.ownVariables = variablesFromWeights(weights);
-    this.decoder = new Decoder(decoderConfig, this.ownVariables);
+    this.decoder = new Decoder(decoderConfig, this.ownVariables, nativeDecoderAccelerator);
   }
 
   /**
@@ -228,9 +228,9 @@ export class PreTrainedModelForCausalLM
   }
 
   /**
-   * Per-row log-probabilities of `labels` through the native fused decoder of the `native-blas`
-   * plugin (core's `DirectTokenLogProbsLM` capability, used by `fusedSequenceLogProbs`), or
-   * `undefined` when that path does not apply here (another backend, no plugin, a wrapped projection).
+   * Per-row log-probabilities of `labels` through the decoder's accelerator, the native fused decoder
+   * (core's `DirectTokenLogProbsLM` capability, used by `fusedSequenceLogProbs`), or `undefined` when it
+   * does not apply here (another backend, no native addon, a wrapped projection).
    */
   directTokenLogProbs(
     inputs: ForwardInputs,
@@ -238,13 +238,7 @@ export class PreTrainedModelForCausalLM
     options: { withStats?: boolean },
   ): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined {
     this.assertAlive();
-    return nativeTokenLogProbs(
-      this.decoder,
-      this.decoder.nativeDecoderState(),
-      inputs,
-      labels,
-      options.withStats === true,
-    );
+    return this.decoder.acceleratedTokenLogProbs(inputs, labels, options.withStats === true);
   }
 
   /**

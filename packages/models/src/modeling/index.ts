@@ -7,13 +7,17 @@ export * from "./auto.js";
 export * from "./causal-lm.js";
 export * from "./config.js";
 export { Attention, type AttentionModules, attentionBias } from "./decoder/attention.js";
+export type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "./decoder/accelerator.js";
+export { Decoder, type DecoderForwardOptions, type DecoderHiddenOutput } from "./decoder/decoder.js";
+export { DecoderLayer } from "./decoder/layer.js";
 export {
-  Decoder,
-  type DecoderForwardOptions,
-  type DecoderHiddenOutput,
-  DecoderLayer,
-} from "./decoder/decoder.js";
-export { Linear, type LinearModule } from "./decoder/linear.js";
+  type Dense16LinearDescription,
+  type DenseLinearDescription,
+  Linear,
+  type LinearDescription,
+  type LinearModule,
+  type LoraLinearDescription,
+} from "./decoder/linear.js";
 export { MLP, type MLPModules } from "./decoder/mlp.js";
 export { RMSNorm } from "./decoder/rmsnorm.js";
 export { computeInverseFrequencies, RotaryEmbedding, type RotaryTables } from "./decoder/rope.js";
@@ -28,4 +32,5 @@ export * from "./sequence-classification.js";
 export { causalLMFromBytes, type FromBytesOptions } from "./from-bytes.js";
 export { incrementalAttentionBias, type LayerKeyValue } from "./decoder/attention.js";
 export type { DecoderStepInputs, DecoderStepOutput } from "./decoder/decoder.js";
-export { type FusableDecoder, NativeDecoderState, nativeHiddenStates, nativeTokenLogProbs } from "./native-decoder.js";
+export { nativeDecoderAccelerator } from "./native/accelerator.js";
+export { type NativeDecoderStatus, nativeDecoderProfile, nativeDecoderStatus } from "./native/addon.js";

@@ -29,6 +29,7 @@ import {
   validateWeights,
   variablesFromWeights,
 } from "./decoder/weights.js";
+import { nativeDecoderAccelerator } from "./native/accelerator.js";
 import { activateBackend, readPretrainedConfig, savePretrainedDirectory } from "./pretrained-directory.js";
 import { classifierConfig, headInit, labelCount } from "./score-head.js";
 
@@ -117,7 +118,7 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     this.numLabels = extras.numLabels;
     this.sourceDir = extras.sourceDir;
     this.ownVariables = variablesFromWeights([...body, [SCORE_WEIGHT_NAME, score] as const]);
-    this.decoder = new Decoder(bodyConfig, this.ownVariables);
+    this.decoder = new Decoder(bodyConfig, this.ownVariables, nativeDecoderAccelerator);
     this.score = new Linear("score", this.ownVariables.get(SCORE_WEIGHT_NAME)!);
   }
 

@@ -118,6 +118,14 @@ describe("16-bit storage of frozen weights", () => {
     const data = w.dataSync() as Float32Array;
     const half = new HalfPrecisionLinear("p", { shape: w.shape, data }, "bfloat16");
     expect(half.storedBytes).toBe(24 * 16 * 2);
+    // It says what it is (for fused implementations; the native decoder declines it for now).
+    expect(half.describe()).toEqual({
+      kind: "dense16",
+      bits: half.bits,
+      dtype: "bfloat16",
+      shape: [24, 16],
+      bias: null,
+    });
     const rounded = tf.variable(tf.tensor2d(bf16ToFloat32(float32ToBf16(data)), [24, 16]), false);
     const ref = new Linear("p", rounded);
     const dx = (m: { apply(x: tf.Tensor): tf.Tensor }) => tf.grad((xx: tf.Tensor) => tf.sum(tf.square(m.apply(xx))))(x);

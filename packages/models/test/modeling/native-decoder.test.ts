@@ -1,5 +1,5 @@
 /**
- * Issue 8: the fused native decoder (cpu + `native-blas`, packages/core/native/src/decoder.cc) computes
+ * Issue 8: the fused native decoder (cpu + `native-blas`, the addon of packages/models/native) computes
  * the same token log-probs, statistics and gradients as the tfjs decoder for every family layout (the
  * DPO-training comparison with the portable paths is in native-blas.test.ts).
  */
@@ -8,7 +8,6 @@ import {
   initEngine,
   lmHeadLogProbs,
   nativeBlasPlugin,
-  nativeBlasStatus,
   Rng,
   shutdownEngine,
   tf,
@@ -16,10 +15,9 @@ import {
 import { getPeftModel, PreTrainedModelForCausalLM } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FAMILIES, randomModel } from "../generation/helpers.js";
+import { skipWithoutNativeDecoder } from "./native-helpers.js";
 
-const status = nativeBlasStatus();
-const underCi = process.env.CI === "true";
-if (!status.available && !underCi) console.warn(`native decoder tests skipped: ${status.reason}`);
+const SKIP = skipWithoutNativeDecoder("native decoder tests");
 
 afterAll(() => shutdownEngine());
 
@@ -75,7 +73,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return worst;
 }
 
-describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
+describe.skipIf(SKIP)("native fused decoder", () => {
   beforeAll(async () => {
     await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
   });
@@ -213,7 +211,7 @@ describe.skipIf(!status.available && !underCi)("native fused decoder", () => {
   });
 });
 
-describe.skipIf(!status.available && !underCi)("native fused decoder: hidden states", () => {
+describe.skipIf(SKIP)("native fused decoder: hidden states", () => {
   beforeAll(async () => {
     await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
   });

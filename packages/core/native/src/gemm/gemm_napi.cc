@@ -17,7 +17,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../napi_util.h"
+#include "../addon.h"
 #include "gemm.h"
 
 namespace prefkit {

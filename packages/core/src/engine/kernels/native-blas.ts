@@ -66,8 +66,12 @@ export interface NativeAddon extends NativeGemmExports {
   ) => void;
   /** Σ a[i]² accumulated in double, for gradient norms (see `native/src/optim.cc`). */
   sumSquares?: (a: Float32Array) => number;
-  /** The fused decoder (see `native/src/decoder.cc`). */
-  decoderTokenLogProbs?: (...args: never[]) => unknown;
+  /**
+   * prefkit's GEMM and thread pool for other addons (@prefkit/models' fused decoder): an external over
+   * the versioned C struct of `native/include/prefkit/engine_abi.h`. Optional: an addon built before it
+   * existed lacks it.
+   */
+  engineAbi?: object;
 }
 
 /** What {@link nativeBlasStatus} reports. */

@@ -6,67 +6,13 @@
  */
 import { ConfigError, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
 import type { DecoderConfig } from "../config.js";
+import type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "./accelerator.js";
 import { Attention, attentionBias, incrementalAttentionBias, type LayerKeyValue } from "./attention.js";
+import { DecoderLayer } from "./layer.js";
 import { Linear, type LinearModule } from "./linear.js";
 import { MLP } from "./mlp.js";
 import { RMSNorm } from "./rmsnorm.js";
-import { RotaryEmbedding, type RotaryTables } from "./rope.js";
-import { NativeDecoderState, nativeHiddenStates } from "../native-decoder.js";
-
-/** One pre-norm transformer block. */
-export class DecoderLayer {
-  /** `input_layernorm`. */
-  readonly inputNorm: RMSNorm;
-  /** `self_attn`. */
-  readonly selfAttn: Attention;
-  /** `post_attention_layernorm`. */
-  readonly postAttentionNorm: RMSNorm;
-  /** `mlp`. */
-  readonly mlp: MLP;
-  /** Sliding window of this layer, or null for full causal attention. */
-  readonly slidingWindow: number | null;
-
-  /** Assemble a block from its parts. */
-  constructor(parts: {
-    inputNorm: RMSNorm;
-    selfAttn: Attention;
-    postAttentionNorm: RMSNorm;
-    mlp: MLP;
-    slidingWindow: number | null;
-  }) {
-    this.inputNorm = parts.inputNorm;
-    this.selfAttn = parts.selfAttn;
-    this.postAttentionNorm = parts.postAttentionNorm;
-    this.mlp = parts.mlp;
-    this.slidingWindow = parts.slidingWindow;
-  }
-
-  /** `h + attn(norm(h))`, then `h + mlp(norm(h))`. */
-  apply(h: tf.Tensor3D, rope: RotaryTables, bias: tf.Tensor5D): tf.Tensor3D {
-    return tf.tidy(() => {
-      const attended = tf.add(h, this.selfAttn.apply(this.inputNorm.apply(h) as tf.Tensor3D, rope, bias));
-      return tf.add(attended, this.mlp.apply(this.postAttentionNorm.apply(attended) as tf.Tensor3D)) as tf.Tensor3D;
-    });
-  }
-
-  /** {@link apply} for new tokens over this layer's cache; returns the extended cache too. */
-  applyWithPast(
-    h: tf.Tensor3D,
-    rope: RotaryTables,
-    bias: tf.Tensor5D,
-    past: LayerKeyValue | null,
-  ): { hidden: tf.Tensor3D; present: LayerKeyValue } {
-    return tf.tidy(() => {
-      const { output, present } = this.selfAttn.applyWithPast(this.inputNorm.apply(h) as tf.Tensor3D, rope, bias, past);
-      const attended = tf.add(h, output);
-      const hidden = tf.add(
-        attended,
-        this.mlp.apply(this.postAttentionNorm.apply(attended) as tf.Tensor3D),
-      ) as tf.Tensor3D;
-      return { hidden, present };
-    });
-  }
-}
+import { RotaryEmbedding } from "./rope.js";
 
 /** Inputs of {@link Decoder.forwardWithPast}: the new tokens of one decoding step. */
 export interface DecoderStepInputs {
@@ -125,7 +71,7 @@ function toIntTensor(m: IntMatrix, field: string): tf.Tensor2D {
  * The decoder body and LM head over HF-named variables. Build it through
  * `PreTrainedModelForCausalLM` (which validates the weights); this class trusts its inputs.
  */
-export class Decoder {
+export class Decoder implements DecoderModules {
   /** The flags this decoder was built from. */
   readonly config: DecoderConfig;
   /** `model.embed_tokens.weight` `[vocab, hidden]`. */
@@ -137,21 +83,26 @@ export class Decoder {
   /** `lm_head` (sharing `embedTokens` when tied). A mutable slot, like every projection. */
   lmHead: LinearModule;
   private readonly rotary: RotaryEmbedding;
+  /** The fused implementation tried before the tfjs ops (the model classes pass the native one), if any. */
+  readonly accelerator: DecoderAccelerator | undefined;
   private readonly slots = new Map<string, { get: () => LinearModule; set: (m: LinearModule) => void }>();
-  private nativeState: NativeDecoderState | undefined;
   /**
-   * Take the fused native decoder when it applies (the default; see `docs/guides/backends.md`). Set
-   * false to always run the tfjs ops, e.g. to compare bit for bit with a model whose projections are
-   * wrapped (which runs the tfjs ops); the two paths agree to float rounding, not bitwise.
+   * Take the fused native decoder (the {@link accelerator}) when it applies (the default; see
+   * `docs/guides/backends.md`). Set false to always run the tfjs ops, e.g. to compare bit for bit with a
+   * model whose projections are wrapped (which runs the tfjs ops); the two paths agree to float
+   * rounding, not bitwise.
    */
   useNativeDecoder = true;
 
   /**
    * @param config decoder flags.
    * @param variables every tensor of `expectedWeightShapes(config)`, by HF name.
+   * @param accelerator a fused implementation to try first (e.g. `nativeDecoderAccelerator`); none
+   *   runs the tfjs ops only.
    */
-  constructor(config: DecoderConfig, variables: ReadonlyMap<string, tf.Variable>) {
+  constructor(config: DecoderConfig, variables: ReadonlyMap<string, tf.Variable>, accelerator?: DecoderAccelerator) {
     this.config = config;
+    this.accelerator = accelerator;
     const v = (name: string): tf.Variable => {
       const found = variables.get(name);
       if (!found) throw new ConfigError("missing tensor", { tensor: name });
@@ -299,9 +250,9 @@ export class Decoder {
    */
   forwardHidden(inputs: ForwardInputs, options: DecoderForwardOptions = {}): DecoderHiddenOutput {
     if (!options.outputHiddenStates) {
-      // The fused native decoder when the native addon is active (cpu) and the layout allows it.
-      const native = nativeHiddenStates(this, this.nativeDecoderState(), inputs);
-      if (native !== undefined) return { hidden: native };
+      // The fused decoder when one is attached and applies (the native one: cpu with its addon).
+      const fused = this.activeAccelerator()?.hiddenStates(this, inputs);
+      if (fused !== undefined) return { hidden: fused };
     }
     const result = tf.tidy(() => {
       const ids = toIntTensor(inputs.inputIds, "inputIds");
@@ -411,10 +362,17 @@ export class Decoder {
     return this.lmHead.apply(hidden) as tf.Tensor3D;
   }
 
-  /** Native contexts and gradient buffers of this decoder's fused native path (created on first use). */
-  nativeDecoderState(): NativeDecoderState {
-    this.nativeState ??= new NativeDecoderState(this.config);
-    return this.nativeState;
+  /**
+   * Per-row log-probabilities of `labels` `[B, T]` through the {@link accelerator} (the whole decoder
+   * and LM head in one fused pass), or undefined when there is none, it is switched off
+   * ({@link useNativeDecoder}) or it does not apply here. Differentiable w.r.t. every trainable variable.
+   */
+  acceleratedTokenLogProbs(inputs: ForwardInputs, labels: tf.Tensor2D, withStats: boolean): TokenLogProbs | undefined {
+    return this.activeAccelerator()?.tokenLogProbs(this, inputs, labels, withStats);
+  }
+
+  private activeAccelerator(): DecoderAccelerator | undefined {
+    return this.useNativeDecoder ? this.accelerator : undefined;
   }
 
   /** Free the rotary tables (variables are owned and disposed by the model). */

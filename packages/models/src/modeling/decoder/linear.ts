@@ -14,9 +14,69 @@
  *   parameters: () => new Map([...base.parameters(), [`${base.name}.lora_A.weight`, a], [`${base.name}.lora_B.weight`, b]]),
  * }));
  * ```
+ *
+ * A module may also say what it computes ({@link LinearModule.describe}), so that a fused
+ * implementation of the whole decoder (the native accelerator) can run it without knowing its class;
+ * a module that does not describe itself makes such an implementation decline, and the decoder runs
+ * `apply` as usual.
  * @module
  */
 import { tf } from "@prefkit/core";
+
+/** A plain projection `y = x Wᵀ + b` over float32 variables. */
+export interface DenseLinearDescription {
+  /** Discriminant. */
+  readonly kind: "dense";
+  /** Weight `[outFeatures, inFeatures]` (HF layout). */
+  readonly weight: tf.Variable;
+  /** Bias `[outFeatures]`, or null. */
+  readonly bias: tf.Variable | null;
+}
+
+/** A projection whose (frozen) weight is stored as 16-bit patterns and upcast to float32 to run. */
+export interface Dense16LinearDescription {
+  /** Discriminant. */
+  readonly kind: "dense16";
+  /** The weight's bit patterns, row-major `[outFeatures, inFeatures]`. */
+  readonly bits: Uint16Array;
+  /** What the bits encode. */
+  readonly dtype: "bfloat16" | "float16";
+  /** `[outFeatures, inFeatures]`. */
+  readonly shape: readonly [number, number];
+  /** Bias `[outFeatures]` (float32), or null. */
+  readonly bias: tf.Variable | null;
+}
+
+/** PEFT's LoRA over a base projection: `y = base(x) + scaling · (dropout(x) Aᵀ) Bᵀ` while active. */
+export interface LoraLinearDescription {
+  /** Discriminant. */
+  readonly kind: "lora";
+  /** What the base projection computes, or undefined when it does not describe itself. */
+  readonly base: LinearDescription | undefined;
+  /** `lora_A` `[rank, inFeatures]`. */
+  readonly loraA: tf.Variable;
+  /** `lora_B` `[outFeatures, rank]`. */
+  readonly loraB: tf.Variable;
+  /** Multiplier of the update. */
+  readonly scaling: number;
+  /** Rank of the update. */
+  readonly rank: number;
+  /** Dropout probability on the update's input. */
+  readonly dropout: number;
+  /** False while adapters are disabled (the base runs alone). */
+  readonly active: boolean;
+  /**
+   * The seed of this call's dropout mask when dropout applies now (drawn from the adapter's RNG exactly
+   * as `apply` draws it, so a fused implementation makes the same masks), else undefined.
+   */
+  nextDropoutSeed(): number | undefined;
+}
+
+/**
+ * What a {@link LinearModule} computes, for implementations that fuse several modules (the native
+ * decoder): a plain projection, a 16-bit stored one, or LoRA over another description.
+ */
+export type LinearDescription = DenseLinearDescription | Dense16LinearDescription | LoraLinearDescription;
 
 /**
  * A linear map `y = x Wᵀ + b` over the last axis, as the decoder sees it. Implement this to
@@ -37,6 +97,11 @@ export interface LinearModule {
    * union over modules and norms, so wrappers' extra variables become visible to optimizers.
    */
   parameters(): Map<string, tf.Variable>;
+  /**
+   * What this module computes, so that a fused implementation of the decoder can run it; undefined
+   * (or no such method) when it is something else, which makes such implementations decline.
+   */
+  describe?(): LinearDescription | undefined;
 }
 
 /** The stock projection: weight `[out, in]` exactly as HF stores it, optional bias `[out]`. */
@@ -80,6 +145,11 @@ export class Linear implements LinearModule {
       if (this.bias) y = tf.add(y, this.bias);
       return x.rank === 2 ? y : tf.reshape(y, [...lead, this.outFeatures]);
     });
+  }
+
+  /** A plain projection over {@link weight} and {@link bias}. */
+  describe(): DenseLinearDescription {
+    return { kind: "dense", weight: this.weight, bias: this.bias };
   }
 
   /** `${name}.weight` (unless shared) and `${name}.bias` when present. */

@@ -1,4 +1,4 @@
-// Shared N-API helpers of the prefkit native addon.
+// N-API helpers shared by prefkit's native addons (@prefkit/core's and @prefkit/models').
 #pragma once
 #include <node_api.h>
 
@@ -7,16 +7,16 @@
 
 namespace prefkit {
 
-#define CHECK_NAPI(env, call)                                          \
-  do {                                                                 \
-    if ((call) != napi_ok) {                                           \
-      napi_throw_error((env), nullptr, "prefkit_native: " #call);     \
-      return nullptr;                                                  \
-    }                                                                  \
+#define CHECK_NAPI(env, call)                                \
+  do {                                                       \
+    if ((call) != napi_ok) {                                 \
+      napi_throw_error((env), nullptr, "prefkit: " #call);   \
+      return nullptr;                                        \
+    }                                                        \
   } while (0)
 
 inline bool GetTypedArray(napi_env env, napi_value value, napi_typedarray_type want, void** data, size_t* length,
-                   const char* name) {
+                          const char* name) {
   bool is_typed = false;
   if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) {
     napi_throw_type_error(env, nullptr, name);
@@ -39,11 +39,5 @@ inline bool GetInt(napi_env env, napi_value value, int64_t* out, const char* nam
   }
   return true;
 }
-
-
-// Registration hooks of the other translation units.
-bool RegisterOptim(napi_env env, napi_value exports);
-bool RegisterDecoder(napi_env env, napi_value exports);
-bool RegisterGemm(napi_env env, napi_value exports);
 
 }  // namespace prefkit

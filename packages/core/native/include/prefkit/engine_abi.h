@@ -1,0 +1,76 @@
+/* prefkit's engine ABI: the GEMM and the thread pool of @prefkit/core's native addon, for other addons
+ * (the fused decoder of @prefkit/models) to use instead of building their own, so that a process has
+ * one pool, one ISA dispatch and one GEMM, the one `engineInfo()` reports.
+ *
+ * Core's addon exports it as `engineAbi`: a napi_external, type-tagged with PREFKIT_ENGINE_ABI_TAG,
+ * around a static prefkit_engine_abi that lives as long as the process. A consumer checks the tag,
+ * that `version` equals the PREFKIT_ENGINE_ABI_VERSION it was built against, and that `size` covers
+ * the struct it knows; later versions of the same major only append members.
+ *
+ * Plain C: no C++ types, no exceptions across the boundary; callbacks take a context pointer.
+ * Matrices are row-major; transposes are flags (cblas_sgemm's row-major form). */
+#ifndef PREFKIT_ENGINE_ABI_H_
+#define PREFKIT_ENGINE_ABI_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PREFKIT_ENGINE_ABI_VERSION 1u
+
+/* napi_type_tag of the `engineAbi` external (napi_type_tag { lower, upper }). */
+#define PREFKIT_ENGINE_ABI_TAG_LOWER 0x707265666b697431ull
+#define PREFKIT_ENGINE_ABI_TAG_UPPER 0x656e67696e656162ull
+
+/* Storage or compute type of an operand: fp32, or bf16 (the upper 16 bits of an fp32, in a uint16). */
+enum { PREFKIT_F32 = 0, PREFKIT_BF16 = 1 };
+
+/* op(X): a row-major matrix at `data` with leading dimension `ld`, transposed when `trans` != 0. */
+typedef struct prefkit_operand {
+  const void* data;
+  int32_t type; /* PREFKIT_F32 or PREFKIT_BF16 */
+  int32_t trans;
+  int64_t ld;
+} prefkit_operand;
+
+/* A B operand packed once into the microkernel's panels (opaque). */
+typedef struct prefkit_packed_b prefkit_packed_b;
+
+typedef struct prefkit_engine_abi {
+  uint32_t version; /* PREFKIT_ENGINE_ABI_VERSION */
+  uint32_t size;    /* sizeof(prefkit_engine_abi) of the exporting build */
+
+  /* C = alpha op(A) op(B) + beta C (fp32), on the process's route (built-in GEMM on the active ISA,
+   * or OpenBLAS with PREFKIT_BLAS=openblas). beta == 0: C is only written. Threaded over the pool,
+   * single-threaded inside a task of parallel_gemms. */
+  void (*sgemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+  /* op(B) (k x n) packed for products in `compute` (PREFKIT_F32 or PREFKIT_BF16) on the active ISA;
+   * NULL when out of memory. Free with free_packed_b. */
+  prefkit_packed_b* (*pack_b)(const prefkit_operand* b, int64_t k, int64_t n, int32_t compute);
+  void (*free_packed_b)(prefkit_packed_b* packed);
+  /* C = alpha op(A) B + beta C with a packed B (m x k times k x n). */
+  void (*gemm_packed)(int64_t m, const prefkit_operand* a, const prefkit_packed_b* b, float alpha, float beta,
+                      float* c, int64_t ldc);
+
+  /* fn(ctx, begin, end) over [0, n) in at most threads() contiguous chunks whose edges are multiples of
+   * `align`, each of at least `min_per_chunk` elements; returns when all are done. */
+  void (*parallel_for)(size_t n, size_t min_per_chunk, size_t align, void (*fn)(void* ctx, size_t begin, size_t end),
+                       void* ctx);
+  /* fn(ctx, task, worker) for every task in [0, tasks), for tasks that call sgemm themselves (each call
+   * then runs single-threaded, so results do not depend on the thread count); `worker` < threads()
+   * only selects per-worker scratch. */
+  void (*parallel_gemms)(int tasks, void (*fn)(void* ctx, int task, int worker), void* ctx);
+  /* Threads of the pool, the caller included (>= 1): the engine's `threads`. */
+  int (*threads)(void);
+} prefkit_engine_abi;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PREFKIT_ENGINE_ABI_H_ */

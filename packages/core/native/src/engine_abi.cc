@@ -1,0 +1,64 @@
+// The engine ABI (include/prefkit/engine_abi.h): prefkit's GEMM and thread pool behind a versioned
+// struct of C function pointers, exported as the `engineAbi` external for other addons (the fused
+// decoder of @prefkit/models), so that the process keeps one pool and one ISA dispatch.
+#include "prefkit/engine_abi.h"
+
+#include "addon.h"
+#include "gemm/gemm.h"
+
+namespace prefkit {
+namespace {
+
+static_assert(static_cast<int>(gemm::Type::kF32) == PREFKIT_F32 && static_cast<int>(gemm::Type::kBF16) == PREFKIT_BF16,
+              "the ABI's type codes are gemm::Type's");
+
+gemm::Operand ToOperand(const prefkit_operand& o) {
+  return {o.data, static_cast<gemm::Type>(o.type), o.trans != 0, o.ld};
+}
+
+void Sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  gemm::Sgemm(trans_a != 0 ? gemm::kTrans : gemm::kNoTrans, trans_b != 0 ? gemm::kTrans : gemm::kNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+prefkit_packed_b* PackB(const prefkit_operand* b, int64_t k, int64_t n, int32_t compute) {
+  return reinterpret_cast<prefkit_packed_b*>(
+      gemm::PackB(ToOperand(*b), k, n, static_cast<gemm::Type>(compute), gemm::ActiveIsa()));
+}
+
+void FreePackedB(prefkit_packed_b* packed) { gemm::FreePackedB(reinterpret_cast<gemm::PackedB*>(packed)); }
+
+void GemmPacked(int64_t m, const prefkit_operand* a, const prefkit_packed_b* b, float alpha, float beta, float* c,
+                int64_t ldc) {
+  gemm::GemmPacked(m, ToOperand(*a), *reinterpret_cast<const gemm::PackedB*>(b), alpha, beta, c, ldc);
+}
+
+void ParallelFor(size_t n, size_t min_per_chunk, size_t align, void (*fn)(void*, size_t, size_t), void* ctx) {
+  gemm::ParallelFor(n, min_per_chunk, align, [&](size_t begin, size_t end) { fn(ctx, begin, end); });
+}
+
+void ParallelGemms(int tasks, void (*fn)(void*, int, int), void* ctx) {
+  gemm::ParallelGemms(tasks, [&](int task, int worker) { fn(ctx, task, worker); });
+}
+
+int Threads() { return gemm::Threads(); }
+
+const prefkit_engine_abi kEngineAbi = {
+    PREFKIT_ENGINE_ABI_VERSION, sizeof(prefkit_engine_abi), Sgemm, PackB, FreePackedB, GemmPacked, ParallelFor,
+    ParallelGemms,              Threads,
+};
+
+}  // namespace
+
+bool RegisterEngineAbi(napi_env env, napi_value exports) {
+  static const napi_type_tag kTag = {PREFKIT_ENGINE_ABI_TAG_LOWER, PREFKIT_ENGINE_ABI_TAG_UPPER};
+  napi_value external;
+  // No finalizer: the struct is static, and the addon stays loaded for the life of the process.
+  return napi_create_external(env, const_cast<prefkit_engine_abi*>(&kEngineAbi), nullptr, nullptr, &external) ==
+             napi_ok &&
+         napi_type_tag_object(env, external, &kTag) == napi_ok &&
+         napi_set_named_property(env, exports, "engineAbi", external) == napi_ok;
+}
+
+}  // namespace prefkit

@@ -1,0 +1,115 @@
+// A projection y = x W^T + b with its optional LoRA adapter (PEFT's `y += scale * (dropout(x) A^T) B^T`),
+// forward and backward, every product through the engine's GEMM.
+#include "projection.h"
+
+#include <algorithm>
+
+#include "engine.h"
+#include "profiler.h"
+
+namespace prefkit {
+namespace decoder {
+namespace {
+
+void Linear(const float* x, const float* w, const float* b, int n, int in, int out, float* y) {
+  const int prev = profiler::Current();
+  profiler::Enter(profiler::kFwdGemm);
+  engine::Sgemm(engine::kNoTrans, engine::kTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+  if (b != nullptr) {
+    for (int r = 0; r < n; r++) {
+      float* row = y + static_cast<size_t>(r) * out;
+      for (int j = 0; j < out; j++) row[j] += b[j];
+    }
+  }
+  profiler::Enter(prev);
+}
+
+// dx (+)= dy . W ; dW = dy^T . x ; db = sum rows dy.
+void LinearBackward(const float* x, const float* w, const float* dy, int n, int in, int out, float* dx, float dxBeta,
+                    float* dw, float* db) {
+  const int prev = profiler::Current();
+  profiler::Enter(profiler::kBwdGemm);
+  if (dx != nullptr)
+    engine::Sgemm(engine::kNoTrans, engine::kNoTrans, n, in, out, 1.0f, dy, out, w, in, dxBeta, dx, in);
+  if (dw != nullptr)
+    engine::Sgemm(engine::kTrans, engine::kNoTrans, out, in, n, 1.0f, dy, out, x, in, 0.0f, dw, in);
+  if (db != nullptr) {
+    std::fill(db, db + out, 0.0f);
+    for (int r = 0; r < n; r++) {
+      const float* row = dy + static_cast<size_t>(r) * out;
+      for (int j = 0; j < out; j++) db[j] += row[j];
+    }
+  }
+  profiler::Enter(prev);
+}
+
+const LoraSlot* Adapter(const Context& c, int layer, int proj) {
+  if (c.lora.empty()) return nullptr;
+  const LoraSlot& l = c.lora[static_cast<size_t>(layer) * layout::kProjections + proj];
+  return l.a != nullptr ? &l : nullptr;
+}
+
+// mask * x into c.loraTmp (or x itself without a mask).
+const float* Masked(Context& c, const LoraSlot& l, const float* x, size_t count) {
+  if (l.mask == nullptr) return x;
+  if (c.loraTmp.size() < count) c.loraTmp.resize(count);
+  for (size_t i = 0; i < count; i++) c.loraTmp[i] = x[i] * l.mask[i];
+  return c.loraTmp.data();
+}
+
+}  // namespace
+
+// A projection with its optional LoRA update (forward); keeps (mask * x) A^T for the backward pass.
+void Project(Context& c, LayerSaved& s, int layer, int proj, const float* x, const float* w, const float* b, int n,
+             int in, int out, float* y) {
+  Linear(x, w, b, n, in, out, y);
+  const LoraSlot* l = Adapter(c, layer, proj);
+  if (l == nullptr) return;
+  const int prev = profiler::Current();
+  profiler::Enter(profiler::kFwdGemm);
+  const float* xm = Masked(c, *l, x, static_cast<size_t>(n) * in);
+  std::vector<float>& low = s.low[proj];
+  low.resize(static_cast<size_t>(n) * l->rank);
+  engine::Sgemm(engine::kNoTrans, engine::kTrans, n, l->rank, in, 1.0f, xm, in, l->a, in, 0.0f, low.data(),
+                l->rank);
+  engine::Sgemm(engine::kNoTrans, engine::kTrans, n, out, l->rank, l->scale, low.data(), l->rank, l->b, l->rank,
+                1.0f, y, out);
+  profiler::Enter(prev);
+}
+
+// Backward of Project: the base projection's gradients, then the adapter's (dB, dA, and its part of dx).
+void ProjectBackward(Context& c, LayerSaved& s, int layer, int proj, const float* x, const float* w, const float* dy,
+                     int n, int in, int out, float* dx, float dxBeta, float* dw, float* db) {
+  LinearBackward(x, w, dy, n, in, out, dx, dxBeta, dw, db);
+  const LoraSlot* l = Adapter(c, layer, proj);
+  if (l == nullptr) return;
+  const int prev = profiler::Current();
+  profiler::Enter(profiler::kBwdGemm);
+  const int r = l->rank;
+  const size_t nr = static_cast<size_t>(n) * r;
+  if (c.loraDlow.size() < nr) c.loraDlow.resize(nr);
+  float* dlow = c.loraDlow.data();
+  if (l->db != nullptr)
+    engine::Sgemm(engine::kTrans, engine::kNoTrans, out, r, n, l->scale, dy, out, s.low[proj].data(), r, 0.0f,
+                  l->db, r);
+  engine::Sgemm(engine::kNoTrans, engine::kNoTrans, n, r, out, l->scale, dy, out, l->b, r, 0.0f, dlow, r);
+  if (l->da != nullptr) {
+    const float* xm = Masked(c, *l, x, static_cast<size_t>(n) * in);
+    engine::Sgemm(engine::kTrans, engine::kNoTrans, r, in, n, 1.0f, dlow, r, xm, in, 0.0f, l->da, in);
+  }
+  if (dx != nullptr) {
+    if (l->mask == nullptr) {
+      engine::Sgemm(engine::kNoTrans, engine::kNoTrans, n, in, r, 1.0f, dlow, r, l->a, in, 1.0f, dx, in);
+    } else {
+      const size_t count = static_cast<size_t>(n) * in;
+      if (c.loraTmp.size() < count) c.loraTmp.resize(count);
+      engine::Sgemm(engine::kNoTrans, engine::kNoTrans, n, in, r, 1.0f, dlow, r, l->a, in, 0.0f, c.loraTmp.data(),
+                    in);
+      for (size_t i = 0; i < count; i++) dx[i] += c.loraTmp[i] * l->mask[i];
+    }
+  }
+  profiler::Enter(prev);
+}
+
+}  // namespace decoder
+}  // namespace prefkit

@@ -1,0 +1,137 @@
+/**
+ * The fused decoder's native addon (`packages/models/native`, built at `npm ci` beside core's): loading
+ * it, handing it core's GEMM and thread pool (the engine ABI of core's addon), and reading its weight
+ * layout once.
+ * @module
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { activeNativeAddon } from "@prefkit/core";
+import { type CompiledLayout, compileLayout, type DecoderLayoutNames } from "./layout.js";
+
+/** The addon's exports (see `packages/models/native/src/decoder_napi.cc`). */
+export interface DecoderAddon {
+  /** Take core's GEMM and thread pool (its addon's `engineAbi`); throws when the ABI version differs. */
+  attachEngine(engineAbi: object): void;
+  /** The slot names of the weights, grads and LoRA arrays, in their order. */
+  decoderLayout(): DecoderLayoutNames;
+  decoderCreate(dims: Float64Array, invFreq: Float32Array): object;
+  decoderForward(
+    ctx: object,
+    weights: Array<Float32Array | null>,
+    ids: Int32Array,
+    mask: Int32Array | null,
+    positions: Int32Array,
+    labels: Int32Array | null,
+    batch: number,
+    seqLen: number,
+    save: boolean,
+    withStats: boolean,
+    loraWeights?: Array<Float32Array | null> | null,
+    loraShape?: Float64Array | null,
+    loraMasks?: Array<Float32Array | null> | null,
+  ): Float32Array;
+  decoderBackward(
+    ctx: object,
+    weights: Array<Float32Array | null>,
+    dy: Float32Array,
+    grads: Array<Float32Array | null>,
+    loraWeights?: Array<Float32Array | null> | null,
+    loraShape?: Float64Array | null,
+    loraMasks?: Array<Float32Array | null> | null,
+    loraGrads?: Array<Float32Array | null> | null,
+  ): void;
+  /** Seconds per phase since the last reset (`bench/decoder-profile.mjs`). */
+  decoderProfile(reset: boolean): Record<string, number>;
+}
+
+/** What {@link nativeDecoderStatus} reports. */
+export interface NativeDecoderStatus {
+  /** Whether the addon loaded, its layout is one this package fills, and (once tried) it took core's engine. */
+  available: boolean;
+  /** Why it is unavailable; undefined when available. */
+  reason?: string;
+  /** Path the addon is (or would be) loaded from. */
+  path: string;
+}
+
+/** The loaded addon with its layout, ready to run on the active engine. */
+export interface ActiveDecoderAddon {
+  addon: DecoderAddon;
+  layout: CompiledLayout;
+}
+
+const ADDON_RELATIVE = "../../../native/build/Release/prefkit_decoder.node";
+
+interface Loaded {
+  addon?: DecoderAddon;
+  layout?: CompiledLayout;
+  reason?: string;
+  path: string;
+  /** The engine ABI the addon was handed last. */
+  engine?: object;
+}
+
+let loaded: Loaded | undefined;
+
+function load(): Loaded {
+  if (loaded !== undefined) return loaded;
+  let path = ADDON_RELATIVE;
+  try {
+    path = fileURLToPath(new URL(ADDON_RELATIVE, import.meta.url));
+    const addon = createRequire(import.meta.url)(path) as DecoderAddon;
+    if (typeof addon.decoderLayout !== "function" || typeof addon.attachEngine !== "function") {
+      throw new Error("the addon predates the engine ABI (rebuild it: `npm run build:native`)");
+    }
+    loaded = { addon, layout: compileLayout(addon.decoderLayout()), path };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const reason =
+      e.code === "MODULE_NOT_FOUND"
+        ? `${path} is not built (run \`npm run build:native\`; needs g++ and make)`
+        : `${path}: ${e.message}`;
+    loaded = { reason, path };
+  }
+  return loaded;
+}
+
+/**
+ * The fused decoder's addon on the active engine: undefined unless core's native addon is active (the
+ * `native-blas` plugin on `cpu`) and this addon loads and takes core's engine ABI.
+ * @internal
+ */
+export function activeDecoderAddon(): ActiveDecoderAddon | undefined {
+  const engine = activeNativeAddon()?.engineAbi;
+  if (engine === undefined) return undefined;
+  const l = load();
+  if (l.addon === undefined || l.layout === undefined) return undefined;
+  if (l.engine !== engine) {
+    try {
+      l.addon.attachEngine(engine);
+      l.engine = engine;
+    } catch (err) {
+      loaded = { reason: `${l.path}: ${(err as Error).message}`, path: l.path };
+      return undefined;
+    }
+  }
+  return { addon: l.addon, layout: l.layout };
+}
+
+/**
+ * Whether the fused decoder's addon loads here, and why not. Loads it on first call (and, while core's
+ * native addon is active, hands it core's engine); never throws.
+ */
+export function nativeDecoderStatus(): NativeDecoderStatus {
+  activeDecoderAddon();
+  const { addon, reason, path } = load();
+  return addon !== undefined ? { available: true, path } : { available: false, reason, path };
+}
+
+/**
+ * Seconds the fused decoder spent per phase (`forward.projections`, `backward.attention`, …) since the
+ * last reset, or undefined when its addon is not loaded. For profiling (`bench/decoder-profile.mjs`).
+ * @param reset - Zero the counters after reading them.
+ */
+export function nativeDecoderProfile(reset = false): Record<string, number> | undefined {
+  return load().addon?.decoderProfile(reset);
+}
