@@ -5,6 +5,7 @@
 
 #include "addon.h"
 #include "gemm/gemm.h"
+#include "gemm/gemv.h"
 
 namespace prefkit {
 namespace {
@@ -44,9 +45,16 @@ void ParallelGemms(int tasks, void (*fn)(void*, int, int), void* ctx) {
 
 int Threads() { return gemm::Threads(); }
 
+int Gemv(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const prefkit_operand* w, float beta, float* y,
+         int64_t ldy) {
+  if (w->type != PREFKIT_F32 || w->trans != 0) return -1;
+  gemm::Gemv(m, n, k, x, ldx, static_cast<const float*>(w->data), w->ld, beta, y, ldy);
+  return 0;
+}
+
 const prefkit_engine_abi kEngineAbi = {
     PREFKIT_ENGINE_ABI_VERSION, sizeof(prefkit_engine_abi), Sgemm, PackB, FreePackedB, GemmPacked, ParallelFor,
-    ParallelGemms,              Threads,
+    ParallelGemms,              Threads,     Gemv,
 };
 
 }  // namespace

@@ -191,3 +191,32 @@ export interface Generator {
 export function canGenerate(model: CausalLM): model is CausalLM & Generator {
   return typeof (model as Partial<Generator>).generate === "function";
 }
+
+/** One decoding step of {@link StreamingGenerator.generateStream}: the token each row chose. */
+export interface GenerationStep {
+  /** Index of the step (0 for the first new token). */
+  step: number;
+  /** Per row: the id chosen at this step, or null for a row that had stopped at an earlier step. */
+  tokens: (number | null)[];
+  /** With {@link GenerateOptions.returnLogprobs}: per row, the log-prob of its token (null where `tokens` is null). */
+  logprobs?: (number | null)[];
+  /** Per row: whether it has stopped (its stop token may be this step's). */
+  finished: boolean[];
+}
+
+/**
+ * Optional capability: generation that yields each step's tokens as they are chosen (for CLIs and web
+ * pages), then returns what {@link Generator.generate} returns. Same options, same tokens for the same seed.
+ */
+export interface StreamingGenerator {
+  /** An async iterator over the steps; its return value is the whole {@link GenerateOutput}. */
+  generateStream(
+    inputIds: IntMatrix,
+    options?: GenerateOptions,
+  ): AsyncGenerator<GenerationStep, GenerateOutput, undefined>;
+}
+
+/** True when `model` implements {@link StreamingGenerator}. */
+export function canStreamGeneration(model: CausalLM): model is CausalLM & StreamingGenerator {
+  return typeof (model as Partial<StreamingGenerator>).generateStream === "function";
+}

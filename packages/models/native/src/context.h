@@ -11,6 +11,8 @@
 namespace prefkit {
 namespace decoder {
 
+struct KvCache;  // kv_cache.h
+
 // Weights / gradients by slot (layout.h); null where absent or where no gradient is wanted.
 using Weights = std::vector<const float*>;
 using Grads = std::vector<float*>;
@@ -44,6 +46,7 @@ struct Context {
   std::vector<int> ids, mask, labels;
   bool headStored = false;
   bool hiddenMode = false;  // the last forward returned hidden states (labels were null)
+  KvCache* kvSink = nullptr;  // a decode prefill's cache: the forward stores every layer's keys and values
   // Scratch.
   std::vector<float> h0, h1, act, dh, dmid, dz, dA, dG, dU, dq, dk, dv, dctx, dP;
 };

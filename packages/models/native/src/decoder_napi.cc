@@ -15,6 +15,7 @@
 //   decoderBackward(ctx, weights, dy, grads [, loraWeights, loraShape, loraMasks, loraGrads]) -> undefined
 //     writes d(sum dy * out)/dW into every non-null entry of grads (and of loraGrads)
 //   decoderProfile(reset) -> { phase: seconds } accumulated since the last reset (profiler.h)
+//   decodeCreate, decodeBind, decodePrefill, decodeStep, decodeInfo: the decode step (decode_napi.cc)
 //
 // `weights` and `grads` follow decoderLayout(): the global slots, then the layer slots once per layer
 // (null for a family's absent biases / q-k norms; null grads get no gradient). LoRA (PEFT's
@@ -26,6 +27,7 @@
 #include <algorithm>
 
 #include "arguments.h"
+#include "decode_napi.h"
 #include "decoder.h"
 #include "engine.h"
 #include "prefkit/napi_util.h"
@@ -256,6 +258,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"decoderProfile", nullptr, Profile, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   CHECK_NAPI(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  if (!RegisterDecode(env, exports)) return nullptr;
   return exports;
 }
 

@@ -129,6 +129,7 @@ export class LoraLinear implements LinearModule {
       dropout: this.dropout,
       active: this.active,
       nextDropoutSeed: () => this.nextDropoutSeed(),
+      dropoutApplies: () => this.dropout > 0 && dropoutActive(this.state),
     };
   }
 

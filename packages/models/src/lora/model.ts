@@ -12,13 +12,16 @@ import {
   type ForwardInputs,
   type GenerateOptions,
   type GenerateOutput,
+  type GenerationStep,
   type IntMatrix,
   isSequenceClassifier,
   type SequenceClassifier,
   type SequenceClassifierOutput,
+  type StreamingGenerator,
   type tf,
 } from "@prefkit/core";
 import type { CachedForwardInputs, CachedForwardOutput } from "../generation/kv-cache.js";
+import type { DecodingSession } from "../generation/session.js";
 import type { PretrainedConfig } from "../io/config/index.js";
 import type { CausalLMForwardOutput, ForwardOptions, PreTrainedModelForCausalLM } from "../modeling/causal-lm.js";
 import type { LinearModule } from "../modeling/decoder/linear.js";
@@ -292,7 +295,10 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
 }
 
 /** A causal LM with LoRA adapters (PEFT's `PeftModelForCausalLM`): core's `CausalLM` and `AdapterToggle`. */
-export class PeftModelForCausalLM extends PeftModel<PreTrainedModelForCausalLM> implements CausalLM, AdapterToggle {
+export class PeftModelForCausalLM
+  extends PeftModel<PreTrainedModelForCausalLM>
+  implements CausalLM, StreamingGenerator, AdapterToggle
+{
   /** Logits `[B, T, vocab]` through the adapted projections. Differentiable. */
   forward(inputs: ForwardInputs, options: ForwardOptions = {}): CausalLMForwardOutput {
     this.assertAlive();
@@ -327,6 +333,21 @@ export class PeftModelForCausalLM extends PeftModel<PreTrainedModelForCausalLM> 
   generate(inputIds: IntMatrix, options: GenerateOptions = {}): Promise<GenerateOutput> {
     this.assertAlive();
     return this.baseModel.generate(inputIds, options);
+  }
+
+  /** {@link generate} yielding each step's tokens as they come (see the base model's). */
+  generateStream(
+    inputIds: IntMatrix,
+    options: GenerateOptions = {},
+  ): AsyncGenerator<GenerationStep, GenerateOutput, undefined> {
+    this.assertAlive();
+    return this.baseModel.generateStream(inputIds, options);
+  }
+
+  /** The base model's native decoding session, through the adapted projections (see the base model's). */
+  startDecoding(batch: number, capacity: number): DecodingSession | undefined {
+    this.assertAlive();
+    return this.baseModel.startDecoding(batch, capacity);
   }
 }
 

@@ -15,20 +15,23 @@ import {
   type FusedSequenceLogProbsOptions,
   fusedSequenceLogProbs,
   type GenerateOutput,
+  type GenerationStep,
   type Generator,
   type HiddenStatesLM,
   type IntMatrix,
   Rng,
+  type StreamingGenerator,
   sequenceLogProbs,
   tf,
 } from "@prefkit/core";
-import { generate } from "../generation/generate.js";
+import { generate, generateStream } from "../generation/generate.js";
 import {
   type CachedForwardInputs,
   type CachedForwardOutput,
   type IncrementalCausalLM,
   KVCache,
 } from "../generation/kv-cache.js";
+import type { DecodingSession } from "../generation/session.js";
 import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
 import {
   type GenerationConfig,
@@ -98,7 +101,7 @@ export interface CausalLMForwardOutput extends CausalLMOutput {
  * decoder. Weights are `tf.Variable`s keyed by HF tensor names.
  */
 export class PreTrainedModelForCausalLM
-  implements CausalLM, FrozenCopyable, Generator, IncrementalCausalLM, HiddenStatesLM
+  implements CausalLM, FrozenCopyable, Generator, StreamingGenerator, IncrementalCausalLM, HiddenStatesLM
 {
   /** The HF `config.json` (with family defaults filled in); written back by `savePretrained`. */
   readonly config: PretrainedConfig;
@@ -219,6 +222,32 @@ export class PreTrainedModelForCausalLM
   generate(inputIds: IntMatrix, options: GenerateOptions = {}): Promise<GenerateOutput> {
     this.assertAlive();
     return generate(this, inputIds, options);
+  }
+
+  /**
+   * {@link generate}, yielding each step's tokens as they are chosen (for CLIs and web pages); the
+   * iterator's return value is the whole output. See the standalone `generateStream`.
+   *
+   * ```ts
+   * for await (const { tokens } of model.generateStream([[1, 403, 407]], { maxNewTokens: 20 })) console.log(tokens[0]);
+   * ```
+   */
+  generateStream(
+    inputIds: IntMatrix,
+    options: GenerateOptions = {},
+  ): AsyncGenerator<GenerationStep, GenerateOutput, undefined> {
+    this.assertAlive();
+    return generateStream(this, inputIds, options);
+  }
+
+  /**
+   * The native decode step as a session for `generate()` (`batch` rows, up to `capacity` columns) when it
+   * applies here (the fast path, `decoder.useNativeGeneration`), else undefined: `generate()` then runs
+   * {@link forwardWithCache}.
+   */
+  startDecoding(batch: number, capacity: number): DecodingSession | undefined {
+    this.assertAlive();
+    return this.decoder.startDecoding(batch, capacity);
   }
 
   /** Final-normed hidden states `[B, T, hidden]` (input of value / reward heads). Differentiable. */

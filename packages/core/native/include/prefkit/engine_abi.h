@@ -19,7 +19,7 @@
 extern "C" {
 #endif
 
-#define PREFKIT_ENGINE_ABI_VERSION 1u
+#define PREFKIT_ENGINE_ABI_VERSION 2u
 
 /* napi_type_tag of the `engineAbi` external (napi_type_tag { lower, upper }). */
 #define PREFKIT_ENGINE_ABI_TAG_LOWER 0x707265666b697431ull
@@ -67,6 +67,17 @@ typedef struct prefkit_engine_abi {
   void (*parallel_gemms)(int tasks, void (*fn)(void* ctx, int task, int worker), void* ctx);
   /* Threads of the pool, the caller included (>= 1): the engine's `threads`. */
   int (*threads)(void);
+
+  /* Version 2. Y = X W^T + beta Y for a few rows: X (m x k, leading dimension ldx) times a weight W (n x k)
+   * in its stored row-major [out, in] layout (Hugging Face's), read in place and once for all m rows
+   * (m = 1 is a GEMV): the projections of a decoding step, where streaming the weight is the cost.
+   * beta == 0: Y is only written. On the active ISA's GEMV kernel (never OpenBLAS); every element of Y
+   * gets the same operations whatever m and the thread count. Threaded over n on the pool,
+   * single-threaded inside a task of parallel_gemms or parallel_for. Returns 0, or -1 (doing nothing)
+   * for a `w` this version does not take: w->type must be PREFKIT_F32 and w->trans 0. A PREFKIT_BF16
+   * weight (16-bit frozen storage) is the planned extension of this entry. */
+  int (*gemv)(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const prefkit_operand* w, float beta,
+              float* y, int64_t ldy);
 } prefkit_engine_abi;
 
 #ifdef __cplusplus

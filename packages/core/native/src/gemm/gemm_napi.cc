@@ -11,7 +11,9 @@
 //     Every range is bounds-checked; C may not overlap A or B, nor (with batch > 1) itself.
 //   gemmPack(opts) -> handle: op(B) packed once for products with it (b, transB, k, n, ldb, bOffset,
 //     dtype, isa as above). gemmPackedInfo(handle) -> { k, n, bytes }.
-//   gemmInfo() -> { isa, detectedIsa, isas, blas, threads, config }
+//     gemv: true runs the decoding kernel instead (gemv.h: fp32 a times a weight b [n, k] read in place,
+//     so transB must be true, alpha 1 and batch 1), on `isa` or the active one.
+//   gemmInfo() -> { isa, detectedIsa, isas, blas, threads, config, gemv }
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +21,7 @@
 
 #include "../addon.h"
 #include "gemm.h"
+#include "gemv.h"
 
 namespace prefkit {
 namespace {
@@ -248,6 +251,18 @@ napi_value GemmJs(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   p.b = {static_cast<char*>(b.data) + b_off * b_size, b.type, tb, ldb};
+  bool gemv = false;
+  if (!BoolProperty(env, opts, "gemv", &gemv)) return nullptr;
+  if (gemv) {
+    if (ta || !tb || alpha != 1.0f || batch != 1 || compute != Type::kF32 || a.type != Type::kF32 ||
+        b.type != Type::kF32) {
+      Fail(env, "gemm: gemv takes fp32 a times a weight b stored [n, k] (transB), alpha 1 and one entry");
+      return nullptr;
+    }
+    gemm::Gemv(m, n, k, static_cast<const float*>(p.a.data), lda, static_cast<const float*>(p.b.data), ldb, beta,
+               p.c, ldc, route.isa);
+    return nullptr;
+  }
   if (batch == 1) {
     gemm::Gemm(p, route);
     return nullptr;
@@ -341,6 +356,7 @@ napi_value InfoJs(napi_env env, napi_callback_info) {
   if (!SetString(env, result, "isa", gemm::IsaName(gemm::ActiveIsa())) ||
       !SetString(env, result, "detectedIsa", gemm::IsaName(gemm::DetectedIsa())) ||
       !SetString(env, result, "blas", gemm::BlasName(gemm::ActiveBlas())) ||
+      !SetString(env, result, "gemv", gemm::GemvKernelName(gemm::ActiveIsa())) ||
       !SetNumber(env, result, "threads", gemm::Threads()) || !SetString(env, result, "config", gemm::Describe()))
     return nullptr;
   return result;

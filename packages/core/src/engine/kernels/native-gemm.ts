@@ -25,6 +25,8 @@ export interface NativeGemmInfo {
   isas: NativeIsa[];
   /** `"builtin"`, or `"openblas"` when `PREFKIT_BLAS=openblas` sends fp32 products to OpenBLAS. */
   blas: "builtin" | "openblas";
+  /** The decoding kernel (few rows times a weight read in place; never OpenBLAS), e.g. `"avx512 4x4"`. */
+  gemv: string;
   /** Threads of the addon's pool (GEMMs and the fused decoder's loops): the engine's `threads`. */
   threads: number;
   /** One line naming it all, e.g. `"prefkit GEMM avx512bf16 (fp32 8x48, bf16 8x48), 2 threads"`. */
@@ -76,6 +78,11 @@ export interface NativeGemmOptions {
   isa?: NativeIsa;
   /** Override the process's choice of implementation (benchmarks); `"openblas"` loads it on first use. */
   blas?: "builtin" | "openblas";
+  /**
+   * Run the decoding kernel instead (the engine ABI's `gemv`): A (fp32, a few rows) times a weight B stored
+   * `[n, k]` and read in place, so `transB` must be true, alpha 1 and batch 1; on `isa` or the active one.
+   */
+  gemv?: boolean;
 }
 
 /** Options of the addon's `gemmPack`: op(B) (k × n) packed for products in `dtype` on `isa`. */

@@ -12,6 +12,7 @@
  * @module
  */
 import type { ForwardInputs, tf } from "@prefkit/core";
+import type { DecodingSession } from "../../generation/session.js";
 import type { DecoderConfig } from "../config.js";
 import type { DecoderLayer } from "./layer.js";
 import type { LinearModule } from "./linear.js";
@@ -58,4 +59,10 @@ export interface DecoderAccelerator {
    * decoder or these inputs.
    */
   hiddenStates(decoder: DecoderModules, inputs: ForwardInputs): tf.Tensor3D | undefined;
+  /**
+   * A session that decodes for `generate()` (the prompts' prefill, then one token per row per step over
+   * a KV cache) for `batch` rows and up to `capacity` columns, or undefined when this accelerator cannot
+   * decode this decoder here. Optional: without it, generation runs the decoder's tfjs ops.
+   */
+  startDecoding?(decoder: DecoderModules, batch: number, capacity: number): DecodingSession | undefined;
 }

@@ -4,7 +4,8 @@
  * family-specific arrives as flags in {@link DecoderConfig}.
  * @module
  */
-import { ConfigError, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
+import { ConfigError, type ForwardInputs, hostEnv, type IntMatrix, tf } from "@prefkit/core";
+import type { DecodingSession } from "../../generation/session.js";
 import type { DecoderConfig } from "../config.js";
 import type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "./accelerator.js";
 import { Attention, attentionBias, incrementalAttentionBias, type LayerKeyValue } from "./attention.js";
@@ -93,6 +94,13 @@ export class Decoder implements DecoderModules {
    * rounding, not bitwise.
    */
   useNativeDecoder = true;
+  /**
+   * Let `generate()` decode with the accelerator's session (the native decode step) when it applies (the
+   * default, unless the environment sets `PREFKIT_NATIVE_GENERATION=0`). Set false to decode with the
+   * tfjs ops while the fused forward still runs everything else (e.g. to compare the two, or a PPO
+   * update's rollout before and after). {@link useNativeDecoder} false switches it off too.
+   */
+  useNativeGeneration = hostEnv("PREFKIT_NATIVE_GENERATION") !== "0";
 
   /**
    * @param config decoder flags.
@@ -369,6 +377,16 @@ export class Decoder implements DecoderModules {
    */
   acceleratedTokenLogProbs(inputs: ForwardInputs, labels: tf.Tensor2D, withStats: boolean): TokenLogProbs | undefined {
     return this.activeAccelerator()?.tokenLogProbs(this, inputs, labels, withStats);
+  }
+
+  /**
+   * The accelerator's decoding session for `batch` rows and up to `capacity` columns (see
+   * `DecoderAccelerator.startDecoding`), or undefined when there is none, it is switched off
+   * ({@link useNativeGeneration}) or it does not apply; `generate()` then runs {@link forwardWithPast}.
+   */
+  startDecoding(batch: number, capacity: number): DecodingSession | undefined {
+    if (!this.useNativeGeneration) return undefined;
+    return this.activeAccelerator()?.startDecoding?.(this, batch, capacity);
   }
 
   private activeAccelerator(): DecoderAccelerator | undefined {

@@ -10,20 +10,15 @@
  * (PEFT's update with its dropout: the masks come from the same seeds as the tfjs path), the LM head is
  * plain, and every bias has a slot in the addon's layout (no o_proj/MLP biases); otherwise (AMP's 16-bit
  * storage, a wrapped LM head, a module without `describe()`) it returns undefined and the decoder runs
- * its tfjs ops.
+ * its tfjs ops. It also decodes for `generate()` (`decoding.ts`: the native decode step over a KV cache).
  * @module
  */
 import { type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
 import type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "../decoder/accelerator.js";
 import { activeDecoderAddon } from "./addon.js";
-import { layoutArrays } from "./layout.js";
+import { startNativeDecoding } from "./decoding.js";
+import { float32Arrays, layoutArrays } from "./layout.js";
 import { nativeStateOf } from "./state.js";
-
-function float32(t: tf.Tensor): Float32Array | undefined {
-  if (t.dtype !== "float32") return undefined;
-  const values = t.dataSync();
-  return values instanceof Float32Array ? values : undefined;
-}
 
 function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Array | undefined {
   const flat = Array.isArray(m)
@@ -59,17 +54,8 @@ function nativeDecoderRun(
   if (collected === undefined) return undefined;
   const { variables, loraVariables, loraShape, adapters } = collected;
   const state = nativeStateOf(decoder);
-  const arrays = (list: (tf.Variable | null)[]): Array<Float32Array | null> | undefined => {
-    const out: Array<Float32Array | null> = [];
-    for (const v of list) {
-      const values = v === null ? null : float32(v);
-      if (values === undefined) return undefined;
-      out.push(values);
-    }
-    return out;
-  };
-  const weights = arrays(variables);
-  const loraWeights = arrays(loraVariables);
+  const weights = float32Arrays(variables);
+  const loraWeights = float32Arrays(loraVariables);
   if (weights === undefined || loraWeights === undefined) return undefined;
   const anyAdapter = adapters.some((a) => a !== null);
   const ids = intArray(inputs.inputIds, b, t);
@@ -227,4 +213,9 @@ function hiddenStates(decoder: DecoderModules, inputs: ForwardInputs): tf.Tensor
 }
 
 /** The native addon's fused decoder as the decoder's accelerator (what the model classes pass). */
-export const nativeDecoderAccelerator: DecoderAccelerator = { name: "native", tokenLogProbs, hiddenStates };
+export const nativeDecoderAccelerator: DecoderAccelerator = {
+  name: "native",
+  tokenLogProbs,
+  hiddenStates,
+  startDecoding: startNativeDecoding,
+};

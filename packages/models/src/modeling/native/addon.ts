@@ -43,6 +43,30 @@ export interface DecoderAddon {
   ): void;
   /** Seconds per phase since the last reset (`bench/decoder-profile.mjs`). */
   decoderProfile(reset: boolean): Record<string, number>;
+  /** A decode session (KV cache and scratch, kept from call to call) for the model of a decoderCreate context. */
+  decodeCreate(ctx: object): object;
+  /** The weights (layout order) and LoRA adapters the next prefill and steps read in place. */
+  decodeBind(
+    session: object,
+    weights: Array<Float32Array | null>,
+    loraWeights?: Array<Float32Array | null> | null,
+    loraShape?: Float64Array | null,
+  ): void;
+  /** Left-padded prompts through the fused forward into a cache of `capacity` columns; last positions' logits into `logits`. */
+  decodePrefill(
+    session: object,
+    ids: Int32Array,
+    mask: Int32Array | null,
+    positions: Int32Array,
+    batch: number,
+    seqLen: number,
+    capacity: number,
+    logits: Float32Array,
+  ): void;
+  /** One token per row at its rotary position; logits `[batch, vocab]` into `logits`. */
+  decodeStep(session: object, ids: Int32Array, positions: Int32Array, logits: Float32Array): void;
+  /** The session's batch, cached columns, capacity and KV-cache bytes. */
+  decodeInfo(session: object): { batch: number; columns: number; capacity: number; cacheBytes: number };
 }
 
 /** What {@link nativeDecoderStatus} reports. */
@@ -82,6 +106,9 @@ function load(): Loaded {
     const addon = createRequire(import.meta.url)(path) as DecoderAddon;
     if (typeof addon.decoderLayout !== "function" || typeof addon.attachEngine !== "function") {
       throw new Error("the addon predates the engine ABI (rebuild it: `npm run build:native`)");
+    }
+    if (typeof addon.decodeStep !== "function") {
+      throw new Error("the addon predates the decode step (rebuild it: `npm run build:native`)");
     }
     loaded = { addon, layout: compileLayout(addon.decoderLayout()), path };
   } catch (err) {

@@ -161,3 +161,21 @@ export function layoutArrays(decoder: DecoderModules, layout: CompiledLayout): L
   }
   return { variables, loraVariables, loraShape, adapters };
 }
+
+/**
+ * The float32 data behind each variable (null stays null), read in place (on the cpu backend `dataSync`
+ * returns the tensor's own array), or undefined when one holds anything else.
+ */
+export function float32Arrays(list: readonly (tf.Variable | null)[]): Array<Float32Array | null> | undefined {
+  const out: Array<Float32Array | null> = [];
+  for (const v of list) {
+    if (v === null) {
+      out.push(null);
+      continue;
+    }
+    const values = v.dtype === "float32" ? v.dataSync() : undefined;
+    if (!(values instanceof Float32Array)) return undefined;
+    out.push(values);
+  }
+  return out;
+}
