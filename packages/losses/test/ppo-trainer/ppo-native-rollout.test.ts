@@ -63,9 +63,9 @@ describe.skipIf(!available && !insist)("rollouts on the native decode step", () 
     expect(new Set(tfjs.kinds)).toEqual(new Set(["tfjs"]));
     expect(native.rollout.responses).toEqual(tfjs.rollout.responses);
     let worst = 0;
-    native.rollout.logprobs.forEach((row, i) =>
-      row.forEach((x, t) => (worst = Math.max(worst, Math.abs(x - tfjs.rollout.logprobs[i]![t]!)))),
-    );
+    for (const [i, row] of native.rollout.logprobs.entries()) {
+      for (const [t, x] of row.entries()) worst = Math.max(worst, Math.abs(x - tfjs.rollout.logprobs[i]![t]!));
+    }
     expect(worst).toBeLessThan(1e-5);
     for (const [i, l] of native.logs.entries()) {
       for (const name of ["objective/scores", "objective/kl", "loss/policy_avg", "val/ratio"]) {
