@@ -53,6 +53,37 @@ async function bothPaths(
   }
 }
 
+/**
+ * A token of `free`'s new tokens that some rows generate and others do not (so a stop on it is per-row), or
+ * undefined when there is none.
+ */
+function perRowStop(free: GenerateOutput): number | undefined {
+  const candidates = [...new Set(free.newTokens.flat())];
+  return candidates.find((t) => {
+    const hits = free.newTokens.map((row) => row.includes(t));
+    return hits.some(Boolean) && !hits.every(Boolean);
+  });
+}
+
+/**
+ * Per-row stops in `out`: a row that generated `stop` ends on it and is finished, the others ran to
+ * `maxNewTokens`; some rows stopped early and some did not; padded sequences are `pad` after a stop.
+ */
+function expectPerRowStops(out: GenerateOutput, stop: number, maxNewTokens: number, pad: number): void {
+  for (const [r, row] of out.newTokens.entries()) {
+    const at = row.indexOf(stop);
+    expect(at === -1 || at === row.length - 1, `row ${r} ends at its stop`).toBe(true);
+    expect(out.finished[r], `row ${r} finished`).toBe(at >= 0);
+    expect(out.numGeneratedTokens[r]).toBe(row.length);
+    if (at < 0) expect(row.length).toBe(maxNewTokens);
+    const padded = out.paddedSequences[r]!;
+    expect(padded.slice(padded.length - (maxNewTokens - row.length))).toEqual(
+      Array<number>(maxNewTokens - row.length).fill(pad),
+    );
+  }
+  expect(out.finished.some(Boolean) && !out.finished.every(Boolean), "some rows stop, some run on").toBe(true);
+}
+
 /** The largest |returned − full-forward| log-prob of every row's new tokens (temperature-scaled). */
 function logprobError(model: PreTrainedModelForCausalLM, out: GenerateOutput, temperature: number): number {
   let worst = 0;
@@ -109,6 +140,27 @@ describe.skipIf(SKIP)("generate on the native decode step", () => {
         const { native, tfjs } = await bothPaths(model, ids, options);
         expect(native.newTokens, JSON.stringify(warpers)).toEqual(tfjs.newTokens);
         expect(logprobError(model, native, warpers.temperature)).toBeLessThanOrEqual(1e-4);
+      }
+    });
+
+    it("left padding and per-row stops, greedy and sampled: the tfjs path's tokens, counts and padding", async () => {
+      const { ids, mask } = leftPad(PROMPTS, 0);
+      for (const sampling of [{}, { doSample: true, temperature: 0.9, topK: 30, seed: 11 }]) {
+        const base = { ...sampling, attentionMask: mask, maxNewTokens: 12 };
+        const free = await model.generate(ids, { ...base, eosTokenId: [] });
+        const stop = perRowStop(free);
+        expect(stop, `a token some rows generate and others do not (${JSON.stringify(sampling)})`).toBeDefined();
+        const options = { ...base, eosTokenId: stop!, padTokenId: 60, returnLogprobs: true };
+        const { native, tfjs } = await bothPaths(model, ids, options);
+        expect(native.newTokens, JSON.stringify(sampling)).toEqual(tfjs.newTokens);
+        expect(native.finished).toEqual(tfjs.finished);
+        expect(native.numGeneratedTokens).toEqual(tfjs.numGeneratedTokens);
+        expect(native.paddedSequences).toEqual(tfjs.paddedSequences);
+        expect(native.logprobs).toHaveLength(PROMPTS.length);
+        expectPerRowStops(native, stop!, 12, 60);
+        expect(logprobError(model, native, "temperature" in sampling ? sampling.temperature : 1)).toBeLessThanOrEqual(
+          1e-4,
+        );
       }
     });
   });
@@ -211,6 +263,12 @@ describe.skipIf(SKIP)("generate on the native decode step", () => {
       expect(steps.map((s) => s.tokens[r])).toEqual(expected.newTokens[r]);
       expect(steps.map((s) => s.logprobs![r])).toEqual(expected.logprobs![r]);
     }
+    // The tfjs path streams the same steps.
+    model.decoder.useNativeGeneration = false;
+    const tfjsTokens: number[][] = [];
+    for await (const step of model.generateStream(ids, options)) tfjsTokens.push(step.tokens);
+    model.decoder.useNativeGeneration = true;
+    expect(tfjsTokens).toEqual(steps.map((s) => s.tokens));
     // Breaking out early disposes the session: on the tfjs path its cache tensors are freed.
     for (const native of [true, false]) {
       model.decoder.useNativeGeneration = native;
@@ -239,6 +297,45 @@ describe.skipIf(SKIP)("generate on the native decode step", () => {
       expect(out.newTokens.length).toBe(1 + (i % 4));
     }
     expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it("RSS stays roughly flat over 100 generations whose KV caches would add up to ~200 MB if kept", async () => {
+    // 4 layers × 4 rows × 8 kv heads × 64 positions × 32 dims × (K, V) × 4 bytes = 2.1 MB of cache per call.
+    const config = {
+      ...FAMILIES["llama_gqa"]!,
+      hidden_size: 256,
+      intermediate_size: 256,
+      num_hidden_layers: 4,
+      num_attention_heads: 8,
+      num_key_value_heads: 8,
+    };
+    const model = randomModel(config, 3);
+    const rows = Array.from({ length: 4 }, (_, r) =>
+      Array.from({ length: 48 - 5 * r }, (_, i) => 3 + ((i * 7 + r) % 58)),
+    );
+    const { ids, mask } = leftPad(rows, 0);
+    const run = (i: number) =>
+      model.generate(ids, {
+        attentionMask: mask,
+        maxNewTokens: 16,
+        eosTokenId: [],
+        doSample: i % 2 === 0,
+        seed: i,
+        returnLogprobs: i % 3 === 0,
+      });
+    for (let i = 0; i < 3; i++) await run(i); // warm-up: allocator pools, JIT
+    const rssMB = () => process.memoryUsage().rss / 2 ** 20;
+    const tensors = tf.memory().numTensors;
+    const before = rssMB();
+    let peak = before;
+    for (let i = 0; i < 100; i++) {
+      const out = await run(i);
+      expect(out.numGeneratedTokens).toEqual([16, 16, 16, 16]);
+      peak = Math.max(peak, rssMB());
+    }
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(peak - before, `RSS ${before.toFixed(0)} MB -> peak ${peak.toFixed(0)} MB`).toBeLessThan(100);
     model.dispose();
   });
 
@@ -274,6 +371,33 @@ describe.skipIf(SKIP || !STORIES)("stories260K on the native decode step", () =>
     expect(native.sequences[0]).toEqual(fx.greedy.ids);
     expect(tfjs.sequences[0]).toEqual(fx.greedy.ids);
     expect(logprobError(model, native, 1)).toBeLessThanOrEqual(1e-4);
+    model.dispose();
+  });
+
+  it("left-padded batches, greedy and seeded-sampled, with per-row stops: the tfjs path's tokens", async () => {
+    await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
+    const model = await AutoModelForCausalLM.fromPretrained(STORIES!);
+    const fx = JSON.parse(readFileSync(join(STORIES!, "fixtures.json"), "utf8")) as {
+      tokenizer: { cases: { ids: number[] }[] };
+    };
+    const { ids, mask } = leftPad(
+      fx.tokenizer.cases.slice(0, 4).map((c) => c.ids),
+      0,
+    );
+    for (const sampling of [{}, { doSample: true, temperature: 0.8, topP: 0.9, seed: 4 }]) {
+      const base = { ...sampling, attentionMask: mask, maxNewTokens: 24 };
+      const free = await model.generate(ids, { ...base, eosTokenId: [] });
+      const stop = perRowStop(free);
+      expect(stop).toBeDefined();
+      const options = { ...base, eosTokenId: stop!, padTokenId: 0, returnLogprobs: true };
+      const { native, tfjs } = await bothPaths(model, ids, options);
+      expect(native.newTokens, JSON.stringify(sampling)).toEqual(tfjs.newTokens);
+      expect(native.paddedSequences).toEqual(tfjs.paddedSequences);
+      expectPerRowStops(native, stop!, 24, 0);
+      expect(logprobError(model, native, "temperature" in sampling ? sampling.temperature : 1)).toBeLessThanOrEqual(
+        1e-4,
+      );
+    }
     model.dispose();
   });
 });
