@@ -64,6 +64,45 @@ export interface FrozenCopyable {
   frozenCopy(): CausalLM;
 }
 
+/**
+ * A weight held as 16-bit bit patterns outside TensorFlow.js (which has no 16-bit dtypes): what a model
+ * loaded with `dtype: "bfloat16"` or `"float16"` keeps for its frozen weights. It is not a `tf.Variable`
+ * and not in `namedParameters()`; see {@link HalfPrecisionWeights}.
+ */
+export interface HalfPrecisionTensor {
+  /** What the bits encode. */
+  readonly dtype: "bfloat16" | "float16";
+  /** Dimensions, outermost first (row-major). */
+  readonly shape: readonly number[];
+  /** The bit patterns, row-major. Never written in place: {@link HalfPrecisionTensor.assign} replaces the array. */
+  readonly bits: Uint16Array;
+  /**
+   * Whether training updates this weight. A trainable 16-bit weight gets a float32 master copy (a
+   * `tf.Variable` that replaces it) the first time the model's `trainableVariables()` is called; set it
+   * false to keep the weight frozen in 16 bits (LoRA does so for the base weights).
+   */
+  trainable: boolean;
+  /** The values upcast to float32 (exact: every 16-bit value is a float32 value). A new array. */
+  float32(): Float32Array;
+  /** Replace the values by `values` rounded to {@link dtype} (round to nearest even), in a new bits array. */
+  assign(values: Float32Array): void;
+}
+
+/**
+ * Optional capability: a model whose frozen weights are stored in 16 bits ({@link HalfPrecisionTensor}s,
+ * outside `namedParameters()`). Code that must see every weight (fingerprints, syncing a reference)
+ * reads both maps.
+ */
+export interface HalfPrecisionWeights {
+  /** The weights currently stored in 16 bits, by HF parameter name (each name is in one map only). */
+  halfPrecisionWeights(): Map<string, HalfPrecisionTensor>;
+}
+
+/** True when `model` implements {@link HalfPrecisionWeights}. */
+export function hasHalfPrecisionWeights<M extends object>(model: M): model is M & HalfPrecisionWeights {
+  return typeof (model as Partial<HalfPrecisionWeights>).halfPrecisionWeights === "function";
+}
+
 /** True when `model` implements {@link AdapterToggle}. */
 export function hasAdapterToggle(model: CausalLM): model is CausalLM & AdapterToggle {
   return typeof (model as Partial<AdapterToggle>).withAdaptersDisabled === "function";

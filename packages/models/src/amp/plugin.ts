@@ -6,12 +6,8 @@
 import type { CausalLM, Plugin, PluginContext } from "@prefkit/core";
 import { DynamicLossScaler, type DynamicLossScalerOptions } from "./loss-scaler.js";
 import { LossScalerHook } from "./loss-scaler-hook.js";
-import {
-  enableHalfPrecisionStorage,
-  type HalfPrecisionDtype,
-  type HalfPrecisionStorageReport,
-  type HalfPrecisionTarget,
-} from "./storage.js";
+import type { HalfPrecisionDtype } from "../modeling/decoder/half-precision.js";
+import { enableHalfPrecisionStorage, type HalfPrecisionStorageReport, type HalfPrecisionTarget } from "./storage.js";
 
 /** Injection token of the run's {@link DynamicLossScaler} (registered by {@link AmpPlugin}). */
 export const LOSS_SCALER: unique symbol = Symbol("prefkit.LOSS_SCALER");

@@ -12,6 +12,7 @@ import {
   type ForwardInputs,
   type GenerateOptions,
   type GenerateOutput,
+  hasHalfPrecisionWeights,
   type IntMatrix,
   isSequenceClassifier,
   type SequenceClassifier,
@@ -152,13 +153,19 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
     return next;
   }
 
-  /** Parameter counts (PEFT's `get_nb_trainable_parameters`). */
+  /** Parameter counts (PEFT's `get_nb_trainable_parameters`); a 16-bit base's weights count in `all`. */
   trainableParameterCounts(): TrainableParameterCounts {
     let trainable = 0;
     let all = 0;
-    for (const v of new Set(this.namedParameters().values())) {
-      all += v.size;
-      if (v.trainable) trainable += v.size;
+    const half = hasHalfPrecisionWeights(this.baseModel) ? this.baseModel.halfPrecisionWeights().values() : [];
+    for (const w of new Set<{ size: number; trainable: boolean }>([...this.namedParameters().values()])) {
+      all += w.size;
+      if (w.trainable) trainable += w.size;
+    }
+    for (const w of new Set(half)) {
+      const size = w.bits.length;
+      all += size;
+      if (w.trainable) trainable += size;
     }
     return { trainable, all };
   }

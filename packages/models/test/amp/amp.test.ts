@@ -116,7 +116,7 @@ describe("16-bit storage of frozen weights", () => {
     const w = tf.randomNormal([24, 16], 0, 0.3, "float32", 1);
     const x = tf.randomNormal([2, 5, 16], 0, 1, "float32", 2);
     const data = w.dataSync() as Float32Array;
-    const half = new HalfPrecisionLinear("p", { shape: w.shape, data }, "bfloat16");
+    const half = HalfPrecisionLinear.fromFloat32("p", { shape: w.shape, data }, "bfloat16");
     expect(half.storedBytes).toBe(24 * 16 * 2);
     // It says what it is (for fused implementations; the native decoder declines it for now).
     expect(half.describe()).toEqual({

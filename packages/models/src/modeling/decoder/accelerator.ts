@@ -13,6 +13,7 @@
  */
 import type { ForwardInputs, tf } from "@prefkit/core";
 import type { DecoderConfig } from "../config.js";
+import type { TokenEmbedding } from "./embedding.js";
 import type { DecoderLayer } from "./layer.js";
 import type { LinearModule } from "./linear.js";
 import type { RMSNorm } from "./rmsnorm.js";
@@ -21,8 +22,8 @@ import type { RMSNorm } from "./rmsnorm.js";
 export interface DecoderModules {
   /** The decoder's flags. */
   readonly config: DecoderConfig;
-  /** `model.embed_tokens.weight` `[vocab, hidden]`. */
-  readonly embedTokens: tf.Variable;
+  /** `model.embed_tokens` (its `describe()` says whether the table is float32 or 16-bit). */
+  readonly embedding: TokenEmbedding;
   /** The blocks, in order. */
   readonly layers: readonly DecoderLayer[];
   /** `model.norm`. */

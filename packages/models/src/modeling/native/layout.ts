@@ -44,8 +44,11 @@ const NORMS: Record<string, (layer: DecoderLayer) => tf.Variable | null> = {
   k_norm: (l) => l.selfAttn.modules.kNorm?.weight ?? null,
 };
 
-const GLOBALS: Record<string, (decoder: DecoderModules, head: DenseLinearDescription) => tf.Variable> = {
-  embed: (d) => d.embedTokens,
+const GLOBALS: Record<string, (decoder: DecoderModules, head: DenseLinearDescription) => tf.Variable | undefined> = {
+  embed: (d) => {
+    const table = d.embedding.describe();
+    return table.kind === "dense" ? table.weight : undefined; // a 16-bit table: the native decoder declines
+  },
   final_norm: (d) => d.norm.weight,
   lm_head: (_, head) => head.weight,
 };
@@ -56,7 +59,7 @@ type LayerSlot = (layer: DecoderLayer, projections: ReadonlyMap<string, NativePr
 export interface CompiledLayout {
   /** The addon's names, as read. */
   readonly names: DecoderLayoutNames;
-  readonly global: ReadonlyArray<(decoder: DecoderModules, head: DenseLinearDescription) => tf.Variable>;
+  readonly global: ReadonlyArray<(decoder: DecoderModules, head: DenseLinearDescription) => tf.Variable | undefined>;
   readonly layer: readonly LayerSlot[];
   /** The projection modules the layer slots read, by name. */
   readonly modules: ReadonlyMap<string, (layer: DecoderLayer) => LinearModule>;
@@ -127,13 +130,19 @@ export interface LayoutArrays {
 
 /**
  * Gather `decoder`'s variables by slot name, or undefined when a module is something the native decoder
- * does not run (a projection that does not describe itself as dense or LoRA over dense, a bias the layout
- * has no slot for, a wrapped or biased LM head, biases that do not match the family's flag).
+ * does not run (a projection that does not describe itself as dense or LoRA over dense, a 16-bit
+ * embedding, a bias the layout has no slot for, a wrapped or biased LM head, biases that do not match the
+ * family's flag).
  */
 export function layoutArrays(decoder: DecoderModules, layout: CompiledLayout): LayoutArrays | undefined {
   const head = decoder.lmHead.describe?.();
   if (head?.kind !== "dense" || head.bias !== null) return undefined;
-  const variables: (tf.Variable | null)[] = layout.global.map((slot) => slot(decoder, head));
+  const variables: (tf.Variable | null)[] = [];
+  for (const slot of layout.global) {
+    const variable = slot(decoder, head);
+    if (variable === undefined) return undefined;
+    variables.push(variable);
+  }
   const lora = layout.names.projections;
   const loraVariables: (tf.Variable | null)[] = [];
   const adapters: (LoraLinearDescription | null)[] = [];
