@@ -1,7 +1,8 @@
 /**
  * 16-bit storage of frozen weights: a frozen projection's float32 weight is replaced by its bf16 or fp16
- * bit patterns in a `Uint16Array` (outside the tfjs backend), and upcast to a float32 tensor each time the
- * layer runs. Compute stays float32; only storage shrinks.
+ * bit patterns in a `Uint16Array` (outside the tfjs backend). The tfjs ops upcast it to a float32 tensor each
+ * time the layer runs; the fused native decoder packs it once for its GEMM and keeps the pack. Compute stays
+ * float32 (unless AMP's `compute: "bfloat16"`); only storage shrinks.
  * @module
  */
 import { ConfigError, tf } from "@prefkit/core";
@@ -124,7 +125,7 @@ export class HalfPrecisionLinear implements LinearModule {
     });
   }
 
-  /** The 16-bit weight as stored (the native decoder declines it for now: its tfjs ops run). */
+  /** The 16-bit weight as stored (the native decoder runs it from a pack made once from these bits). */
   describe(): Dense16LinearDescription {
     return {
       kind: "dense16",

@@ -40,6 +40,7 @@ import type { SafetensorsDtype, TensorRecord } from "../io/safetensors/index.js"
 import { adapterFor } from "./adapters/index.js";
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
+import { DecoderModel } from "./decoder-model.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
 import {
   copyOfWeights,
@@ -98,6 +99,7 @@ export interface CausalLMForwardOutput extends CausalLMOutput {
  * decoder. Weights are `tf.Variable`s keyed by HF tensor names.
  */
 export class PreTrainedModelForCausalLM
+  extends DecoderModel
   implements CausalLM, FrozenCopyable, Generator, IncrementalCausalLM, HiddenStatesLM
 {
   /** The HF `config.json` (with family defaults filled in); written back by `savePretrained`. */
@@ -105,7 +107,7 @@ export class PreTrainedModelForCausalLM
   /** The decoder flags the adapter derived from `config`. */
   readonly decoderConfig: DecoderConfig;
   /** The decoder body and LM head. */
-  readonly decoder: Decoder;
+  override readonly decoder: Decoder;
   /** `generation_config.json`, if the model came with one. */
   generationConfig: GenerationConfig | undefined;
   /** Directory the model was loaded from (tokenizer files are copied from there on save). */
@@ -124,6 +126,7 @@ export class PreTrainedModelForCausalLM
     weights: ReadonlyMap<string, Pick<TensorRecord, "shape" | "data">>,
     extras: { generationConfig?: GenerationConfig; sourceDir?: string; file?: string } = {},
   ) {
+    super();
     validateWeights(decoderConfig, weights, extras.file);
     this.config = config;
     this.decoderConfig = decoderConfig;
@@ -331,7 +334,9 @@ export class PreTrainedModelForCausalLM
   /**
    * A new model with copies of the current base weights, every variable frozen
    * (`trainable = false`): the default DPO/PPO reference model. Wrappers installed with
-   * {@link replaceLinear} (e.g. LoRA) are not copied; merge them first if they should count.
+   * {@link replaceLinear} (e.g. LoRA, 16-bit storage) are not copied; merge them first if they should
+   * count. The copy computes as this model does ({@link computeDtype}), as a reference under PyTorch's
+   * autocast would.
    */
   frozenCopy(): PreTrainedModelForCausalLM {
     this.assertAlive();
@@ -342,6 +347,7 @@ export class PreTrainedModelForCausalLM
       ...(this.sourceDir !== undefined ? { sourceDir: this.sourceDir } : {}),
     });
     for (const v of copy.ownVariables.values()) v.trainable = false;
+    copy.computeDtype = this.computeDtype;
     return copy;
   }
 

@@ -21,6 +21,7 @@ import { adapterFor } from "./adapters/index.js";
 import type { PreTrainedModelForCausalLM, SavePretrainedOptions } from "./causal-lm.js";
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
+import { DecoderModel } from "./decoder-model.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
 import {
   copyOfWeights,
@@ -70,13 +71,13 @@ function toInt(m: IntMatrix): tf.Tensor2D {
  * const { logits } = rm.forward({ inputIds, attentionMask }); // [B, 1]
  * ```
  */
-export class PreTrainedModelForSequenceClassification implements SequenceClassifier {
+export class PreTrainedModelForSequenceClassification extends DecoderModel implements SequenceClassifier {
   /** The HF config as `savePretrained` writes it (`architectures`, `id2label`, `label2id`, `pad_token_id`). */
   readonly config: PretrainedConfig;
   /** The decoder flags (with tied embeddings: the body never uses `lm_head`). */
   readonly decoderConfig: DecoderConfig;
   /** The decoder body (its `lm_head` slot is unused). */
-  readonly decoder: Decoder;
+  override readonly decoder: Decoder;
   /** Outputs of the `score` head. */
   readonly numLabels: number;
   /** Directory the model was loaded from (tokenizer files are copied from there on save). */
@@ -97,6 +98,7 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     weights: ReadonlyMap<string, Pick<TensorRecord, "shape" | "data">>,
     extras: { sourceDir?: string; file?: string; numLabels: number },
   ) {
+    super();
     const body = new Map(weights);
     const score = body.get(SCORE_WEIGHT_NAME);
     body.delete(SCORE_WEIGHT_NAME);

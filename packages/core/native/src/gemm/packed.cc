@@ -110,7 +110,41 @@ void DerivePairs(const PackedB& pb, int64_t jc, int64_t nc, int64_t k0, int64_t 
   }
 }
 
-// Any other pair of formats, element by element (the paths of CPUs without AVX512_BF16).
+// A 16-bit or fp32 pack ([depth][lane] per panel) to fp32 panels, the fp32 kernels' products (fp32 compute
+// on a bf16 or fp16 pack, and bf16 compute on CPUs without AVX512_BF16): target (d, l) is the pack's
+// element (lane0 + l, k0 + d), read along the pack's row of lane0 + l, in chunks of depth that keep the
+// target rows in L1.
+template <typename Source>
+void DeriveFloats(const PackedB& pb, int64_t jc, int64_t nc, int64_t k0, int64_t kc, int64_t p0, int64_t p1, int nr,
+                  char* block) {
+  constexpr int64_t kChunk = 64;
+  const int64_t panel_floats = kc * nr;
+  for (int64_t p = p0; p < p1; p++) {
+    float* out = reinterpret_cast<float*>(block) + p * panel_floats;
+    const int64_t lane0 = jc + p * nr;
+    const int64_t lanes = std::min<int64_t>(nr, std::min(jc + nc, pb.k) - lane0);
+    for (int64_t d0 = 0; d0 < kc; d0 += kChunk) {
+      const int64_t d1 = std::min(kc, d0 + kChunk);
+      for (int64_t l = 0; l < nr; l++) {
+        if (l >= lanes) {
+          for (int64_t d = d0; d < d1; d++) out[d * nr + l] = 0.0f;
+          continue;
+        }
+        const int64_t kk = lane0 + l, kb = kk / pb.kc, dk = kk - kb * pb.kc;
+        const int64_t stride = PanelBytes(pb.format, std::min(pb.kc, pb.k - kb * pb.kc), pb.nr) / sizeof(Source);
+        const Source* row = reinterpret_cast<const Source*>(pb.data + PackedBlockOffset(pb, kb)) + dk * pb.nr;
+        for (int64_t d = d0; d < d1; d++) {
+          const int64_t nn = k0 + d, jp = nn / pb.nr;
+          const Source x = row[jp * stride + (nn - jp * pb.nr)];
+          if constexpr (sizeof(Source) == 2) out[d * nr + l] = Bf16ToFloat(x);
+          else out[d * nr + l] = x;
+        }
+      }
+    }
+  }
+}
+
+// Any other pair of formats, element by element.
 void DeriveGeneric(const PackedB& pb, int64_t jc, int64_t nc, int64_t k0, int64_t kc, int64_t p0, int64_t p1,
                    PackFormat format, int nr, char* block) {
   const int64_t panel_bytes = PanelBytes(format, kc, nr);
@@ -147,9 +181,15 @@ void DeriveGeneric(const PackedB& pb, int64_t jc, int64_t nc, int64_t k0, int64_
 
 void DeriveTransposedPanels(const PackedB& pb, int64_t jc, int64_t nc, int64_t k0, int64_t kc, int64_t p0,
                             int64_t p1, PackFormat format, int nr, char* block) {
+  const bool floats = format == PackFormat::kF32 || format == PackFormat::kF32Rounded;
   if (pb.format == PackFormat::kBf16Pairs && format == PackFormat::kBf16Pairs && nr % 2 == 0 && nr <= 128 &&
       pb.kc % 2 == 0) {
     DerivePairs(pb, jc, nc, k0, kc, p0, p1, nr, block);
+  } else if (floats && pb.format == PackFormat::kBf16) {
+    // A bf16 pack holds bf16 values: rounding them again (kF32Rounded) changes nothing.
+    DeriveFloats<uint16_t>(pb, jc, nc, k0, kc, p0, p1, nr, block);
+  } else if (format == PackFormat::kF32 && pb.format == PackFormat::kF32) {
+    DeriveFloats<float>(pb, jc, nc, k0, kc, p0, p1, nr, block);
   } else {
     DeriveGeneric(pb, jc, nc, k0, kc, p0, p1, format, nr, block);
   }
