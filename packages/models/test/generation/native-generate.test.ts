@@ -374,6 +374,24 @@ describe.skipIf(SKIP || !STORIES)("stories260K on the native decode step", () =>
     model.dispose();
   });
 
+  it("16-bit stored weights and bf16 compute decode with the tfjs ops (the decode step reads float32 only)", async () => {
+    await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
+    const bf16 = await AutoModelForCausalLM.fromPretrained(STORIES!, { dtype: "bfloat16" });
+    expect(bf16.startDecoding(1, 8)).toBeUndefined();
+    const out = await bf16.generate([[1, 403, 407]], { maxNewTokens: 6, eosTokenId: [], returnLogprobs: true });
+    expect(out.newTokens[0]).toHaveLength(6);
+    expect(logprobError(bf16, out, 1)).toBeLessThanOrEqual(1e-4);
+    bf16.dispose();
+    const model = randomModel(FAMILIES["llama_gqa"]!, 21);
+    model.decoder.computeDtype = "bfloat16";
+    expect(model.startDecoding(1, 8)).toBeUndefined();
+    model.decoder.computeDtype = "float32";
+    const session = model.startDecoding(1, 8);
+    expect(session?.kind).toBe("native");
+    session!.dispose();
+    model.dispose();
+  });
+
   it("left-padded batches, greedy and seeded-sampled, with per-row stops: the tfjs path's tokens", async () => {
     await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
     const model = await AutoModelForCausalLM.fromPretrained(STORIES!);

@@ -4,7 +4,8 @@
  * whole model, on the decoder's weights in place (the layout of `layout.ts`) with its LoRA adapters
  * unmerged. Sampling stays in `generate()`, so the tokens for a seed are the tfjs path's.
  *
- * It applies where the fused decoder does (see `accelerator.ts`) and when no LoRA dropout would apply
+ * It applies where the fused decoder does (see `accelerator.ts`) on float32 weights computing in float32
+ * (16-bit stored weights and `computeDtype: "bfloat16"` decode with the tfjs ops), and when no LoRA dropout would apply
  * (generation runs outside a gradient tape, so `"auto"` dropout is off; `"train"` mode makes it decline).
  * The native session, its cache and its logits buffer go back to a pool per decoder when the session is
  * disposed, so repeated generations allocate nothing new.
@@ -79,7 +80,8 @@ export function startNativeDecoding(
   capacity: number,
 ): DecodingSession | undefined {
   const active = activeDecoderAddon();
-  if (active === undefined) return undefined;
+  // The decode step computes in float32 on float32 weights (bf16 compute and 16-bit storage decode on tfjs ops).
+  if (active === undefined || decoder.computeDtype !== "float32") return undefined;
   const collected = layoutArrays(decoder, active.layout);
   if (collected === undefined) return undefined;
   const { variables, loraVariables, loraShape, adapters } = collected;
