@@ -250,16 +250,20 @@ def run_generate(a):
     model = Llama(config_for(a.layers)).eval()
     g = torch.Generator().manual_seed(a.seed + 2)
     results = []
-    for batch in a.gen_batches:
+    shapes = [(batch, a.gen_tokens) for batch in a.gen_batches]
+    if a.gen_long_tokens > 0:
+        shapes.append((1, a.gen_long_tokens))
+    for batch, new_tokens in shapes:
         prompt = torch.randint(3, SMOL["vocab_size"], (batch, a.gen_prompt), generator=g)
         greedy(model, prompt, 2)  # warm-up
         times = []
-        for _ in range(a.gen_reps):
+        # One timed run of the long shape (its 128 steps already average out), as prefkit's bench does.
+        for _ in range(a.gen_reps if new_tokens == a.gen_tokens else 1):
             t0 = time.perf_counter()
-            greedy(model, prompt, a.gen_tokens)
+            greedy(model, prompt, new_tokens)
             times.append(time.perf_counter() - t0)
         sec = statistics.median(times)
-        log(f"[torch generate {a.layers}L] batch {batch}: {sec:.2f}s for {a.gen_tokens} new tokens")
+        log(f"[torch generate {a.layers}L] batch {batch}: {sec:.2f}s for {new_tokens} new tokens")
         results.append(
             {
                 "workload": "generate",
@@ -269,9 +273,9 @@ def run_generate(a):
                 "layers": a.layers,
                 "batch": batch,
                 "promptLen": a.gen_prompt,
-                "newTokens": a.gen_tokens,
+                "newTokens": new_tokens,
                 "seconds": round(sec, 4),
-                "tokensPerSecond": round(batch * a.gen_tokens / sec, 2),
+                "tokensPerSecond": round(batch * new_tokens / sec, 2),
                 "peakRssMB": round(peak_rss_mb(), 1),
             }
         )
@@ -294,6 +298,9 @@ def main():
     p.add_argument("--gen-prompt", type=int, default=16)
     p.add_argument("--gen-tokens", type=int, default=32)
     p.add_argument("--gen-reps", type=int, default=3)
+    p.add_argument(
+        "--gen-long-tokens", type=int, default=128, help="also batch 1 with this many new tokens (0: no such line)"
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     log(f"torch {torch.__version__} on {platform.python_version()}, {torch.get_num_threads()} threads")

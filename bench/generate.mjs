@@ -3,13 +3,19 @@
 //
 //   npm run build && node bench/generate.mjs
 //   node bench/generate.mjs --models stories --engines wasm --new-tokens 32
+//   node bench/generate.mjs --models smol --engines native --gen-engines native --decodes native,tfjs
 //   node bench/generate.mjs --cpu-smol-layers 2 --cpu-smol-batch 1   # the pure-JS cpu backend is ~0.3 GFLOPS
 //
 // Lines:
 //   {kind:"forward", model, engine, layers, batch, seq, ms, tokensPerSec}          batch × seq tokens, no grad
-//   {kind:"generate", model, engine, layers, batch, promptLen, newTokens, ms, prefillMs,
+//   {kind:"generate", model, engine, decode, layers, batch, promptLen, newTokens, ms, prefillMs,
 //    tokensPerSec, msPerStep}                                                       greedy, KV cache, no stop id
-// tokensPerSec of "generate" counts new tokens only (batch × newTokens / total time incl. prefill).
+//   {kind:"generate-rss", model, engine, decode, calls, rssMB: {first, max, last}, numTensors: {first, last}}
+//                                                    RSS and tensors over --rss-calls generate() calls (smol)
+// tokensPerSec of "generate" counts new tokens only (batch × newTokens / total time incl. prefill), as the
+// PyTorch peer does. On the native engine, `decode` says which session decoded: "native" (the decode step,
+// issue 16) or "tfjs" (the tfjs ops over a tensor KV cache, what the fast path ran before; --decodes).
+// --long-new-tokens N adds a batch-1 line with N new tokens for smol (the Mistral card's 128; 0: none).
 // Timings on a shared 2-core machine swing by ~3x when anything else runs: compare lines of one run.
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -34,6 +40,9 @@ const { values: opts } = parseArgs({
     "new-tokens": { type: "string", default: "64" },
     "smol-new-tokens": { type: "string", default: "32" },
     "gen-engines": { type: "string", default: "wasm" },
+    decodes: { type: "string", default: "native" },
+    "long-new-tokens": { type: "string", default: "128" },
+    "rss-calls": { type: "string", default: "0" },
   },
   strict: true,
 });
@@ -76,17 +85,61 @@ function timeForward(model, ids, reps) {
   return median(ms);
 }
 
-async function timeGenerate(model, batch, promptLen, newTokens, vocab) {
+/** RSS (MB) of this process now. */
+const rssMB = () => Math.round(process.memoryUsage().rss / 2 ** 20);
+
+/**
+ * RSS and tensor count over `calls` generate() calls of varying batch (1–8), length and sampling, after one
+ * warm-up call of the largest shape: flat means the KV cache and buffers are reused.
+ */
+async function rssOverCalls(model, calls, vocab) {
+  const ids = randomIds(8, 16, vocab, 3);
+  const run = (i) => {
+    const rows = 1 + (i % 8);
+    return model.generate(ids.slice(0, rows), {
+      maxNewTokens: 4 + (i % 5),
+      eosTokenId: [],
+      doSample: i % 2 === 0,
+      seed: i,
+      returnLogprobs: i % 3 === 0,
+    });
+  };
+  await run(7);
+  const rss = [rssMB()];
+  const tensors = [tf.memory().numTensors];
+  for (let i = 0; i < calls; i++) {
+    await run(i);
+    rss.push(rssMB());
+  }
+  tensors.push(tf.memory().numTensors);
+  return {
+    calls,
+    rssMB: { first: rss[0], max: Math.max(...rss), last: rss.at(-1) },
+    numTensors: { first: tensors[0], last: tensors[1] },
+  };
+}
+
+/** Median of `reps` timed greedy generations (after a warm-up), as the PyTorch peer times its own. */
+async function timeGenerate(model, batch, promptLen, newTokens, vocab, reps) {
   const ids = randomIds(batch, promptLen, vocab, 1);
   await model.generate(ids, { maxNewTokens: 2, eosTokenId: [] }); // warm-up
   const prefill = performance.now();
   await model.generate(ids, { maxNewTokens: 1, eosTokenId: [] });
   const prefillMs = performance.now() - prefill;
-  const t0 = performance.now();
-  const out = await model.generate(ids, { maxNewTokens: newTokens, eosTokenId: [] });
-  const ms = performance.now() - t0;
-  const generated = out.numGeneratedTokens.reduce((a, b) => a + b, 0);
-  return { ms, prefillMs, tokensPerSec: (generated / ms) * 1000, msPerStep: (ms - prefillMs) / (newTokens - 1) };
+  const runs = [];
+  for (let i = 0; i < Math.max(1, reps); i++) {
+    const t0 = performance.now();
+    const out = await model.generate(ids, { maxNewTokens: newTokens, eosTokenId: [] });
+    runs.push(performance.now() - t0);
+    if (out.numGeneratedTokens.some((n) => n !== newTokens)) throw new Error("a row stopped early");
+  }
+  const ms = median(runs);
+  return {
+    ms,
+    prefillMs,
+    tokensPerSec: ((batch * newTokens) / ms) * 1000,
+    msPerStep: (ms - prefillMs) / (newTokens - 1),
+  };
 }
 
 const r1 = (x) => Math.round(x * 10) / 10;
@@ -132,26 +185,48 @@ for (const engineName of list("engines")) {
       }),
     );
     if (list("gen-engines").includes(engineName)) {
-      for (const genBatch of list("gen-batches").map(Number)) {
-        const newTokens = name === "smol" ? num("smol-new-tokens") : num("new-tokens");
-        log(`${engine}: generate ${label} batch ${genBatch}, ${newTokens} new tokens`);
-        const g = await timeGenerate(model, genBatch, num("prompt-len"), newTokens, vocab);
-        console.log(
-          JSON.stringify({
-            kind: "generate",
-            model: label,
-            engine,
-            layers,
-            batch: genBatch,
-            promptLen: num("prompt-len"),
-            newTokens,
-            ms: Math.round(g.ms),
-            prefillMs: Math.round(g.prefillMs),
-            msPerStep: r1(g.msPerStep),
-            tokensPerSec: r1(g.tokensPerSec),
-          }),
-        );
+      const shapes = list("gen-batches").map((b) => [
+        Number(b),
+        name === "smol" ? num("smol-new-tokens") : num("new-tokens"),
+      ]);
+      if (name === "smol" && num("long-new-tokens") > 0) shapes.push([1, num("long-new-tokens")]);
+      // The native engine decodes on the native step, or (--decodes tfjs) on the tfjs ops as before issue 16.
+      const decodes = engineName === "native" ? list("decodes") : ["tfjs"];
+      for (const decode of decodes) {
+        model.decoder.useNativeGeneration = decode === "native";
+        const session = model.startDecoding(1, 2);
+        const ran = session?.kind ?? "tfjs";
+        session?.dispose();
+        if (ran !== decode) throw new Error(`asked to decode on ${decode}, but ${ran} would run`);
+        for (const [genBatch, newTokens] of shapes) {
+          log(`${engine}: generate ${label} batch ${genBatch}, ${newTokens} new tokens, ${decode} decoding`);
+          // One timed run of the long shape (its steps already average out), as the PyTorch peer does.
+          const timed = newTokens === num("long-new-tokens") && genBatch === 1 ? 1 : num("reps");
+          const g = await timeGenerate(model, genBatch, num("prompt-len"), newTokens, vocab, timed);
+          console.log(
+            JSON.stringify({
+              kind: "generate",
+              model: label,
+              engine,
+              decode,
+              layers,
+              batch: genBatch,
+              promptLen: num("prompt-len"),
+              newTokens,
+              ms: Math.round(g.ms),
+              prefillMs: Math.round(g.prefillMs),
+              msPerStep: r1(g.msPerStep),
+              tokensPerSec: r1(g.tokensPerSec),
+            }),
+          );
+        }
+        if (name === "smol" && num("rss-calls") > 0) {
+          log(`${engine}: rss over ${num("rss-calls")} generate() calls, ${decode} decoding`);
+          const r = await rssOverCalls(model, num("rss-calls"), vocab);
+          console.log(JSON.stringify({ kind: "generate-rss", model: label, engine, decode, layers, ...r }));
+        }
       }
+      model.decoder.useNativeGeneration = true;
     }
     model.dispose();
   }

@@ -1,17 +1,19 @@
 // prefkit's benchmark harness (`npm run bench`, which builds first). Prints ONE JSON line per workload
 // on stdout; progress and logs go to stderr.
 //
-//   npm run bench                                   # DPO step at 8 and 30 layers (+ torch peer), generation,
-//                                                   # one GRPO update at 30 layers, GEMM GFLOPS
+//   npm run bench                                   # DPO step at 8 and 30 layers (+ torch peer), generation
+//                                                   # (+ torch peer), one GRPO and one PPO update at 30 layers,
+//                                                   # GEMM GFLOPS
 //   node bench/run.mjs --quick                      # smoke test: 2 layers, 2 steps
 //   node bench/run.mjs --workload dpo --layers 8 --steps 5
 //   node bench/run.mjs --workload grpo --layers 2 --steps 1   # GRPO: 8 prompts × 4 generations × 64 new tokens
+//   node bench/run.mjs --workload ppo --layers 30   # one PPO update (examples/ppo settings), tfjs vs native decoding
 //   node bench/run.mjs --workload matmul,forward    # the engine benches (bench/matmul.mjs, bench/forward.mjs)
 //   node bench/run.mjs --workload gemm              # the native GEMM's GFLOPS (bench/gemm.mjs)
 //
-// Flags: --workload dpo|generate|grpo|gemm|matmul|forward|methods|all (comma list; all = dpo,generate,grpo,gemm;
-// methods = DPO vs ORPO/CPO/KTO steps through the trainers, bench/methods.mjs), --layers 8,30 (grpo and
-// generate run at the largest), --steps N (measured steps after 1 warm-up; default 3, grpo 1), --quick,
+// Flags: --workload dpo|generate|grpo|ppo|gemm|matmul|forward|methods|all (comma list; all = dpo,generate,grpo,ppo,gemm;
+// methods = DPO vs ORPO/CPO/KTO steps through the trainers, bench/methods.mjs), --layers 8,30 (grpo, ppo and
+// generate run at the largest), --steps N (measured steps after 1 warm-up; default 3, grpo and ppo 1), --quick,
 // --backend auto|native|wasm|cpu (comma list; auto = native,wasm when the native addon is built, else wasm;
 // native = the fast path: cpu with the native-blas plugin and its fused decoder; wasm = the portable path,
 // skipped at 30 layers where it does not fit the 4 GiB heap unless named explicitly), --threads N,
@@ -45,6 +47,23 @@ const DPO = { pairs: 2, seqLen: 128, prompt: 32, beta: 0.1, lr: 1e-6 };
  */
 const GRPO = { prompts: 8, generations: 4, newTokens: 64, prompt: 32, microBatch: 8, beta: 0, lr: 1e-6 };
 
+/**
+ * The PPO workload: examples/ppo's settings (value head on the policy, 4 PPO epochs over 2 mini-batches,
+ * lr 1e-4, kl 0.05, temperature 0.7) on 8 random 16-token prompts × 64 sampled new tokens (no eos), a rule
+ * reward on the ids; one warm-up update, then `--steps` measured ones. `--quick` shrinks it to a smoke test
+ * (4 prompts × 16 new tokens, 1 epoch, 1 mini-batch).
+ */
+const PPO_FULL = {
+  prompts: 8,
+  prompt: 16,
+  newTokens: 64,
+  microBatch: 4,
+  miniBatches: 2,
+  epochs: 4,
+  lr: 1e-4,
+  klCoef: 0.05,
+};
+
 const { values: opts } = parseArgs({
   options: {
     workload: { type: "string", default: "all" },
@@ -60,6 +79,8 @@ const { values: opts } = parseArgs({
   },
   strict: true,
 });
+
+const PPO = opts.quick ? { ...PPO_FULL, prompts: 4, newTokens: 16, miniBatches: 1, epochs: 1 } : PPO_FULL;
 
 const log = (...args) => console.error("[bench]", ...args);
 
@@ -192,6 +213,22 @@ async function childDpo() {
   console.log(JSON.stringify(result));
 }
 
+/** The on-policy workloads' tokenizer: ids as text, no eos (every completion runs to its length). */
+const IDS_TOKENIZER = {
+  encode: (text) => text.split(" ").map(Number),
+  decode: (ids) => ids.join(" "),
+  applyChatTemplate: () => "",
+  hasChatTemplate: false,
+  padTokenId: 0,
+};
+
+/** The on-policy workloads' reward function: the share of even ids in each completion. */
+const evenShare = (_texts, _prompts, { completionIds }) =>
+  completionIds.map((ids) => ids.filter((id) => id % 2 === 0).length / Math.max(ids.length, 1));
+
+/** Random prompts of `length` ids in [3, vocab) drawn from `rng`. */
+const promptSampler = (rng, length) => () => Array.from({ length }, () => 3 + rng.int(SMOL.vocab_size - 3));
+
 /**
  * One GRPO update per measured step through the real `GRPOTrainer` (1 warm-up update first): generation with
  * the KV cache, the reward function, and the policy passes (4 micro-batches forward + backward, one AdamW
@@ -217,24 +254,13 @@ async function childGrpo() {
   };
   log(`grpo ${layers}L on ${base.backend} (${base.threads} thread(s)): building the model`);
   const policy = PreTrainedModelForCausalLM.fromConfig({ ...SMOL, num_hidden_layers: layers }, { seed: 0 });
-  const rng = new Rng(1);
-  const prompt = () => Array.from({ length: GRPO.prompt }, () => 3 + rng.int(SMOL.vocab_size - 3));
-  // Ids as text: enough for a reward function that reads the completion's ids.
-  const tokenizer = {
-    encode: (text) => text.split(" ").map(Number),
-    decode: (ids) => ids.join(" "),
-    applyChatTemplate: () => "",
-    hasChatTemplate: false,
-    padTokenId: 0,
-  };
-  const evenShare = (_texts, _prompts, { completionIds }) =>
-    completionIds.map((ids) => ids.filter((id) => id % 2 === 0).length / Math.max(ids.length, 1));
+  const prompt = promptSampler(new Rng(1), GRPO.prompt);
   const updates = [];
   const trainer = new GRPOTrainer({
     model: policy,
     rewardFuncs: { even_share: evenShare },
     trainDataset: Array.from({ length: GRPO.prompts * (1 + steps) }, () => ({ inputIds: prompt() })),
-    processingClass: tokenizer,
+    processingClass: IDS_TOKENIZER,
     args: {
       outputDir: "/tmp/prefkit-bench-grpo",
       maxSteps: 1 + steps,
@@ -290,10 +316,105 @@ async function childGrpo() {
   trainer.dispose();
 }
 
+/**
+ * One PPO update per measured step through the real `PPOTrainer` (1 warm-up update first), its time split
+ * read from the `time/*` metrics it logs. `PREFKIT_NATIVE_GENERATION=0` in the environment makes the
+ * rollout decode with the tfjs ops (the "before" line).
+ */
+async function childPpo() {
+  const { engineInfo, Rng } = await import("@prefkit/core");
+  const { PreTrainedModelForCausalLM } = await import("@prefkit/models");
+  const { PPOTrainer } = await import("@prefkit/losses");
+  const layers = Number(opts.layers);
+  const steps = Number(opts.steps);
+  const engine = await initChildEngine();
+  const policy = PreTrainedModelForCausalLM.fromConfig({ ...SMOL, num_hidden_layers: layers }, { seed: 0 });
+  const probe = policy.startDecoding(1, 2);
+  const decode = probe?.kind ?? "tfjs";
+  probe?.dispose();
+  const base = {
+    workload: "ppo",
+    layers,
+    decode,
+    prompts: PPO.prompts,
+    promptLen: PPO.prompt,
+    newTokens: PPO.newTokens,
+    epochs: PPO.epochs,
+    miniBatches: PPO.miniBatches,
+    steps,
+    ...engine,
+  };
+  log(`ppo ${layers}L on ${base.backend} (${base.threads} thread(s)), ${decode} decoding`);
+  const prompt = promptSampler(new Rng(1), PPO.prompt);
+  const updates = [];
+  const trainer = new PPOTrainer({
+    model: policy,
+    rewardModel: evenShare,
+    trainDataset: Array.from({ length: PPO.prompts * (1 + steps) }, () => ({ inputIds: prompt() })),
+    processingClass: IDS_TOKENIZER,
+    args: {
+      outputDir: "/tmp/prefkit-bench-ppo",
+      maxSteps: 1 + steps,
+      perDeviceTrainBatchSize: PPO.microBatch,
+      numMiniBatches: PPO.miniBatches,
+      numPpoEpochs: PPO.epochs,
+      responseLength: PPO.newTokens,
+      learningRate: PPO.lr,
+      klCoef: PPO.klCoef,
+      valueHead: "policy",
+      missingEosPenalty: null,
+      loggingSteps: 1,
+      saveStrategy: "no",
+      seed: 42,
+    },
+    callbacks: [
+      {
+        onLog: (_args, state, _control, { logs }) => {
+          if (!("time/update" in logs)) return;
+          const split = Object.fromEntries(
+            Object.entries(logs)
+              .filter(([k]) => k.startsWith("time/"))
+              .map(([k, v]) => [k.slice("time/".length), v]),
+          );
+          updates.push(split);
+          log(
+            `ppo ${layers}L update ${updates.length - 1}${updates.length === 1 ? " (warm-up)" : ""}: ` +
+              Object.entries(split)
+                .map(([k, v]) => `${k} ${v.toFixed(2)}s`)
+                .join(", ") +
+              `, rss ${peakRssMB()} MB (step ${state.globalStep})`,
+          );
+        },
+      },
+    ],
+  });
+  await trainer.train();
+  const measured = updates.slice(1);
+  const split = (k) => round(median(measured.map((u) => u[k])), 3);
+  const names = ["generation", "reference", "value", "scoring", "rollout", "optimization", "update"];
+  const seconds = Object.fromEntries(names.map((k) => [k, split(k)]));
+  console.log(
+    JSON.stringify({
+      ...base,
+      updateSeconds: seconds.update,
+      split: seconds,
+      generationShare: round(seconds.generation / seconds.update, 3),
+      rolloutShare: round(seconds.rollout / seconds.update, 3),
+      generatedTokensPerSecond: round((PPO.prompts * PPO.newTokens) / seconds.generation, 2),
+      warmup: updates[0],
+      peakRssMB: peakRssMB(),
+      tensorsAtEnd: tf.memory().numTensors,
+      engine: { tfjs: engineInfo().tfjsVersion, plugins: engineInfo().kernelPlugins.map((p) => p.name) },
+    }),
+  );
+  trainer.dispose();
+}
+
 async function runChild() {
   try {
     if (opts.child === "dpo") await childDpo();
     else if (opts.child === "grpo") await childGrpo();
+    else if (opts.child === "ppo") await childPpo();
     else throw new Error(`unknown child workload "${opts.child}"`);
   } catch (e) {
     const message = String(e?.message ?? e);
@@ -321,9 +442,9 @@ async function runChild() {
 // Parent side: spawn children and the PyTorch peer, one at a time.
 
 /** Run a command, stream its stderr through, collect JSON lines from its stdout. */
-function runJsonLines(cmd, args, label, stallMs = Number.POSITIVE_INFINITY) {
+function runJsonLines(cmd, args, label, stallMs = Number.POSITIVE_INFINITY, env = process.env) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], cwd: `${HERE}..` });
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], cwd: `${HERE}..`, env });
     let out = "";
     let errTail = "";
     let errAll = "";
@@ -455,8 +576,8 @@ async function benchDpo(layers, steps) {
   }
 }
 
-/** Run `workload` ("dpo" or "grpo") in a child process on `backend`; its result line, or an error line. */
-async function benchChildOn(workload, backend, layers, steps) {
+/** Run `workload` ("dpo", "grpo" or "ppo") in a child process on `backend`; its result line, or an error line. */
+async function benchChildOn(workload, backend, layers, steps, env = process.env) {
   log(`${workload} ${layers} layers: prefkit (${backend}) in a child process`);
   const childArgs = [
     fileURLToPath(import.meta.url),
@@ -470,9 +591,10 @@ async function benchChildOn(workload, backend, layers, steps) {
     backend,
     "--threads",
     opts.threads,
+    ...(opts.quick ? ["--quick"] : []),
   ];
   const stallMs = Number(opts["stall-minutes"]) * 60000;
-  const r = await runJsonLines(process.execPath, childArgs, `${workload} ${layers}L`, stallMs);
+  const r = await runJsonLines(process.execPath, childArgs, `${workload} ${layers}L`, stallMs, env);
   let line = r.lines.at(-1);
   const heaps = [...r.errTail.matchAll(/wasm heap ([\d.]+) MB/g)].map((m) => Number(m[1]));
   if (line === undefined && r.stalled !== undefined) {
@@ -539,6 +661,31 @@ async function benchGrpo(layers, steps) {
   }
 }
 
+/** One PPO update on the fast path, decoding with the tfjs ops (before issue 16) and on the native step. */
+async function benchPpo(layers, steps) {
+  const { list } = await backendList();
+  if (!list.includes("native")) {
+    console.log(JSON.stringify({ workload: "ppo", layers, skipped: "needs the native backend (the fast path)" }));
+    return;
+  }
+  const lines = [];
+  for (const decode of ["tfjs", "native"]) {
+    const env = { ...process.env, PREFKIT_NATIVE_GENERATION: decode === "native" ? "1" : "0" };
+    lines.push(await benchChildOn("ppo", "native", layers, steps, env));
+  }
+  const [before, after] = lines;
+  if (before.updateSeconds !== undefined && after.updateSeconds !== undefined) {
+    after.before = {
+      updateSeconds: before.updateSeconds,
+      split: before.split,
+      generationShare: before.generationShare,
+    };
+    after.speedup = round(before.updateSeconds / after.updateSeconds, 3);
+    after.generationSpeedup = round(before.split.generation / after.split.generation, 3);
+  }
+  for (const line of lines) console.log(JSON.stringify(line));
+}
+
 async function benchGenerate(layers) {
   const script = `${HERE}generate.mjs`;
   const ours = [];
@@ -555,6 +702,10 @@ async function benchGenerate(layers) {
       opts.threads,
       "--smol-layers",
       String(layers),
+      "--decodes",
+      "native,tfjs",
+      "--rss-calls",
+      opts.quick ? "10" : "100",
     ];
     if (opts.quick) args.push("--models", "smol", "--reps", "1");
     const r = await runJsonLines(process.execPath, [script, ...args], "generate");
@@ -603,14 +754,17 @@ async function main() {
   if (layerList.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--layers: bad list "${opts.layers}"`);
   const steps = Number(opts.steps ?? (opts.quick ? 2 : 3));
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: expected a positive integer, got ${opts.steps}`);
-  const known = ["dpo", "generate", "grpo", "gemm", "matmul", "forward", "methods"];
-  const workloads = opts.workload.split(",").flatMap((w) => (w === "all" ? ["dpo", "generate", "grpo", "gemm"] : [w]));
+  const known = ["dpo", "generate", "grpo", "ppo", "gemm", "matmul", "forward", "methods"];
+  const workloads = opts.workload
+    .split(",")
+    .flatMap((w) => (w === "all" ? ["dpo", "generate", "grpo", "ppo", "gemm"] : [w]));
   for (const w of workloads) if (!known.includes(w)) throw new Error(`--workload: unknown "${w}" (${known}, all)`);
   log(`load before: ${readFileSync("/proc/loadavg", "utf8").trim()}`);
   for (const w of workloads) {
     if (w === "dpo") for (const layers of layerList) await benchDpo(layers, steps);
     if (w === "generate") await benchGenerate(opts.quick ? 2 : Math.max(...layerList));
     if (w === "grpo") await benchGrpo(Math.max(...layerList), Number(opts.steps ?? 1));
+    if (w === "ppo") await benchPpo(Math.max(...layerList), Number(opts.steps ?? 1));
     if (w === "gemm")
       await passThrough("gemm", "gemm.mjs", ["--threads", opts.threads, ...(opts.quick ? ["--quick"] : [])]);
     if (w === "matmul") await passThrough("matmul", "matmul.mjs", ["--skip-cpu"]);

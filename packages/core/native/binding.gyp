@@ -17,9 +17,13 @@
         "src/gemm/pack_avx512.cc",
         "src/gemm/pack.cc",
         "src/gemm/driver.cc",
+        "src/gemm/packed.cc",
         "src/gemm/pool.cc",
         "src/gemm/openblas.cc",
-        "src/gemm/gemm.cc"
+        "src/gemm/gemm.cc",
+        "src/gemm/gemv.cc",
+        "src/gemm/gemv_avx2.cc",
+        "src/gemm/gemv_avx512.cc"
       ],
       "cflags": ["-fPIC"],
       "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-ffp-contract=off"],

@@ -68,3 +68,13 @@ export function configErrorField(fn: () => unknown): string | undefined {
   }
   throw new Error("expected a ConfigError");
 }
+
+/**
+ * A log entry without its wall-clock values (`eps`, `train_runtime`, and the on-policy trainers'
+ * `time/*` split), for comparing two runs' logs.
+ */
+export function withoutTimes(entry: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(entry).filter(([k]) => k !== "eps" && k !== "train_runtime" && !k.startsWith("time/")),
+  );
+}

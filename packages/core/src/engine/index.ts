@@ -1,5 +1,6 @@
 export type { Engine, EngineInfo, EngineOptions, KernelPluginInfo } from "./engine.js";
 export { defaultEngine, engineInfo, initEngine, shutdownEngine } from "./engine.js";
+export { hostEnv } from "./host.js";
 export * from "./kernels/index.js";
 export type { KernelPlugin, KernelPluginSpec, KernelSpec } from "./plugin.js";
 export { defineKernelPlugin, replaceKernel } from "./plugin.js";

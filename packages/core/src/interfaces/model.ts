@@ -1,4 +1,5 @@
 import type * as tf from "@tensorflow/tfjs-core";
+import { ConfigError } from "../errors/index.js";
 import type { Rng } from "../rng/index.js";
 
 /** Integer matrix given either as nested arrays or as an int32 tensor of shape [B, T]. */
@@ -58,10 +59,98 @@ export interface AdapterToggle {
   withAdaptersDisabled<T>(fn: () => T): T;
 }
 
+/**
+ * Optional capability: HF's gradient checkpointing (`model.gradient_checkpointing_enable()`). A training
+ * forward pass keeps only each layer's input and the backward pass recomputes the layer: activation memory
+ * of one layer instead of all, for one more forward pass of compute. The trainer enables it when
+ * `TrainingArgs.gradientCheckpointing` is set.
+ */
+export interface GradientCheckpointingModel {
+  /** Keep only each layer's input in training forward passes; recompute layers in the backward pass. */
+  gradientCheckpointingEnable(): void;
+  /** Keep every activation again (the default). */
+  gradientCheckpointingDisable(): void;
+  /** Whether gradient checkpointing is on. */
+  readonly isGradientCheckpointing: boolean;
+}
+
+/** True when `model` implements {@link GradientCheckpointingModel}. */
+export function supportsGradientCheckpointing<T extends object>(model: T): model is T & GradientCheckpointingModel {
+  const m = model as Partial<GradientCheckpointingModel>;
+  return typeof m.gradientCheckpointingEnable === "function" && typeof m.gradientCheckpointingDisable === "function";
+}
+
+/**
+ * Gradient checkpointing of a model made of parts (a policy with its reference or value model): the first
+ * part (the trained policy) must support it, the others follow when they do.
+ * @throws ConfigError (field `gradientCheckpointing`) on enable when the first part does not support it.
+ */
+export function gradientCheckpointingOver(parts: () => readonly object[]): GradientCheckpointingModel {
+  const each = (enable: boolean) => {
+    const [first, ...rest] = parts();
+    if (first === undefined || !supportsGradientCheckpointing(first)) {
+      throw new ConfigError("the model does not support gradient checkpointing (gradientCheckpointingEnable())", {
+        field: "gradientCheckpointing",
+      });
+    }
+    for (const m of [first, ...rest.filter((p) => supportsGradientCheckpointing(p))] as GradientCheckpointingModel[]) {
+      if (enable) m.gradientCheckpointingEnable();
+      else m.gradientCheckpointingDisable();
+    }
+  };
+  return {
+    gradientCheckpointingEnable: () => each(true),
+    gradientCheckpointingDisable: () => each(false),
+    get isGradientCheckpointing() {
+      const first = parts()[0];
+      return first !== undefined && supportsGradientCheckpointing(first) && first.isGradientCheckpointing;
+    },
+  };
+}
+
 /** Optional capability: a model that can make a frozen, independent copy of its current weights. */
 export interface FrozenCopyable {
   /** A new model with copies of the current weights, all with `trainable = false`. */
   frozenCopy(): CausalLM;
+}
+
+/**
+ * A weight held as 16-bit bit patterns outside TensorFlow.js (which has no 16-bit dtypes): what a model
+ * loaded with `dtype: "bfloat16"` or `"float16"` keeps for its frozen weights. It is not a `tf.Variable`
+ * and not in `namedParameters()`; see {@link HalfPrecisionWeights}.
+ */
+export interface HalfPrecisionTensor {
+  /** What the bits encode. */
+  readonly dtype: "bfloat16" | "float16";
+  /** Dimensions, outermost first (row-major). */
+  readonly shape: readonly number[];
+  /** The bit patterns, row-major. Never written in place: {@link HalfPrecisionTensor.assign} replaces the array. */
+  readonly bits: Uint16Array;
+  /**
+   * Whether training updates this weight. A trainable 16-bit weight gets a float32 master copy (a
+   * `tf.Variable` that replaces it) the first time the model's `trainableVariables()` is called; set it
+   * false to keep the weight frozen in 16 bits (LoRA does so for the base weights).
+   */
+  trainable: boolean;
+  /** The values upcast to float32 (exact: every 16-bit value is a float32 value). A new array. */
+  float32(): Float32Array;
+  /** Replace the values by `values` rounded to {@link dtype} (round to nearest even), in a new bits array. */
+  assign(values: Float32Array): void;
+}
+
+/**
+ * Optional capability: a model whose frozen weights are stored in 16 bits ({@link HalfPrecisionTensor}s,
+ * outside `namedParameters()`). Code that must see every weight (fingerprints, syncing a reference)
+ * reads both maps.
+ */
+export interface HalfPrecisionWeights {
+  /** The weights currently stored in 16 bits, by HF parameter name (each name is in one map only). */
+  halfPrecisionWeights(): Map<string, HalfPrecisionTensor>;
+}
+
+/** True when `model` implements {@link HalfPrecisionWeights}. */
+export function hasHalfPrecisionWeights<M extends object>(model: M): model is M & HalfPrecisionWeights {
+  return typeof (model as Partial<HalfPrecisionWeights>).halfPrecisionWeights === "function";
 }
 
 /** True when `model` implements {@link AdapterToggle}. */
@@ -190,4 +279,33 @@ export interface Generator {
 /** True when `model` implements {@link Generator}. */
 export function canGenerate(model: CausalLM): model is CausalLM & Generator {
   return typeof (model as Partial<Generator>).generate === "function";
+}
+
+/** One decoding step of {@link StreamingGenerator.generateStream}: the token each row chose. */
+export interface GenerationStep {
+  /** Index of the step (0 for the first new token). */
+  step: number;
+  /** Per row: the id chosen at this step, or null for a row that had stopped at an earlier step. */
+  tokens: (number | null)[];
+  /** With {@link GenerateOptions.returnLogprobs}: per row, the log-prob of its token (null where `tokens` is null). */
+  logprobs?: (number | null)[];
+  /** Per row: whether it has stopped (its stop token may be this step's). */
+  finished: boolean[];
+}
+
+/**
+ * Optional capability: generation that yields each step's tokens as they are chosen (for CLIs and web
+ * pages), then returns what {@link Generator.generate} returns. Same options, same tokens for the same seed.
+ */
+export interface StreamingGenerator {
+  /** An async iterator over the steps; its return value is the whole {@link GenerateOutput}. */
+  generateStream(
+    inputIds: IntMatrix,
+    options?: GenerateOptions,
+  ): AsyncGenerator<GenerationStep, GenerateOutput, undefined>;
+}
+
+/** True when `model` implements {@link StreamingGenerator}. */
+export function canStreamGeneration(model: CausalLM): model is CausalLM & StreamingGenerator {
+  return typeof (model as Partial<StreamingGenerator>).generateStream === "function";
 }

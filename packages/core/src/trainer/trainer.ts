@@ -9,6 +9,7 @@ import { TRAINER_PARTS } from "../di/tokens.js";
 import { defaultEngine, type Engine } from "../engine/engine.js";
 import { ConfigError } from "../errors/index.js";
 import type { Callback, TrainerControl, TrainerState } from "../interfaces/callback.js";
+import { gradientCheckpointingOver } from "../interfaces/model.js";
 import type { GradientHook, SkippedStep } from "../interfaces/gradient-hook.js";
 import type { RolloutUpdate, TaskContext, TrainableModel, TrainingTask } from "../interfaces/task.js";
 import type { BatchSource, TrainingArgs, TrainOutput } from "../interfaces/trainer.js";
@@ -159,6 +160,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
   async train(options: { resumeFromCheckpoint?: string | boolean } = {}): Promise<TrainOutput> {
     await this.prepare();
     const args = this.args;
+    if (args.gradientCheckpointing) this.enableGradientCheckpointing();
     if (this.trainData.numBatches <= 0)
       throw new ConfigError("the training data has no batches", { field: "trainData" });
     await this.init();
@@ -219,6 +221,15 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     await this.callbackHandler.emit("onTrainEnd", args, s, this.control);
     if (this.finiteGuard.divergence) throw await divergenceError(this.finiteGuard.divergence, args.outputDir);
     return { globalStep: s.globalStep, trainingLoss: metrics["train_loss"]!, metrics };
+  }
+
+  /**
+   * HF's `gradient_checkpointing`: the model's `gradientCheckpointingEnable()`, as transformers' `Trainer`
+   * calls it before training.
+   * @throws ConfigError (field `gradientCheckpointing`) when the model does not support it.
+   */
+  private enableGradientCheckpointing(): void {
+    gradientCheckpointingOver(() => [this.model]).gradientCheckpointingEnable();
   }
 
   private stopping(): boolean {

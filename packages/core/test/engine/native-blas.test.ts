@@ -210,6 +210,89 @@ function computations(): Array<[string, () => tf.Tensor[]]> {
       },
     ]);
   });
+  const slices: Array<[number[], number[], number[]]> = [
+    [
+      [4, 10, 7],
+      [0, 3, 0],
+      [4, 5, 7],
+    ], // response positions of [b, T, V] logits (PPO's cut)
+    [
+      [4, 10, 7],
+      [1, 3, 2],
+      [2, 5, 4],
+    ],
+    [
+      [6, 9],
+      [0, 2],
+      [6, 5],
+    ], // a column band
+    [
+      [6, 9],
+      [2, 0],
+      [3, 9],
+    ], // whole rows: one contiguous range (the stock kernel's view)
+    [
+      [2, 3, 4, 5],
+      [1, 0, 1, 0],
+      [1, -1, 2, -1],
+    ], // size −1: to the end
+    [[5], [1], [3]],
+    [
+      [3, 4, 6],
+      [0, 0, 0],
+      [3, 4, 0],
+    ], // empty
+  ];
+  slices.forEach(([shape, begin, size], i) => {
+    list.push([
+      `Slice ${JSON.stringify(shape)} from ${JSON.stringify(begin)} size ${JSON.stringify(size)}, and its gradient (PadV2)`,
+      () => {
+        const x = tf.tensor(uniform(shape, 800 + i), shape);
+        const y = tf.slice(x, begin, size);
+        const w = tf.tensor(uniform(y.shape, 900 + i), y.shape);
+        const g = tf.grad((p: tf.Tensor) => tf.sum(tf.mul(tf.slice(p, begin, size), w)))(x);
+        return [y, tf.tensor1d(y.shape), g];
+      },
+    ]);
+  });
+  list.push([
+    "PadV2 with constants, any rank; int32 Slice and PadV2 keep the stock kernels",
+    () => {
+      const x = tf.tensor(uniform([3, 4, 5], 950), [3, 4, 5]);
+      const ints = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], "int32");
+      return [
+        tf.pad(
+          x,
+          [
+            [1, 0],
+            [0, 2],
+            [2, 1],
+          ],
+          -1.5,
+        ),
+        tf.pad(x, [
+          [0, 0],
+          [0, 0],
+          [0, 3],
+        ]),
+        tf.pad(tf.tensor1d([1, 2]), [[2, 1]], 7),
+        tf.pad(x, [
+          [0, 0],
+          [0, 0],
+          [0, 0],
+        ]),
+        tf.slice(ints, [0, 1], [2, 2]),
+        tf.pad(
+          ints,
+          [
+            [1, 0],
+            [0, 1],
+          ],
+          9,
+        ),
+      ];
+    },
+  ]);
   for (const [ta, tb] of combos) {
     list.push([
       `gradients of a matmul chain tA=${ta} tB=${tb}`,
@@ -320,6 +403,8 @@ describe.skipIf(!status.available && !underCi)("native-blas plugin (cpu, the add
         "Exp",
         "Sigmoid",
         "Softmax",
+        "Slice",
+        "PadV2",
       ],
     });
     expect(info.threads).toBe(2);

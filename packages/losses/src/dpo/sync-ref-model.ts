@@ -7,7 +7,9 @@ import {
   type CausalLM,
   type Callback,
   ConfigError,
+  gradientCheckpointingOver,
   hasAdapterToggle,
+  hasHalfPrecisionWeights,
   type TrainableModel,
   type TrainerState,
   tf,
@@ -47,7 +49,8 @@ export function mixReferenceWeights(policy: CausalLM, reference: CausalLM, alpha
 
 /**
  * What TR-DPO syncs: the policy and its separate reference network. Refused, with TRL's message, for a
- * PEFT (LoRA) policy: its reference is the policy with the adapters off, there is no network to sync.
+ * PEFT (LoRA) policy: its reference is the policy with the adapters off, there is no network to sync; and
+ * for a reference holding 16-bit weights (not variables: neither mixed nor checkpointed by TR-DPO).
  * @param reference the separate reference network (`ReferenceSource.model`), or undefined for a
  *   reference-free loss (nothing to sync).
  */
@@ -58,6 +61,13 @@ export function syncTarget(policy: CausalLM, reference: CausalLM | undefined): S
         "DPOTrainer does not keep a separate reference model in memory; instead, it recovers reference behavior " +
         "by temporarily disabling the adapter. As a result, there is no standalone `ref_model` instance to " +
         "synchronize. Use `sync_ref_model=False`, or opt for full fine-tuning if you need a synced reference model.",
+      { field: "syncRefModel" },
+    );
+  }
+  if (reference !== undefined && hasHalfPrecisionWeights(reference) && reference.halfPrecisionWeights().size > 0) {
+    throw new ConfigError(
+      "TR-DPO updates the reference's weights, but this reference keeps frozen weights in 16 bits (the copy of a " +
+        'policy loaded with dtype "bfloat16"/"float16"): load the policy with dtype "float32", or pass a float32 refModel',
       { field: "syncRefModel" },
     );
   }
@@ -128,6 +138,21 @@ export class PolicyWithReference implements TrainableModel {
   /** The policy's trainable variables only. */
   trainableVariables(): tf.Variable[] {
     return this.policy.trainableVariables();
+  }
+
+  /** The policy's gradient checkpointing (the reference never runs a backward pass). */
+  private readonly checkpointing = gradientCheckpointingOver(() => [this.policy]);
+  /** Keep only each layer's input in the policy's training forward passes. */
+  gradientCheckpointingEnable(): void {
+    this.checkpointing.gradientCheckpointingEnable();
+  }
+  /** Keep every activation of the policy again. */
+  gradientCheckpointingDisable(): void {
+    this.checkpointing.gradientCheckpointingDisable();
+  }
+  /** Whether the policy checkpoints. */
+  get isGradientCheckpointing(): boolean {
+    return this.checkpointing.isGradientCheckpointing;
   }
 
   /** Policy files, then the reference file and the index (see the class comment). */

@@ -26,8 +26,10 @@ import type { RolloutSettings } from "../ppo/sampling.js";
 import {
   type GeneratedRollout,
   generateRollout,
+  optimizationTimeMetrics,
   type RolloutTimings,
   responseLogits,
+  rolloutTimeMetrics,
   rowsTensor,
   scoreRows,
 } from "../ppo/rollout.js";
@@ -172,6 +174,7 @@ export class GroupRolloutTask implements TrainingTask<PPOPromptChunk, GroupMicro
 
   /** Sample and score the chunks' completions, estimate the advantages, and plan the update's optimizer steps. */
   async rollout(chunks: PPOPromptChunk[], context: TaskContext): Promise<RolloutUpdate<GroupMicroBatch>> {
+    const rolloutStarted = performance.now();
     const a = this.options.args;
     const rollout = await this.sampleAndScore(
       chunks.flatMap((c) => c.promptIds),
@@ -189,13 +192,13 @@ export class GroupRolloutTask implements TrainingTask<PPOPromptChunk, GroupMicro
     const micro = slices.map((rows) => ({ rollout, rows, stepTokens }));
     return {
       steps: Array.from({ length: a.numIterations }, () => micro),
-      metrics: rollout.metrics,
+      metrics: { ...rolloutTimeMetrics(rollout.timings, (started - rolloutStarted) / 1000), ...rollout.metrics },
       numTokens: sum(rollout.attentionMask.map(sum)),
       finish: () => {
         this.lastRollout = rollout;
         this.lastMicroBatches = micro;
         this.lastTimings = { ...rollout.timings, policy: (performance.now() - started) / 1000 };
-        return {};
+        return optimizationTimeMetrics(rolloutStarted, started);
       },
     };
   }

@@ -47,14 +47,40 @@ export interface RolloutParts extends GenerationParts {
   score: (rows: ScoreRows) => Promise<ReadonlyArray<number | null>>;
 }
 
-/** Seconds a rollout spent in each phase (the benches' time split). */
+/** Seconds a rollout spent in each phase (the benches' time split, and the `time/*` metrics). */
 export interface RolloutTimings {
-  /** Sampling the responses. */
+  /** Sampling the responses (`generate()`, with their log π_old). */
   generation: number;
-  /** The reference pass and, for PPO, the value pass. */
+  /** The reference pass (0 without a reference). */
   reference: number;
+  /** PPO's value pass (0 without values). */
+  value: number;
   /** Reward models and reward functions. */
   scoring: number;
+}
+
+/**
+ * An update's seconds per phase as log metrics (documented in docs/guides/training.md, "Where an
+ * on-policy update's time goes"): `time/generation`, `time/reference`, `time/value`, `time/scoring` from
+ * the rollout, and `time/rollout`, the whole rollout phase (those plus advantages and bookkeeping).
+ */
+export function rolloutTimeMetrics(timings: RolloutTimings, rolloutSeconds: number): Record<string, number> {
+  return {
+    "time/generation": timings.generation,
+    "time/reference": timings.reference,
+    "time/value": timings.value,
+    "time/scoring": timings.scoring,
+    "time/rollout": rolloutSeconds,
+  };
+}
+
+/** `time/optimization` (the update's optimizer steps: every micro-batch's passes) and `time/update` (all of it). */
+export function optimizationTimeMetrics(rolloutStarted: number, optimizationStarted: number): Record<string, number> {
+  const now = performance.now();
+  return {
+    "time/optimization": (now - optimizationStarted) / 1000,
+    "time/update": (now - rolloutStarted) / 1000,
+  };
 }
 
 /** A sampled rollout batch of B rows with responses padded to width W, before scoring. Row-major plain arrays. */
@@ -207,7 +233,8 @@ export async function generateRollout(
   const validLengths = truncated.map((r) => r.length);
 
   // 2 + 5. reference log-probs and values over the generated sequences
-  started = performance.now();
+  let referenceSeconds = 0;
+  let valueSeconds = 0;
   const refLogprobs: number[][] = [];
   const values: number[][] = [];
   const reference = parts.reference;
@@ -218,18 +245,22 @@ export async function generateRollout(
       positionIds: positionIds.slice(a, b),
     };
     if (reference !== undefined) {
+      started = performance.now();
       const ref = reference.run((net) => responseLogprobs(net, inputs, responses.slice(a, b), c, s.temperature));
       refLogprobs.push(...((await ref.array()) as number[][]));
       ref.dispose();
+      referenceSeconds += seconds(started);
     }
     const valueFn = parts.model.values?.bind(parts.model);
     if (valueFn === undefined) {
       for (let i = a; i < b; i++) values.push(new Array<number>(width).fill(0));
       continue;
     }
+    started = performance.now();
     const v = tf.tidy(() => tf.slice(valueFn(inputs), [0, c - 1], [b - a, width]));
     values.push(...((await v.array()) as number[][]));
     v.dispose();
+    valueSeconds += seconds(started);
   }
   const fill = (rows: number[][], keep: (t: number, i: number) => boolean, value: number) =>
     rows.map((row, i) => row.map((x, t) => (keep(t, i) ? x : value)));
@@ -255,7 +286,7 @@ export async function generateRollout(
     containsEos,
     numEosTokens:
       s.eosTokenId === undefined ? 0 : newTokens.reduce((k, r) => k + r.filter((id) => id === s.eosTokenId).length, 0),
-    timings: { generation, reference: seconds(started), scoring: 0 },
+    timings: { generation, reference: referenceSeconds, value: valueSeconds, scoring: 0 },
   };
 }
 

@@ -41,7 +41,14 @@ import {
   updateStatsMetrics,
 } from "./metrics.js";
 import { type AdvantageOptions, type AdvantageResult, computeAdvantages } from "./rewards.js";
-import { collectRollout, type Rollout, responseLogits, rowsTensor } from "./rollout.js";
+import {
+  collectRollout,
+  optimizationTimeMetrics,
+  type Rollout,
+  responseLogits,
+  rolloutTimeMetrics,
+  rowsTensor,
+} from "./rollout.js";
 import type { RolloutSettings } from "./sampling.js";
 import type { Scorer } from "./scoring.js";
 import type { PolicyAndValueModel } from "./value.js";
@@ -160,6 +167,7 @@ export class PPOTask implements TrainingTask<PPOPromptChunk, PPOMicroBatch> {
 
   /** Sample and score `chunks`' prompts, compute the advantages, and plan the update's optimizer steps. */
   async rollout(chunks: PPOPromptChunk[], context: TaskContext): Promise<RolloutUpdate<PPOMicroBatch>> {
+    const started = performance.now();
     const a = this.options.args;
     const prompts = chunks.flatMap((c) => c.promptIds);
     const columns = chunkColumns(chunks);
@@ -195,9 +203,11 @@ export class PPOTask implements TrainingTask<PPOPromptChunk, PPOMicroBatch> {
     }
     const objective = objectiveMetrics(rollout, targets);
     const step = context.state.globalStep + 1;
+    const optimizationStarted = performance.now();
     return {
       steps,
       metrics: {
+        ...rolloutTimeMetrics(rollout.timings, (optimizationStarted - started) / 1000),
         ...objective,
         "objective/entropy": rolloutEntropy(rollout, targets),
         "objective/kl_coef": klCoef,
@@ -213,7 +223,11 @@ export class PPOTask implements TrainingTask<PPOPromptChunk, PPOMicroBatch> {
         this.lastRollout = rollout;
         this.lastAdvantages = targets;
         this.lastUpdateStats = stats;
-        return { ...updateStatsMetrics(stats), eps: this.episodesPerSecond(step) };
+        return {
+          ...updateStatsMetrics(stats),
+          eps: this.episodesPerSecond(step),
+          ...optimizationTimeMetrics(started, optimizationStarted),
+        };
       },
     };
   }

@@ -14,6 +14,7 @@ import {
   fusedSequenceLogProbs,
   hasAdapterToggle,
   hasFusedHead,
+  hasHalfPrecisionWeights,
   isFrozenCopyable,
   sequenceLogProbs,
   type TokenizedPreference,
@@ -109,22 +110,34 @@ export function referenceLogProbSums(reference: ReferenceSource, batch: DpoBatch
 }
 
 /**
- * sha256 (hex, 32 chars) over every parameter's name, shape and float32 bytes, in name order.
+ * sha256 (hex, 32 chars) over every weight's name, shape and float32 bytes, in name order: the variables
+ * and, for a model loaded in 16 bits, its 16-bit weights upcast (so the same values give the same
+ * fingerprint whether they are stored in 16 or 32 bits).
  * @param names restrict to these parameter names (those the model lacks are skipped).
  */
 export function weightsFingerprint(model: CausalLM, names?: readonly string[]): string {
   const h = createHash("sha256");
   const keep = names === undefined ? undefined : new Set(names);
-  const entries = [...model.namedParameters()]
+  const weights: Array<[string, { shape: readonly number[]; values: () => Float32Array }]> = [
+    ...[...model.namedParameters()].map(
+      ([n, v]) => [n, { shape: v.shape, values: () => v.dataSync() as Float32Array }] as [string, WeightValues],
+    ),
+    ...(hasHalfPrecisionWeights(model) ? [...model.halfPrecisionWeights()] : []).map(
+      ([n, w]) => [n, { shape: w.shape, values: () => w.float32() }] as [string, WeightValues],
+    ),
+  ];
+  const entries = weights
     .filter(([n]) => keep === undefined || keep.has(n))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  for (const [name, v] of entries) {
-    h.update(`${name}:${v.shape.join("x")};`);
-    const d = v.dataSync() as Float32Array;
+  for (const [name, w] of entries) {
+    h.update(`${name}:${w.shape.join("x")};`);
+    const d = w.values();
     h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
   return h.digest("hex").slice(0, 32);
 }
+
+type WeightValues = { shape: readonly number[]; values: () => Float32Array };
 
 /** sha256 (hex, 32 chars) over the token ids of every pair, in order. */
 export function preferenceDatasetFingerprint(rows: readonly TokenizedPreference[]): string {

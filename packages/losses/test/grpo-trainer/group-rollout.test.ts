@@ -10,6 +10,7 @@ import { type Callback, type Trainer, type TrainingArgs, tf } from "@prefkit/cor
 import { createTrainer, GroupRolloutTask } from "@prefkit/losses";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BASE, countF, type Method, makeTrainer, policy, prompts, tokenizer, updateLogs } from "./setup.js";
+import { withoutTimes } from "../helpers.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -143,8 +144,7 @@ describe.each(["grpo", "rloo"] as const)("%s trainer", (method: Method) => {
     expect(generic.task).toBeInstanceOf(GroupRolloutTask);
     await viaFacade.train();
     await generic.train();
-    const logs = (t: Trainer<unknown, TrainingArgs>) =>
-      t.state.logHistory.map(({ train_runtime: _r, ...rest }) => rest);
+    const logs = (t: Trainer<unknown, TrainingArgs>) => t.state.logHistory.map(withoutTimes);
     expect(logs(generic)).toEqual(logs(viaFacade as unknown as Trainer<unknown, TrainingArgs>));
     viaFacade.dispose();
     generic.optimizer.dispose();

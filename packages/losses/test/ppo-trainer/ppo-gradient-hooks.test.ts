@@ -9,6 +9,7 @@ import { type GradientHook, type GradientStepOutcome, type Plugin, tf } from "@p
 import type { PPOTrainer } from "@prefkit/losses";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePPOTrainer } from "./setup.js";
+import { withoutTimes } from "../helpers.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -25,7 +26,7 @@ const hookPlugin = (hook: GradientHook): Plugin => ({
 });
 const weights = (t: PPOTrainer) => t.policyAndValue.trainableVariables().map((v) => Array.from(v.dataSync()));
 const trainingLogs = (t: PPOTrainer) =>
-  t.state.logHistory.filter((e) => "objective/kl" in e).map(({ eps: _eps, skipped_steps: _s, ...rest }) => rest);
+  t.state.logHistory.filter((e) => "objective/kl" in e).map(({ skipped_steps: _s, ...rest }) => withoutTimes(rest));
 const dispose = (t: PPOTrainer) => {
   t.dispose();
   t.policyAndValue.policy.dispose();

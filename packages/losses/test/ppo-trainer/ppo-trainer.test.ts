@@ -24,6 +24,7 @@ import { AutoModelForSequenceClassification, AutoTokenizer, MISTRAL_INST_TEMPLAT
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedPath } from "../../../../test/helpers/shared.js";
 import { BASE, countF, EOS, makePPOTrainer, policy, prompts, TINY, tokenizer } from "./setup.js";
+import { withoutTimes } from "../helpers.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -254,8 +255,7 @@ describe("PPOTrainer", () => {
     expect(generic.task).toBeInstanceOf(PPOTask);
     await viaFacade.train();
     await generic.train();
-    const logs = (t: Trainer<unknown, TrainingArgs>) =>
-      t.state.logHistory.map(({ eps: _e, train_runtime: _r, ...rest }) => rest);
+    const logs = (t: Trainer<unknown, TrainingArgs>) => t.state.logHistory.map(withoutTimes);
     expect(logs(generic)).toEqual(logs(viaFacade as unknown as Trainer<unknown, TrainingArgs>));
     viaFacade.dispose();
     viaFacade.policyAndValue.policy.dispose();

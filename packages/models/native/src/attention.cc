@@ -8,6 +8,7 @@
 
 #include "elementwise.h"
 #include "engine.h"
+#include "kv_cache.h"
 #include "layer.h"
 #include "profiler.h"
 #include "projection.h"
@@ -32,6 +33,7 @@ void AttentionForward(Context& c, int layer, const float* const* w, LayerSaved& 
   }
   Rope(s.q.data(), n, d.heads, D, c.cosT.data(), c.sinT.data(), false);
   Rope(s.k.data(), n, d.kvHeads, D, c.cosT.data(), c.sinT.data(), false);
+  if (c.kvSink != nullptr) StorePrefill(*c.kvSink, layer, T, s.k.data(), s.v.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   profiler::Enter(profiler::kFwdAttn);
   // One task per (sequence, head), each on one thread: the same products whatever the thread count.

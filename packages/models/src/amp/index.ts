@@ -1,6 +1,6 @@
 /**
- * AMP as TensorFlow.js allows it: 16-bit storage of frozen weights (`enableHalfPrecisionStorage`,
- * `HalfPrecisionLinear`), `DynamicLossScaler` (torch `GradScaler` semantics) with its trainer hook `LossScalerHook` and `AmpPlugin`.
+ * AMP as TensorFlow.js allows it: 16-bit storage of frozen weights (`enableHalfPrecisionStorage`, over
+ * modeling's `HalfPrecisionLinear`), `DynamicLossScaler` (torch `GradScaler` semantics) with its trainer hook `LossScalerHook` and `AmpPlugin`.
  * @module
  */
 export * from "./loss-scaler.js";

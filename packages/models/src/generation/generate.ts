@@ -1,12 +1,22 @@
 /**
- * Batched autoregressive generation over a {@link KVCache}, with transformers' semantics:
- * left-padded prompts, positions `cumsum(mask) − 1`, greedy or warped sampling, per-row stop
- * tokens after which a row emits padding.
+ * Batched autoregressive generation over a KV cache, with transformers' semantics: left-padded
+ * prompts, positions `cumsum(mask) − 1`, greedy or warped sampling, per-row stop tokens after which a
+ * row emits padding. The loop runs over the model's {@link DecodingSession} (the native decode step on
+ * the fast path, tfjs ops otherwise) and yields each step's tokens as they come ({@link generateStream}).
  * @module
  */
-import { ConfigError, type GenerateOptions, type GenerateOutput, type IntMatrix, Rng } from "@prefkit/core";
-import type { IncrementalCausalLM, KVCache } from "./kv-cache.js";
+import {
+  ConfigError,
+  type GenerateOptions,
+  type GenerateOutput,
+  type GenerationStep,
+  type IntMatrix,
+  Rng,
+} from "@prefkit/core";
+import { CachedForwardSession } from "./cached-session.js";
+import type { IncrementalCausalLM } from "./kv-cache.js";
 import { argmax, type SamplingOptions, sampleToken, tokenLogProb, validateSamplingOptions } from "./sampling.js";
+import type { DecodingSession } from "./session.js";
 
 /** Options after merging the call's, the generation config's and the defaults. */
 export interface ResolvedGenerateOptions {
@@ -102,25 +112,35 @@ function leftPaddingLayout(mask: number[][]): { positions: number[][]; lengths: 
 
 /**
  * Generate continuations with a KV cache, one token per row per step, like transformers'
- * `generate()` (greedy search or multinomial sampling).
+ * `generate()` (greedy search or multinomial sampling), yielding each step's tokens as they are chosen.
  *
  * - Prompts of different lengths are left-padded with an `attentionMask`; each row then gives
  *   exactly what it gives alone.
  * - A row that emits a stop id is finished: it emits `padTokenId` afterwards and its count stops.
  *   The loop ends when every row is finished or after `maxNewTokens` steps.
  * - Sampling draws one number per unfinished row per step from `options.rng`, or from
- *   `new Rng(options.seed)`; without either, from a randomly seeded `Rng`.
- * - Every tensor it creates is disposed before it returns (also on error).
+ *   `new Rng(options.seed)`; without either, from a randomly seeded `Rng`. The draws, and so the
+ *   tokens for a seed, do not depend on which session decodes.
+ * - Decoding runs on `model.startDecoding()` when it offers a session (the native decode step of the
+ *   fast path), else on tfjs ops through `model.forwardWithCache`.
+ * - Every tensor and cache it creates is released when it returns, throws, or the consumer stops
+ *   iterating early.
+ *
+ * ```ts
+ * const stream = generateStream(model, [[1, 403, 407]], { maxNewTokens: 20 });
+ * for await (const { tokens } of stream) process.stdout.write(tokenizer.decode([tokens[0]!]));
+ * ```
  *
  * @param model anything with an incremental step, e.g. `PreTrainedModelForCausalLM`.
  * @param inputIds `[B, T]` prompt ids (nested arrays or an int tensor, which is not disposed).
- * @throws ConfigError for bad options or inputs, naming the field and row.
+ * @returns an async iterator over the steps, whose return value is the whole {@link GenerateOutput}.
+ * @throws ConfigError for bad options or inputs, naming the field and row (on the first `next()`).
  */
-export async function generate(
+export async function* generateStream(
   model: IncrementalCausalLM,
   inputIds: IntMatrix,
   options: GenerateOptions = {},
-): Promise<GenerateOutput> {
+): AsyncGenerator<GenerationStep, GenerateOutput, undefined> {
   const resolved = resolveGenerateOptions(options, model.generationConfig);
   const prompts = await toRows(inputIds, "inputIds");
   const batch = prompts.length;
@@ -145,48 +165,53 @@ export async function generate(
   const logprobs: number[][] = prompts.map(() => []);
   const finished = prompts.map(() => false);
   const steps: number[][] = [];
-  const fullMask = mask.map((row) => row.slice());
-  let cache: KVCache | null = null;
-  let stepIds = prompts;
-  let stepPositions = positions;
+  let session: DecodingSession | undefined;
   try {
-    for (let step = 0; step < maxNewTokens; step++) {
-      const out = model.forwardWithCache({
-        inputIds: stepIds,
-        attentionMask: fullMask,
-        positionIds: stepPositions,
-        pastKeyValues: cache,
-        lastPositionOnly: true,
-      });
-      cache?.dispose();
-      cache = out.pastKeyValues;
-      const vocab = out.logits.shape[2];
-      const logits = (await out.logits.data()) as Float32Array;
-      out.logits.dispose();
-
-      const chosen: number[] = [];
-      for (let r = 0; r < batch; r++) {
-        if (finished[r]) {
-          chosen.push(padTokenId!);
-          continue;
+    if (maxNewTokens > 0) {
+      session = model.startDecoding?.(batch, prompts[0]!.length + maxNewTokens) ?? new CachedForwardSession(model);
+      let logits = await session.prefill(prompts, mask, positions);
+      for (let step = 0; step < maxNewTokens; step++) {
+        const vocab = logits.length / batch;
+        const chosen: number[] = [];
+        const tokens: (number | null)[] = [];
+        const stepLogprobs: (number | null)[] = [];
+        for (let r = 0; r < batch; r++) {
+          if (finished[r]) {
+            chosen.push(padTokenId!);
+            tokens.push(null);
+            stepLogprobs.push(null);
+            continue;
+          }
+          const row = logits.subarray(r * vocab, (r + 1) * vocab);
+          const token = doSample ? sampleToken(row, sampling, rng) : argmax(row);
+          chosen.push(token);
+          newTokens[r]!.push(token);
+          tokens.push(token);
+          if (options.returnLogprobs) {
+            const lp = tokenLogProb(row, token, sampling.temperature);
+            logprobs[r]!.push(lp);
+            stepLogprobs.push(lp);
+          }
+          if (stops.has(token)) finished[r] = true;
         }
-        const row = logits.subarray(r * vocab, (r + 1) * vocab);
-        const token = doSample ? sampleToken(row, sampling, rng) : argmax(row);
-        chosen.push(token);
-        newTokens[r]!.push(token);
-        if (options.returnLogprobs) logprobs[r]!.push(tokenLogProb(row, token, sampling.temperature));
-        if (stops.has(token)) finished[r] = true;
+        steps.push(chosen);
+        yield {
+          step,
+          tokens,
+          ...(options.returnLogprobs ? { logprobs: stepLogprobs } : {}),
+          finished: finished.slice(),
+        };
+        if (finished.every(Boolean) || step === maxNewTokens - 1) break;
+        // Stopped rows keep feeding padding with mask 1, as transformers does, so every row's
+        // position advances by one per step.
+        logits = await session.step(
+          chosen,
+          lengths.map((n) => n + step),
+        );
       }
-      steps.push(chosen);
-      if (finished.every(Boolean) || step === maxNewTokens - 1) break;
-      stepIds = chosen.map((id) => [id]);
-      // Stopped rows keep feeding padding with mask 1, as transformers does, so every row's
-      // position advances by one per step.
-      stepPositions = lengths.map((n) => [n + step]);
-      for (const row of fullMask) row.push(1);
     }
   } finally {
-    cache?.dispose();
+    session?.dispose();
   }
 
   const output: GenerateOutput = {
@@ -198,4 +223,24 @@ export async function generate(
   };
   if (options.returnLogprobs) output.logprobs = logprobs;
   return output;
+}
+
+/**
+ * Generate continuations with a KV cache, like transformers' `generate()`: {@link generateStream}
+ * run to its end. See there for padding, stops, sampling and which session decodes.
+ *
+ * @param model anything with an incremental step, e.g. `PreTrainedModelForCausalLM`.
+ * @param inputIds `[B, T]` prompt ids (nested arrays or an int tensor, which is not disposed).
+ * @throws ConfigError for bad options or inputs, naming the field and row.
+ */
+export async function generate(
+  model: IncrementalCausalLM,
+  inputIds: IntMatrix,
+  options: GenerateOptions = {},
+): Promise<GenerateOutput> {
+  const steps = generateStream(model, inputIds, options);
+  for (;;) {
+    const next = await steps.next();
+    if (next.done) return next.value;
+  }
 }

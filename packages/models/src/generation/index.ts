@@ -2,7 +2,8 @@
  * Generation: the KV cache, token sampling, `generate()` and the `generateText()` pipeline.
  * @module
  */
-export { generate, type ResolvedGenerateOptions, resolveGenerateOptions } from "./generate.js";
+export { CachedForwardSession } from "./cached-session.js";
+export { generate, generateStream, type ResolvedGenerateOptions, resolveGenerateOptions } from "./generate.js";
 export {
   type CachedForwardInputs,
   type CachedForwardOutput,
@@ -18,6 +19,7 @@ export {
   type TextPrompt,
   type TextTokenizer,
 } from "./pipeline.js";
+export type { DecodingSession } from "./session.js";
 export {
   argmax,
   type SamplingOptions,

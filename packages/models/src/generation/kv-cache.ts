@@ -4,6 +4,7 @@
  */
 import { ConfigError, type IntMatrix, type tf } from "@prefkit/core";
 import type { LayerKeyValue } from "../modeling/decoder/attention.js";
+import type { DecodingSession } from "./session.js";
 
 /**
  * Per-layer rotated keys and values of every position decoded so far (HF's `past_key_values`),
@@ -82,6 +83,11 @@ export interface CachedForwardOutput {
 export interface IncrementalCausalLM {
   /** Run the new tokens over the cache; see {@link CachedForwardInputs}. */
   forwardWithCache(inputs: CachedForwardInputs): CachedForwardOutput;
+  /**
+   * A faster session for `batch` rows and up to `capacity` columns (prompt and new tokens), e.g. the
+   * native decode step; undefined (or no such method) makes `generate()` run {@link forwardWithCache}.
+   */
+  startDecoding?(batch: number, capacity: number): DecodingSession | undefined;
   /** `generation_config.json` values used as defaults (eos, pad, max_new_tokens, sampling). */
   readonly generationConfig?: GenerationDefaults | undefined;
 }

@@ -146,5 +146,43 @@ export function sampleFromDistribution(probs: Float64Array, rng: Rng): number {
 
 /** Sample one token id from a row of logits with the given warpers. */
 export function sampleToken(logits: ArrayLike<number>, options: SamplingOptions, rng: Rng): number {
+  if (!(options.topK ?? 0) && (options.topP ?? 1) >= 1) return sampleTemperature(logits, options.temperature ?? 1, rng);
   return sampleFromDistribution(samplingDistribution(logits, options), rng);
+}
+
+/** Reused by {@link sampleTemperature} (a vocabulary-sized float64 buffer per row and step otherwise). */
+let scratch = new Float64Array(0);
+
+/**
+ * Plain temperature sampling (no top-k, no top-p) without allocating: the same float64 operations, in the
+ * same order, as {@link samplingDistribution} then {@link sampleFromDistribution}, so the same token for
+ * the same draw.
+ */
+function sampleTemperature(logits: ArrayLike<number>, temperature: number, rng: Rng): number {
+  validateSamplingOptions({ temperature });
+  const n = logits.length;
+  if (scratch.length < n) scratch = new Float64Array(n);
+  const e = scratch;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    e[i] = logits[i]! / temperature;
+    max = Math.max(max, e[i]!);
+  }
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const p = e[i] === Number.NEGATIVE_INFINITY ? 0 : Math.exp(e[i]! - max);
+    e[i] = p;
+    sum += p;
+  }
+  const u = rng.next();
+  let cumulative = 0;
+  let last = 0;
+  for (let i = 0; i < n; i++) {
+    const p = e[i]! / sum;
+    if (p === 0) continue;
+    cumulative += p;
+    last = i;
+    if (u < cumulative) return i;
+  }
+  return last;
 }

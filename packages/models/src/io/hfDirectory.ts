@@ -18,7 +18,13 @@ import {
   validateModelConfig,
 } from "./config/index.js";
 import { writeJsonAtomic } from "./json.js";
-import { checkTensorInputs, type TensorInput, type TensorInputs, writeSafetensors } from "./safetensors/index.js";
+import {
+  checkTensorInputs,
+  type SafetensorsDtype,
+  type TensorInput,
+  type TensorInputs,
+  writeSafetensors,
+} from "./safetensors/index.js";
 import { replaceFileAtomically } from "./temporary.js";
 
 /** Tokenizer files copied by {@link saveHfDirectory} when present in the source directory. */
@@ -92,17 +98,31 @@ export const SHARD_FILE_PATTERN = /^model-\d{5}-of-\d{5}\.safetensors$/;
 
 /**
  * Refuse weights holding NaN or ±Infinity: a diverged model must not reach disk under a name that looks
- * like a good one.
- * @param tensors - name → tensor, as written.
+ * like a good one. A `Uint16Array` of data is read as the tensor's BF16 or F16 bit patterns.
+ * @param tensors - name → tensor (data and dtype), as written.
  * @param file - the file they would go to, for the message.
  * @throws CheckpointError naming the file and the first non-finite tensor.
  */
 export function assertFiniteTensors(
-  tensors: Iterable<readonly [string, { data: ArrayLike<number> }]>,
+  tensors: Iterable<readonly [string, { data: ArrayLike<number>; dtype?: SafetensorsDtype | undefined }]>,
   file: string,
 ): void {
   for (const [name, t] of tensors) {
     const data = t.data;
+    if (data instanceof Uint16Array) {
+      // BF16 or F16 bit patterns: all exponent bits set is ±Infinity or NaN.
+      const exponent = t.dtype === "F16" ? 0x7c00 : 0x7f80;
+      for (let i = 0; i < data.length; i++) {
+        if ((data[i]! & exponent) === exponent) {
+          const what = (data[i]! & (t.dtype === "F16" ? 0x03ff : 0x007f)) !== 0 ? "NaN" : "Infinity";
+          throw new CheckpointError(`holds ${what} at index ${i}: refusing to save non-finite weights`, {
+            file,
+            tensor: name,
+          });
+        }
+      }
+      continue;
+    }
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) {
         throw new CheckpointError(`holds ${data[i]} at index ${i}: refusing to save non-finite weights`, {

@@ -3,9 +3,17 @@
  * seam, switching them, and taking them off again, merged into the base weights or not.
  * @module
  */
-import { ConfigError, isSequenceClassifier, Rng, tf } from "@prefkit/core";
+import {
+  ConfigError,
+  type HalfPrecisionTensor,
+  hasHalfPrecisionWeights,
+  isSequenceClassifier,
+  Rng,
+  tf,
+} from "@prefkit/core";
 import type { PretrainedConfig } from "../io/config/index.js";
 import type { SavePretrainedOptions } from "../modeling/causal-lm.js";
+import { HalfPrecisionLinear } from "../modeling/decoder/half-precision.js";
 import { Linear, type LinearModule } from "../modeling/decoder/linear.js";
 import {
   type LoraConfig,
@@ -35,6 +43,8 @@ export interface LoraBaseModel {
   replaceLinear(name: string, wrap: (current: LinearModule) => LinearModule): LinearModule;
   /** Every variable by HF parameter name. */
   namedParameters(): Map<string, tf.Variable>;
+  /** The weights stored in 16 bits (a model loaded with `dtype: "bfloat16"`), frozen with the variables. */
+  halfPrecisionWeights?(): Map<string, HalfPrecisionTensor>;
   /** Write the model in HF layout. */
   savePretrained(dir: string, options?: SavePretrainedOptions): Promise<void>;
   /** Free every tensor the model owns. */
@@ -95,7 +105,7 @@ export interface GetPeftModelOptions {
 
 /**
  * The adapters installed on one model: its LoRA layers and `modulesToSave` copies, the on/off and dropout
- * state they share, and the `trainable` flags the base variables had before they were frozen.
+ * state they share, and the `trainable` flags the base weights had before they were frozen.
  */
 export class InjectedAdapters {
   /** Shared by every adapter layer: the on/off switch and dropout. */
@@ -104,10 +114,11 @@ export class InjectedAdapters {
   readonly loraLayers: Map<string, LoraLinear>;
   /** The `modulesToSave` wrappers by HF module name. */
   readonly savedModules: Map<string, ModulesToSaveLinear>;
-  private readonly previousTrainable = new Map<tf.Variable, boolean>();
+  private readonly previousTrainable = new Map<tf.Variable | HalfPrecisionTensor, boolean>();
 
   /**
-   * Freeze every variable of `model`, then wrap `plan.targetNames` in LoRA layers (A Kaiming-uniform
+   * Freeze every weight of `model` (its variables and, for a model loaded in 16 bits, its 16-bit weights,
+   * which therefore never get float32 copies), then wrap `plan.targetNames` in LoRA layers (A Kaiming-uniform
    * from `seed`, B zero, so the model starts equal to its base) and `plan.modulesToSaveNames` in copies,
    * trainable unless `trainable: false`.
    * @throws ConfigError when a `modulesToSave` projection is not a plain {@link Linear}.
@@ -116,9 +127,10 @@ export class InjectedAdapters {
     const seed = options.seed ?? 42;
     const trainable = options.trainable ?? true;
     this.state = { enabled: true, dropoutMode: options.dropoutMode ?? "auto", rng: new Rng(seed) };
-    for (const v of new Set(model.namedParameters().values())) {
-      this.previousTrainable.set(v, v.trainable);
-      v.trainable = false;
+    const half = hasHalfPrecisionWeights(model) ? model.halfPrecisionWeights().values() : [];
+    for (const w of new Set<tf.Variable | HalfPrecisionTensor>([...model.namedParameters().values(), ...half])) {
+      this.previousTrainable.set(w, w.trainable);
+      w.trainable = false;
     }
     this.loraLayers = injectLoraLayers(model, plan, this.state, seed, trainable);
     this.savedModules = injectModulesToSave(model, plan.modulesToSaveNames, this.state, trainable);
@@ -163,30 +175,40 @@ export class InjectedAdapters {
   /**
    * Fold every LoRA update into its base weight (`W += scaling·B·A`), copy the `modulesToSave` copies
    * into the originals, and put the base projections back in place of the wrappers (disposed).
-   * @throws ConfigError, before changing anything, when a base projection is not a float32
-   *   {@link Linear} or is tied to the embeddings.
+   * A 16-bit base ({@link HalfPrecisionLinear}, e.g. a model loaded with `dtype: "bfloat16"`) is merged in
+   * float32 and rounded back to its dtype, as PEFT merges into a bf16 base.
+   * @throws ConfigError, before changing anything, when a base projection is not a plain
+   *   {@link Linear} or {@link HalfPrecisionLinear}, or is tied to the embeddings.
    */
   merge(model: LoraBaseModel): void {
     for (const [name, layer] of this.loraLayers) {
       const base = layer.base;
-      if (!(base instanceof Linear) || base.sharedWeight) {
+      const plain = base instanceof Linear || base instanceof HalfPrecisionLinear;
+      if (!plain || base.sharedWeight) {
         throw new ConfigError(
-          base instanceof Linear
+          plain
             ? `"${name}" shares its weight with the embeddings; merging would change them too`
-            : `"${name}" has no float32 weight to merge into (16-bit storage?): load the base in float32 and use PeftModel.fromPretrained`,
+            : `"${name}" has no plain weight to merge into: load the base without other wrappers and use PeftModel.fromPretrained`,
           { field: name },
         );
       }
     }
     for (const [name, layer] of this.loraLayers) {
-      const base = layer.base as Linear;
-      tf.tidy(() => base.weight.assign(tf.add(base.weight, layer.deltaWeight())));
+      const base = layer.base as Linear | HalfPrecisionLinear;
+      if (base instanceof Linear) {
+        tf.tidy(() => base.weight.assign(tf.add(base.weight, layer.deltaWeight())));
+      } else {
+        const merged = tf.tidy(() => tf.add(base.upcast(), layer.deltaWeight()));
+        base.weight.assign(merged.dataSync() as Float32Array);
+        merged.dispose();
+      }
       model.replaceLinear(name, () => base);
       layer.dispose();
     }
     for (const [name, wrapper] of this.savedModules) {
-      const original = wrapper.original as Linear;
-      tf.tidy(() => original.weight.assign(wrapper.copy.weight));
+      const original = wrapper.original as Linear | HalfPrecisionLinear;
+      if (original instanceof Linear) tf.tidy(() => original.weight.assign(wrapper.copy.weight));
+      else original.weight.assign(wrapper.copy.weight.dataSync() as Float32Array);
       if (original.bias && wrapper.copy.bias) tf.tidy(() => original.bias!.assign(wrapper.copy.bias!));
       model.replaceLinear(name, () => original);
       wrapper.dispose();
@@ -211,9 +233,9 @@ export class InjectedAdapters {
     for (const wrapper of this.savedModules.values()) wrapper.dispose();
   }
 
-  /** After {@link merge} or {@link remove}: give the base variables their `trainable` flags back and forget the adapters. */
+  /** After {@link merge} or {@link remove}: give the base weights their `trainable` flags back and forget the adapters. */
   release(): void {
-    for (const [v, t] of this.previousTrainable) if (!v.isDisposed) v.trainable = t;
+    for (const [w, t] of this.previousTrainable) if (!(w instanceof tf.Variable && w.isDisposed)) w.trainable = t;
     this.loraLayers.clear();
     this.savedModules.clear();
   }
@@ -257,7 +279,7 @@ function injectModulesToSave(
   const wrappers = new Map<string, ModulesToSaveLinear>();
   for (const name of names) {
     model.replaceLinear(name, (original) => {
-      if (!(original instanceof Linear)) {
+      if (!(original instanceof Linear || original instanceof HalfPrecisionLinear)) {
         throw new ConfigError(`"${name}" is not a plain projection; it cannot be copied for modulesToSave`, {
           field: "modulesToSave",
         });

@@ -4,6 +4,7 @@
  * @module
  */
 import { type Rng, tf } from "@prefkit/core";
+import { HalfPrecisionLinear } from "../modeling/decoder/half-precision.js";
 import { Linear, type LinearModule, type LoraLinearDescription } from "../modeling/decoder/linear.js";
 
 /**
@@ -129,6 +130,7 @@ export class LoraLinear implements LinearModule {
       dropout: this.dropout,
       active: this.active,
       nextDropoutSeed: () => this.nextDropoutSeed(),
+      dropoutApplies: () => this.dropout > 0 && dropoutActive(this.state),
     };
   }
 
@@ -168,13 +170,16 @@ export class ModulesToSaveLinear implements LinearModule {
   private readonly state: AdapterState;
 
   /**
-   * @param original a {@link Linear} (its weight and bias are copied).
+   * @param original a {@link Linear} or a 16-bit {@link HalfPrecisionLinear} (its weight, upcast, and bias
+   *   are copied into float32 variables).
    * @param trainable whether the copy is trainable.
    */
-  constructor(original: Linear, state: AdapterState, trainable: boolean) {
+  constructor(original: Linear | HalfPrecisionLinear, state: AdapterState, trainable: boolean) {
     this.name = original.name;
     this.original = original;
-    const weight = tf.tidy(() => tf.variable(tf.clone(original.weight), trainable));
+    const weight = tf.tidy(() =>
+      tf.variable(original instanceof HalfPrecisionLinear ? original.upcast() : tf.clone(original.weight), trainable),
+    );
     const bias = original.bias ? tf.tidy(() => tf.variable(tf.clone(original.bias!), trainable)) : null;
     this.copy = new Linear(original.name, weight, bias);
     this.state = state;

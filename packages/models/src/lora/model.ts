@@ -11,17 +11,24 @@ import {
   ConfigError,
   type ForwardInputs,
   type GenerateOptions,
+  gradientCheckpointingOver,
   type GenerateOutput,
+  type GenerationStep,
+  hasHalfPrecisionWeights,
   type IntMatrix,
   isSequenceClassifier,
   type SequenceClassifier,
   type SequenceClassifierOutput,
+  type StreamingGenerator,
   type tf,
 } from "@prefkit/core";
 import type { CachedForwardInputs, CachedForwardOutput } from "../generation/kv-cache.js";
+import type { DecodingSession } from "../generation/session.js";
 import type { PretrainedConfig } from "../io/config/index.js";
 import type { CausalLMForwardOutput, ForwardOptions, PreTrainedModelForCausalLM } from "../modeling/causal-lm.js";
+import type { DecoderComputeDtype } from "../modeling/decoder/accelerator.js";
 import type { LinearModule } from "../modeling/decoder/linear.js";
+import { DecoderModel } from "../modeling/decoder-model.js";
 import type { PreTrainedModelForSequenceClassification } from "../modeling/sequence-classification.js";
 import {
   adapterConfigJson,
@@ -88,6 +95,39 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
     return this.baseModel.config;
   }
 
+  /** The base model's gradient checkpointing (PEFT forwards it to the base model, as here). */
+  private readonly checkpointing = gradientCheckpointingOver(() => [this.baseModel]);
+  /** Keep only each layer's input in training forward passes of the base model's fused decoder. */
+  gradientCheckpointingEnable(): void {
+    this.checkpointing.gradientCheckpointingEnable();
+  }
+  /** Keep every activation again. */
+  gradientCheckpointingDisable(): void {
+    this.checkpointing.gradientCheckpointingDisable();
+  }
+  /** Whether the base model checkpoints. */
+  get isGradientCheckpointing(): boolean {
+    return this.checkpointing.isGradientCheckpointing;
+  }
+
+  /**
+   * What the base model's fused decoder computes its products in (`"float32"` or `"bfloat16"`; see
+   * `Decoder.computeDtype`): LoRA's updates follow the base.
+   * @throws ConfigError when the base model has no such setting.
+   */
+  get computeDtype(): DecoderComputeDtype {
+    return (this.baseModel as Partial<DecoderModel>).computeDtype ?? "float32";
+  }
+
+  set computeDtype(dtype: DecoderComputeDtype) {
+    if (!(this.baseModel instanceof DecoderModel)) {
+      throw new ConfigError("the base model has no compute dtype to set (not a prefkit model)", {
+        field: "computeDtype",
+      });
+    }
+    this.baseModel.computeDtype = dtype;
+  }
+
   /** True while adapters are enabled. */
   get adaptersEnabled(): boolean {
     return this.adapters.state.enabled;
@@ -152,13 +192,19 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
     return next;
   }
 
-  /** Parameter counts (PEFT's `get_nb_trainable_parameters`). */
+  /** Parameter counts (PEFT's `get_nb_trainable_parameters`); a 16-bit base's weights count in `all`. */
   trainableParameterCounts(): TrainableParameterCounts {
     let trainable = 0;
     let all = 0;
-    for (const v of new Set(this.namedParameters().values())) {
-      all += v.size;
-      if (v.trainable) trainable += v.size;
+    const half = hasHalfPrecisionWeights(this.baseModel) ? this.baseModel.halfPrecisionWeights().values() : [];
+    for (const w of new Set<{ size: number; trainable: boolean }>([...this.namedParameters().values()])) {
+      all += w.size;
+      if (w.trainable) trainable += w.size;
+    }
+    for (const w of new Set(half)) {
+      const size = w.bits.length;
+      all += size;
+      if (w.trainable) trainable += size;
     }
     return { trainable, all };
   }
@@ -292,7 +338,10 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
 }
 
 /** A causal LM with LoRA adapters (PEFT's `PeftModelForCausalLM`): core's `CausalLM` and `AdapterToggle`. */
-export class PeftModelForCausalLM extends PeftModel<PreTrainedModelForCausalLM> implements CausalLM, AdapterToggle {
+export class PeftModelForCausalLM
+  extends PeftModel<PreTrainedModelForCausalLM>
+  implements CausalLM, StreamingGenerator, AdapterToggle
+{
   /** Logits `[B, T, vocab]` through the adapted projections. Differentiable. */
   forward(inputs: ForwardInputs, options: ForwardOptions = {}): CausalLMForwardOutput {
     this.assertAlive();
@@ -327,6 +376,21 @@ export class PeftModelForCausalLM extends PeftModel<PreTrainedModelForCausalLM> 
   generate(inputIds: IntMatrix, options: GenerateOptions = {}): Promise<GenerateOutput> {
     this.assertAlive();
     return this.baseModel.generate(inputIds, options);
+  }
+
+  /** {@link generate} yielding each step's tokens as they come (see the base model's). */
+  generateStream(
+    inputIds: IntMatrix,
+    options: GenerateOptions = {},
+  ): AsyncGenerator<GenerationStep, GenerateOutput, undefined> {
+    this.assertAlive();
+    return this.baseModel.generateStream(inputIds, options);
+  }
+
+  /** The base model's native decoding session, through the adapted projections (see the base model's). */
+  startDecoding(batch: number, capacity: number): DecodingSession | undefined {
+    this.assertAlive();
+    return this.baseModel.startDecoding(batch, capacity);
   }
 }
 

@@ -7,8 +7,21 @@ export * from "./auto.js";
 export * from "./causal-lm.js";
 export * from "./config.js";
 export { Attention, type AttentionModules, attentionBias } from "./decoder/attention.js";
-export type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "./decoder/accelerator.js";
+export type {
+  DecoderAccelerator,
+  DecoderComputeDtype,
+  DecoderModules,
+  TokenLogProbs,
+} from "./decoder/accelerator.js";
 export { Decoder, type DecoderForwardOptions, type DecoderHiddenOutput } from "./decoder/decoder.js";
+export { EMBEDDING_MODULE, TokenEmbedding } from "./decoder/embedding.js";
+export {
+  type DecoderWeight,
+  type HalfPrecisionDtype,
+  HalfPrecisionLinear,
+  HalfPrecisionWeight,
+  roundToHalfPrecision,
+} from "./decoder/half-precision.js";
 export { DecoderLayer } from "./decoder/layer.js";
 export {
   type Dense16LinearDescription,
@@ -29,6 +42,15 @@ export {
   sequenceLogProbs,
 } from "@prefkit/core";
 export * from "./sequence-classification.js";
+export {
+  type ModelDtype,
+  ModelWeights,
+  type SaveDtype,
+  storedInHalfPrecision,
+  TORCH_DTYPE_OF,
+  type WeightSource,
+} from "./model-weights.js";
+export { type LoadDtype, resolveLoadDtype } from "./pretrained-directory.js";
 export { causalLMFromBytes, type FromBytesOptions } from "./from-bytes.js";
 export { incrementalAttentionBias, type LayerKeyValue } from "./decoder/attention.js";
 export type { DecoderStepInputs, DecoderStepOutput } from "./decoder/decoder.js";

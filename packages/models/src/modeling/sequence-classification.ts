@@ -8,29 +8,32 @@ import { join } from "node:path";
 import {
   ConfigError,
   type ForwardInputs,
+  type HalfPrecisionWeights,
   type IntMatrix,
   Rng,
   type SequenceClassifier,
   type SequenceClassifierOutput,
   tf,
 } from "@prefkit/core";
-import { loadCheckpointWeights, SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
+import { SAFETENSORS_WEIGHTS_NAME } from "../io/checkpoint.js";
 import { type PretrainedConfig, validateModelConfig } from "../io/config/index.js";
-import type { TensorRecord } from "../io/safetensors/index.js";
 import { adapterFor } from "./adapters/index.js";
 import type { PreTrainedModelForCausalLM, SavePretrainedOptions } from "./causal-lm.js";
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
+import type { HalfPrecisionWeight } from "./decoder/half-precision.js";
+import { DecoderModel } from "./decoder-model.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
-import {
-  copyOfWeights,
-  expectedWeightShapes,
-  initialWeights,
-  validateWeights,
-  variablesFromWeights,
-} from "./decoder/weights.js";
+import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
+import { type ModelDtype, ModelWeights, type WeightSource } from "./model-weights.js";
 import { nativeDecoderAccelerator } from "./native/accelerator.js";
-import { activateBackend, readPretrainedConfig, savePretrainedDirectory } from "./pretrained-directory.js";
+import {
+  activateBackend,
+  type LoadDtype,
+  readPretrainedConfig,
+  readPretrainedWeights,
+  savePretrainedDirectory,
+} from "./pretrained-directory.js";
 import { classifierConfig, headInit, labelCount } from "./score-head.js";
 
 /** HF tensor name of the classification head. */
@@ -53,6 +56,14 @@ export interface SequenceClassificationOptions {
 export interface SequenceClassificationFromPretrainedOptions extends SequenceClassificationOptions {
   /** TensorFlow.js backend to activate first. Default: keep the current one. */
   backend?: string;
+  /**
+   * The dtype the weights are loaded and kept in, as for causal LMs (`FromPretrainedOptions.dtype`): with
+   * `"bfloat16"`/`"float16"` the body's projections and embedding stay 16-bit (frozen under LoRA), while the
+   * `score` head is always a float32 variable (it trains; a fresh head is rounded to the dtype like every
+   * other value). `"auto"` follows `config.json`'s `torch_dtype`.
+   * @defaultValue `"float32"`
+   */
+  dtype?: LoadDtype;
 }
 
 function toInt(m: IntMatrix): tf.Tensor2D {
@@ -70,34 +81,41 @@ function toInt(m: IntMatrix): tf.Tensor2D {
  * const { logits } = rm.forward({ inputIds, attentionMask }); // [B, 1]
  * ```
  */
-export class PreTrainedModelForSequenceClassification implements SequenceClassifier {
+export class PreTrainedModelForSequenceClassification
+  extends DecoderModel
+  implements SequenceClassifier, HalfPrecisionWeights
+{
   /** The HF config as `savePretrained` writes it (`architectures`, `id2label`, `label2id`, `pad_token_id`). */
   readonly config: PretrainedConfig;
   /** The decoder flags (with tied embeddings: the body never uses `lm_head`). */
   readonly decoderConfig: DecoderConfig;
   /** The decoder body (its `lm_head` slot is unused). */
-  readonly decoder: Decoder;
+  override readonly decoder: Decoder;
   /** Outputs of the `score` head. */
   readonly numLabels: number;
   /** Directory the model was loaded from (tokenizer files are copied from there on save). */
   readonly sourceDir: string | undefined;
   /** The `score` head slot (a {@link LinearModule}; LoRA may wrap it). */
   score: LinearModule;
-  private readonly ownVariables: Map<string, tf.Variable>;
+  /** The model's own weights by HF name (float32 variables and 16-bit storage) and its dtype. */
+  readonly weights: ModelWeights;
   private disposed = false;
 
   /**
    * Build from validated weights: every body tensor of `expectedWeightShapes` (without `lm_head`) plus
    * `score.weight` `[numLabels, hidden]`. Prefer {@link fromPretrained}, {@link fromConfig} or {@link fromCausalLM}.
+   * With `extras.dtype` 16-bit the body is stored as `fromPretrained`'s `dtype` describes; a
+   * {@link ModelWeights} is taken over as is.
    * @throws ConfigError naming a missing, unexpected or mis-shaped tensor.
    */
   constructor(
     config: PretrainedConfig,
     decoderConfig: DecoderConfig,
-    weights: ReadonlyMap<string, Pick<TensorRecord, "shape" | "data">>,
-    extras: { sourceDir?: string; file?: string; numLabels: number },
+    weights: ReadonlyMap<string, WeightSource> | ModelWeights,
+    extras: { sourceDir?: string; file?: string; numLabels: number; dtype?: ModelDtype },
   ) {
-    const body = new Map(weights);
+    super();
+    const body = new Map<string, { shape: number[] }>(weights instanceof ModelWeights ? weights.shapes() : weights);
     const score = body.get(SCORE_WEIGHT_NAME);
     body.delete(SCORE_WEIGHT_NAME);
     const bodyConfig: DecoderConfig = { ...decoderConfig, tieWordEmbeddings: true };
@@ -117,9 +135,15 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     this.decoderConfig = bodyConfig;
     this.numLabels = extras.numLabels;
     this.sourceDir = extras.sourceDir;
-    this.ownVariables = variablesFromWeights([...body, [SCORE_WEIGHT_NAME, score] as const]);
-    this.decoder = new Decoder(bodyConfig, this.ownVariables, nativeDecoderAccelerator);
-    this.score = new Linear("score", this.ownVariables.get(SCORE_WEIGHT_NAME)!);
+    this.weights =
+      weights instanceof ModelWeights ? weights : ModelWeights.fromTensors(weights, extras.dtype ?? "float32");
+    this.decoder = new Decoder(bodyConfig, this.weights.all(), nativeDecoderAccelerator);
+    this.score = new Linear("score", this.weights.variables().get(SCORE_WEIGHT_NAME)!);
+  }
+
+  /** The dtype the weights were loaded in; `"float32"` unless loaded in 16 bits. */
+  get dtype(): ModelDtype {
+    return this.weights.dtype;
   }
 
   /**
@@ -135,14 +159,15 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     options: SequenceClassificationFromPretrainedOptions = {},
   ): Promise<PreTrainedModelForSequenceClassification> {
     await activateBackend(options.backend);
-    const { config: raw, configFile, adapter, decoderConfig } = await readPretrainedConfig(dir);
+    const parts = await readPretrainedConfig(dir);
+    const { config: raw, configFile, adapter, decoderConfig } = parts;
     const numLabels = labelCount(raw, options.numLabels, configFile);
-    const checkpoint = await loadCheckpointWeights(dir);
+    const { dtype, checkpoint } = await readPretrainedWeights(dir, parts, options.dtype);
     const score = checkpoint.tensors.get(SCORE_WEIGHT_NAME);
     const rest = new Map(checkpoint.tensors);
     rest.delete(SCORE_WEIGHT_NAME);
     rest.delete("lm_head.weight");
-    const weights: Map<string, Pick<TensorRecord, "shape" | "data">> = adapter.sanitize(rest, {
+    const weights: Map<string, WeightSource> = adapter.sanitize(rest, {
       ...decoderConfig,
       tieWordEmbeddings: true,
     });
@@ -155,7 +180,7 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
       classifierConfig(raw, numLabels, options.padTokenId),
       decoderConfig,
       weights,
-      { sourceDir: dir, file: join(dir, SAFETENSORS_WEIGHTS_NAME), numLabels },
+      { sourceDir: dir, file: join(dir, SAFETENSORS_WEIGHTS_NAME), numLabels, dtype },
     );
   }
 
@@ -171,10 +196,7 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     const decoderConfig = adapterFor(validated).decoderConfig(validated);
     const numLabels = labelCount(validated, options.numLabels);
     const rng = new Rng(options.seed ?? 42);
-    const weights: Map<string, Pick<TensorRecord, "shape" | "data">> = initialWeights(
-      { ...decoderConfig, tieWordEmbeddings: true },
-      rng,
-    );
+    const weights: Map<string, WeightSource> = initialWeights({ ...decoderConfig, tieWordEmbeddings: true }, rng);
     weights.set(SCORE_WEIGHT_NAME, headInit(numLabels, decoderConfig.hiddenSize, decoderConfig.initializerRange, rng));
     return new PreTrainedModelForSequenceClassification(
       classifierConfig(validated, numLabels, options.padTokenId),
@@ -186,24 +208,18 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
 
   /**
    * A classifier whose body is a copy of a causal LM's current base weights (e.g. a value model on
-   * the policy's body), with a fresh seeded head. LoRA wrappers are not copied: merge them first.
+   * the policy's body), with a fresh seeded head. LoRA wrappers are not copied: merge them first. The copy of
+   * a 16-bit LM keeps its 16-bit weights (sharing their bits) and is trainable like a freshly loaded model.
    */
   static fromCausalLM(
     lm: PreTrainedModelForCausalLM,
     options: SequenceClassificationOptions = {},
   ): PreTrainedModelForSequenceClassification {
     const numLabels = labelCount(lm.config, options.numLabels);
-    const params = lm.namedParameters();
-    const names = [...expectedWeightShapes({ ...lm.decoderConfig, tieWordEmbeddings: true }).keys()];
-    const weights: Map<string, Pick<TensorRecord, "shape" | "data">> = copyOfWeights(
-      names.map((name) => {
-        const v = params.get(name);
-        if (!v) throw new ConfigError("the causal LM lacks this tensor", { tensor: name });
-        return [name, v] as const;
-      }),
-    );
+    const names = expectedWeightShapes({ ...lm.decoderConfig, tieWordEmbeddings: true }).keys();
+    const weights = lm.weights.copy({ trainable: true, names });
     const c = lm.decoderConfig;
-    weights.set(SCORE_WEIGHT_NAME, headInit(numLabels, c.hiddenSize, c.initializerRange, new Rng(options.seed ?? 42)));
+    weights.add(SCORE_WEIGHT_NAME, headInit(numLabels, c.hiddenSize, c.initializerRange, new Rng(options.seed ?? 42)));
     return new PreTrainedModelForSequenceClassification(
       classifierConfig(lm.config, numLabels, options.padTokenId),
       c,
@@ -270,9 +286,20 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     return out;
   }
 
-  /** Variables with `trainable = true`. */
+  /**
+   * Variables with `trainable = true`; a model loaded in 16 bits first gives each 16-bit weight still
+   * marked trainable its float32 master (see `PreTrainedModelForCausalLM.trainableVariables`).
+   * @throws ConfigError when a trainable 16-bit weight sits under a wrapper (freeze it first).
+   */
   trainableVariables(): tf.Variable[] {
+    this.assertAlive();
+    this.weights.materializeTrainable((name, master) => this.decoder.replaceWeight(name, master));
     return [...new Set(this.namedParameters().values())].filter((v) => v.trainable);
+  }
+
+  /** The weights currently stored in 16 bits (empty for a float32 model), by HF name; see the causal LM's. */
+  halfPrecisionWeights(): Map<string, HalfPrecisionWeight> {
+    return this.weights.halfPrecision();
   }
 
   /** Every projection by HF module name: the body's attention/MLP projections and `score` (no `lm_head`). */
@@ -317,26 +344,24 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     this.assertAlive();
     await savePretrainedDirectory(dir, {
       config: this.config,
-      weights: this.ownVariables,
-      dtype: options.dtype ?? "F32",
+      ...this.weights.tensorsForSave(this.weights.all().keys(), options.dtype),
       tokenizerFilesFrom: options.tokenizerFilesFrom ?? this.sourceDir,
     });
   }
 
   /**
    * An independent copy of the current base weights (e.g. TRL's default value model, initialised from
-   * the reward model). Wrappers (LoRA) are not copied.
-   * @param options `trainable` (default true) of every copied variable.
+   * the reward model). Wrappers (LoRA) are not copied. 16-bit weights share their bits (see
+   * `PreTrainedModelForCausalLM.frozenCopy`).
+   * @param options `trainable` (default true) of every copied weight.
    */
   copy(options: { trainable?: boolean } = {}): PreTrainedModelForSequenceClassification {
     this.assertAlive();
-    const weights = copyOfWeights(this.ownVariables);
-    const copy = new PreTrainedModelForSequenceClassification(this.config, this.decoderConfig, weights, {
+    const weights = this.weights.copy({ trainable: options.trainable ?? true });
+    return new PreTrainedModelForSequenceClassification(this.config, this.decoderConfig, weights, {
       numLabels: this.numLabels,
       ...(this.sourceDir !== undefined ? { sourceDir: this.sourceDir } : {}),
     });
-    if (options.trainable === false) for (const v of copy.ownVariables.values()) v.trainable = false;
-    return copy;
   }
 
   /** A copy with every variable frozen (`trainable = false`). */
@@ -348,7 +373,7 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const v of this.ownVariables.values()) v.dispose();
+    this.weights.dispose();
     this.decoder.disposeConstants();
   }
 

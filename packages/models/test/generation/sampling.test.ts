@@ -1,6 +1,6 @@
 /** The JS sampler: warpers in HF's order, their support, seeded draws, log-probs. */
 import { ConfigError, Rng } from "@prefkit/core";
-import { argmax, sampleToken, samplingDistribution, tokenLogProb } from "@prefkit/models";
+import { argmax, sampleFromDistribution, sampleToken, samplingDistribution, tokenLogProb } from "@prefkit/models";
 import { describe, expect, it } from "vitest";
 
 const LOGITS = Float32Array.from([2.0, 0.5, 3.0, -1.0, 3.0, 1.0, 0.0, 2.5]);
@@ -73,6 +73,24 @@ describe("sampling", () => {
     for (let i = 0; i < 8; i++) {
       const sd = Math.sqrt((p[i]! * (1 - p[i]!)) / n);
       expect(Math.abs(counts[i] / n - p[i]!), `token ${i}`).toBeLessThanOrEqual(5 * sd + 1e-12);
+    }
+  });
+
+  it("plain temperature sampling (its allocation-free path) draws exactly what the distribution gives", () => {
+    // A vocabulary with masked (-Infinity) and underflowing logits, and draws near the CDF's steps.
+    const rng = new Rng(11);
+    const logits = Float32Array.from({ length: 5000 }, (_, i) =>
+      i % 97 === 0 ? Number.NEGATIVE_INFINITY : i % 89 === 0 ? -1e4 : 1.5 * rng.normal(),
+    );
+    for (const temperature of [1, 0.7, 1.9]) {
+      const fast = new Rng(3);
+      const reference = new Rng(3);
+      const distribution = samplingDistribution(logits, { temperature });
+      const drawn = Array.from({ length: 300 }, () => sampleToken(logits, { temperature }, fast));
+      const expected = Array.from({ length: 300 }, () => sampleFromDistribution(distribution, reference));
+      expect(drawn).toEqual(expected);
+      expect(new Set(drawn).size).toBeGreaterThan(50);
+      expect(drawn.every((t) => Number.isFinite(logits[t]!) && logits[t]! > -1e4)).toBe(true);
     }
   });
 

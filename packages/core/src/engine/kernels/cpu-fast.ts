@@ -2,7 +2,9 @@
  * Tight typed-array kernels for the `cpu` backend's hottest elementwise work, registered by the
  * native BLAS plugin once matmuls are fast: broadcast `Add`/`Sub`/`Multiply`/`RealDiv`,
  * `Transpose`, `Exp`, `Sigmoid` and last-axis `Softmax` (the stock Softmax runs five kernels with
- * their temporaries; it and `Sigmoid` dominated a KV-cache decoding step once matmuls were native).
+ * their temporaries; it and `Sigmoid` dominated a KV-cache decoding step once matmuls were native), and
+ * strided `Slice` with its gradient `PadV2` (run copies: the stock kernels convert coordinates per element,
+ * ~2 µs each, so cutting the response positions out of `[8, 80, 49152]` logits took tens of seconds).
  *
  * The stock cpu kernels compute every broadcast or transposed element's index with a
  * per-element coordinate conversion; a vocabulary-sized `[256,49152] − [256,1]` takes seconds.
@@ -257,6 +259,89 @@ function softmaxKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
   };
 }
 
+/**
+ * Copy between a dense block `inner` (shape `sizes`) and the same block at `offsets` inside a dense
+ * `outer` tensor (shape `outerShape`): `toInner` reads the block out (Slice), else writes it in (Pad).
+ * Trailing dims the block spans whole merge into one contiguous run per outer index.
+ */
+function copyBlock(
+  outer: Float32Array,
+  outerShape: readonly number[],
+  inner: Float32Array,
+  sizes: readonly number[],
+  offsets: readonly number[],
+  toInner: boolean,
+): void {
+  if (inner.length === 0) return;
+  const strides = contiguousStrides(outerShape);
+  let k = sizes.length - 1;
+  while (k > 0 && sizes[k] === outerShape[k]) k--;
+  const run = k < 0 ? 1 : sizes[k]! * strides[k]!;
+  const idx = new Array<number>(Math.max(0, k)).fill(0);
+  let base = 0;
+  for (let d = 0; d <= k; d++) base += offsets[d]! * strides[d]!;
+  for (let o = 0; o < inner.length; o += run) {
+    if (toInner) inner.set(outer.subarray(base, base + run), o);
+    else outer.set(inner.subarray(o, o + run), base);
+    for (let d = k - 1; d >= 0; d--) {
+      idx[d]!++;
+      base += strides[d]!;
+      if (idx[d]! < sizes[d]!) break;
+      base -= strides[d]! * sizes[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
+/** `Slice` of a float32 tensor that is not one contiguous range (the stock kernel takes a view of those). */
+function sliceKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { begin, size } = args.attrs as { begin: number | number[]; size?: number | number[] };
+    const backend = args.backend as unknown as CpuBackendLike;
+    const xv = float32Values(backend, x);
+    if (xv === undefined) {
+      if (stock === undefined) throw new Error("Slice: no stock cpu kernel to fall back to");
+      return stock.kernelFunc(args);
+    }
+    const [b, sz] = tf.slice_util.parseSliceParams(x, begin, size);
+    tf.slice_util.assertParamsValid(x, b, sz);
+    if (x.shape.length === 0 || tf.slice_util.isSliceContinous(x.shape, b, sz)) {
+      if (stock === undefined) throw new Error("Slice: no stock cpu kernel to fall back to");
+      return stock.kernelFunc(args);
+    }
+    const out = new Float32Array(sz.reduce((a, n) => a * n, 1));
+    copyBlock(xv, x.shape, out, sz, b, true);
+    return backend.makeTensorInfo(sz, "float32", out);
+  };
+}
+
+/** `PadV2` of a float32 tensor with a constant (the gradient of `Slice`). */
+function padKernel(stock: tf.KernelConfig | undefined): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { paddings, constantValue } = args.attrs as { paddings: [number, number][]; constantValue: number };
+    const backend = args.backend as unknown as CpuBackendLike;
+    const xv = float32Values(backend, x);
+    if (xv === undefined || x.shape.length === 0) {
+      if (stock === undefined) throw new Error("PadV2: no stock cpu kernel to fall back to");
+      return stock.kernelFunc(args);
+    }
+    const shape = x.shape.map((n, d) => paddings[d]![0] + n + paddings[d]![1]);
+    const out = new Float32Array(shape.reduce((a, n) => a * n, 1));
+    if (constantValue !== 0) out.fill(constantValue);
+    copyBlock(
+      out,
+      shape,
+      xv,
+      x.shape,
+      paddings.map((p) => p[0]),
+      false,
+    );
+    return backend.makeTensorInfo(shape, "float32", out);
+  };
+}
+
 /** Kernel specs (for {@link defineKernelPlugin}) of the fast cpu elementwise kernels. */
 export const cpuFastKernels: ReadonlyArray<{
   kernelName: string;
@@ -274,4 +359,6 @@ export const cpuFastKernels: ReadonlyArray<{
     build: (stock) => ({ kernelFunc: unaryKernel("1 / (1 + Math.exp(-x))", stock, tf.Sigmoid) }),
   },
   { kernelName: tf.Softmax, build: (stock) => ({ kernelFunc: softmaxKernel(stock) }) },
+  { kernelName: tf.Slice, build: (stock) => ({ kernelFunc: sliceKernel(stock) }) },
+  { kernelName: tf.PadV2, build: (stock) => ({ kernelFunc: padKernel(stock) }) },
 ];

@@ -5,7 +5,14 @@
  */
 import { CheckpointError } from "@prefkit/core";
 import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "../halfPrecision.js";
-import { LITTLE_ENDIAN_HOST, SAFETENSORS_DTYPE_BYTES, type SafetensorsDtype } from "./format.js";
+import {
+  type HalfPrecisionData,
+  type HalfPrecisionFormat,
+  LITTLE_ENDIAN_HOST,
+  SAFETENSORS_DTYPE_BYTES,
+  type SafetensorsDtype,
+  type TensorRecord,
+} from "./format.js";
 
 /** Copy `bytes` into a fresh buffer of `byteLength` so typed views on it are aligned. */
 function alignedCopy(bytes: Uint8Array): ArrayBuffer {
@@ -92,12 +99,86 @@ const INTEGER_RANGE: Partial<Record<SafetensorsDtype, [number, number]>> = {
   BOOL: [0, 1],
 };
 
+/** The safetensors dtype of a 16-bit format. */
+export const HALF_PRECISION_DTYPE: Readonly<Record<HalfPrecisionFormat, "BF16" | "F16">> = {
+  bfloat16: "BF16",
+  float16: "F16",
+};
+
+/** The floating dtypes a tensor can be kept in 16 bits from. */
+const FLOATING: ReadonlySet<SafetensorsDtype> = new Set(["F64", "F32", "F16", "BF16"]);
+
+/** True for a floating-point safetensors dtype. */
+export function isFloatingDtype(dtype: SafetensorsDtype): boolean {
+  return FLOATING.has(dtype);
+}
+
+/** The 16-bit patterns of little-endian `bytes` that already hold `format` (a copy, aligned). */
+export function halfPrecisionBits(bytes: Uint8Array): Uint16Array {
+  const bits = new Uint16Array(bytes.length / 2);
+  if (LITTLE_ENDIAN_HOST) {
+    new Uint8Array(bits.buffer).set(bytes);
+    return bits;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  for (let i = 0; i < bits.length; i++) bits[i] = view.getUint16(2 * i, true);
+  return bits;
+}
+
+/** A tensor's bytes as `format` bit patterns: copied when the file holds that format, else decoded and rounded. */
+export function decodeTensorAsHalf(
+  dtype: SafetensorsDtype,
+  bytes: Uint8Array,
+  format: HalfPrecisionFormat,
+): Uint16Array {
+  if (dtype === HALF_PRECISION_DTYPE[format]) return halfPrecisionBits(bytes);
+  const values = decodeTensor(dtype, bytes);
+  return format === "bfloat16" ? float32ToBf16(values) : float32ToF16(values);
+}
+
+/** A {@link TensorRecord} held in 16 bits: `data` is upcast from the bits on each access. */
+export class HalfPrecisionTensorRecord implements TensorRecord {
+  /** The dtype the tensor had on disk. */
+  readonly dtype: SafetensorsDtype;
+  /** Dimensions, outermost first. */
+  readonly shape: number[];
+  /** The values as kept in memory. */
+  readonly halfPrecision: HalfPrecisionData;
+
+  /** @param dtype on-disk dtype; @param shape dimensions; @param halfPrecision the values in 16 bits. */
+  constructor(dtype: SafetensorsDtype, shape: number[], halfPrecision: HalfPrecisionData) {
+    this.dtype = dtype;
+    this.shape = shape;
+    this.halfPrecision = halfPrecision;
+  }
+
+  /** The values upcast to float32 (exact), in a new array on each access. */
+  get data(): Float32Array {
+    const { dtype, bits } = this.halfPrecision;
+    return dtype === "bfloat16" ? bf16ToFloat32(bits) : f16ToFloat32(bits);
+  }
+}
+
 /**
- * Little-endian bytes of float32 `data` in `dtype` (a view when no conversion is needed).
+ * Little-endian bytes of float32 `data` in `dtype` (a view when no conversion is needed). A `Uint16Array`
+ * holds `dtype`'s own bit patterns (BF16 or F16) and is written unchanged.
  * @throws CheckpointError naming `file` and `tensor` when an integer or bool dtype cannot hold a value exactly.
  */
-export function encodeTensor(data: Float32Array, dtype: SafetensorsDtype, file: string, tensor: string): Uint8Array {
+export function encodeTensor(
+  data: Float32Array | Uint16Array,
+  dtype: SafetensorsDtype,
+  file: string,
+  tensor: string,
+): Uint8Array {
   const asBytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  if (data instanceof Uint16Array) {
+    // Bit patterns of `dtype` itself (BF16 or F16; the writer checked): written unchanged.
+    if (LITTLE_ENDIAN_HOST) return asBytes(data);
+    const bytes = new Uint8Array(data.length * 2);
+    const view = new DataView(bytes.buffer);
+    for (let i = 0; i < data.length; i++) view.setUint16(2 * i, data[i]!, true);
+    return bytes;
+  }
   const range = INTEGER_RANGE[dtype];
   if (range !== undefined) {
     for (let i = 0; i < data.length; i++) {

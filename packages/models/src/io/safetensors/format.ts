@@ -36,14 +36,33 @@ export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>>
 /** Largest header the parser accepts, as in the reference implementation (100 MB). */
 export const MAX_SAFETENSORS_HEADER_BYTES = 100_000_000;
 
+/** The 16-bit formats a tensor can be kept in, in memory, when read with `halfPrecision` (see `readSafetensors`). */
+export type HalfPrecisionFormat = "bfloat16" | "float16";
+
+/** A tensor's values kept as 16-bit bit patterns (see {@link TensorRecord.halfPrecision}). */
+export interface HalfPrecisionData {
+  /** What the bits encode. */
+  dtype: HalfPrecisionFormat;
+  /** The bit patterns, row-major. Owned by the record (not a view of the file). */
+  bits: Uint16Array;
+}
+
 /** One tensor loaded from a safetensors file. */
 export interface TensorRecord {
   /** The dtype the tensor had on disk. */
   dtype: SafetensorsDtype;
   /** Dimensions, outermost first (row-major). `[]` is a scalar. */
   shape: number[];
-  /** The values upcast to float32, row-major. Owned by the record (not a view of the file). */
+  /**
+   * The values upcast to float32, row-major. Owned by the record (not a view of the file). For a record read
+   * in 16 bits ({@link halfPrecision} set) this is computed from the bits on each access (exact).
+   */
   data: Float32Array;
+  /**
+   * Set when the tensor was read in 16 bits (`readSafetensors(path, { halfPrecision })`): its values as
+   * stored in memory, rounded to that format unless the file already held them in it.
+   */
+  halfPrecision?: HalfPrecisionData;
 }
 
 /** The contents of one safetensors file (or of a sharded checkpoint, merged). */
@@ -58,8 +77,11 @@ export interface SafetensorsFile {
 export interface TensorInput {
   /** Dimensions, outermost first. The product must equal `data.length`. */
   shape: readonly number[];
-  /** Row-major float32 values. */
-  data: Float32Array;
+  /**
+   * Row-major float32 values, or, with `dtype` `"BF16"` or `"F16"`, that dtype's bit patterns as a
+   * `Uint16Array`, written unchanged (byte-identical).
+   */
+  data: Float32Array | Uint16Array;
   /** The dtype to store. Defaults to `"F32"`. */
   dtype?: SafetensorsDtype;
 }

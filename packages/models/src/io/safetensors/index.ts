@@ -5,6 +5,8 @@
 export {
   MAX_SAFETENSORS_HEADER_BYTES,
   SAFETENSORS_DTYPE_BYTES,
+  type HalfPrecisionData,
+  type HalfPrecisionFormat,
   type SafetensorsDtype,
   type SafetensorsFile,
   type SafetensorsHeader,
@@ -13,5 +15,6 @@ export {
   type TensorInputs,
   type TensorRecord,
 } from "./format.js";
-export { parseSafetensors, readSafetensors, readSafetensorsHeader } from "./read.js";
+export { HALF_PRECISION_DTYPE, HalfPrecisionTensorRecord, isFloatingDtype } from "./dtypes.js";
+export { parseSafetensors, type ReadSafetensorsOptions, readSafetensors, readSafetensorsHeader } from "./read.js";
 export { checkTensorInputs, serializeSafetensors, writeSafetensors } from "./write.js";

@@ -4,8 +4,21 @@
  */
 import { type FileHandle, open } from "node:fs/promises";
 import { CheckpointError } from "@prefkit/core";
-import { decodeTensor } from "./dtypes.js";
-import { fail, LITTLE_ENDIAN_HOST, type SafetensorsFile, type SafetensorsHeader, type TensorRecord } from "./format.js";
+import {
+  decodeTensor,
+  decodeTensorAsHalf,
+  HALF_PRECISION_DTYPE,
+  HalfPrecisionTensorRecord,
+  isFloatingDtype,
+} from "./dtypes.js";
+import {
+  fail,
+  type HalfPrecisionFormat,
+  LITTLE_ENDIAN_HOST,
+  type SafetensorsFile,
+  type SafetensorsHeader,
+  type TensorRecord,
+} from "./format.js";
 import { checkHeaderLength, headerLength, parseHeaderBytes } from "./header.js";
 
 const DEFAULT_NAME = "<bytes>";
@@ -85,20 +98,48 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
   }
 }
 
+/** Options of {@link readSafetensors}. */
+export interface ReadSafetensorsOptions {
+  /**
+   * Keep every floating-point tensor in this 16-bit format instead of float32: a tensor the file holds in
+   * that format is read straight into its bit patterns (no conversion, 2 bytes per element in memory);
+   * others are decoded and rounded to it (round to nearest even), one tensor at a time. Such records carry
+   * `halfPrecision` and compute `data` on access. Integer and bool tensors stay float32. Default: none.
+   */
+  halfPrecision?: HalfPrecisionFormat;
+}
+
 /**
  * Read a safetensors file from disk. Tensors are read one at a time, so peak memory is the
- * float32 result plus one tensor's raw bytes (F32 tensors are read straight into their result).
+ * result plus one tensor's raw bytes (F32 tensors are read straight into their float32 result, and, with
+ * `halfPrecision`, tensors already in that format straight into their bit patterns).
  * @param path - the `.safetensors` file.
- * @returns the tensors (upcast to float32) and the `__metadata__` map.
+ * @param options - `halfPrecision` to keep floating tensors in 16 bits.
+ * @returns the tensors (upcast to float32, or in 16 bits) and the `__metadata__` map.
  * @throws CheckpointError if the file cannot be opened or is not a valid safetensors file.
  */
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+export async function readSafetensors(path: string, options: ReadSafetensorsOptions = {}): Promise<SafetensorsFile> {
   const fh = await openForRead(path);
   try {
     const header = await readHeader(fh, path);
     const tensors = new Map<string, TensorRecord>();
     for (const [name, entry] of header.tensors) {
       const [begin, end] = entry.dataOffsets;
+      const format = options.halfPrecision;
+      if (format !== undefined && isFloatingDtype(entry.dtype)) {
+        let bits: Uint16Array;
+        if (entry.dtype === HALF_PRECISION_DTYPE[format] && LITTLE_ENDIAN_HOST) {
+          // Already in the format: the file's bytes are the bit patterns, read in place (no second copy).
+          bits = new Uint16Array((end - begin) / 2);
+          await readFully(fh, new Uint8Array(bits.buffer), header.dataStart + begin, path);
+        } else {
+          const raw = new Uint8Array(end - begin);
+          await readFully(fh, raw, header.dataStart + begin, path);
+          bits = decodeTensorAsHalf(entry.dtype, raw, format);
+        }
+        tensors.set(name, new HalfPrecisionTensorRecord(entry.dtype, entry.shape, { dtype: format, bits }));
+        continue;
+      }
       let data: Float32Array;
       if (entry.dtype === "F32" && LITTLE_ENDIAN_HOST) {
         data = new Float32Array((end - begin) / 4);

@@ -36,7 +36,7 @@ interface PlannedTensor {
   name: string;
   dtype: SafetensorsDtype;
   shape: number[];
-  data: Float32Array;
+  data: Float32Array | Uint16Array;
   begin: number;
   end: number;
   /** File name for error messages. */
@@ -65,7 +65,13 @@ function planWrite(
     const dtype = t.dtype ?? "F32";
     if (!isDtype(dtype)) fail(where, `unknown dtype ${preview(String(dtype))}`, name);
     if (!Array.isArray(t.shape)) fail(where, "shape is not an array", name);
-    if (!(t.data instanceof Float32Array)) fail(where, "data is not a Float32Array", name);
+    if (t.data instanceof Uint16Array) {
+      if (dtype !== "BF16" && dtype !== "F16") {
+        fail(where, `Uint16Array data holds 16-bit patterns: dtype must be BF16 or F16, not ${dtype}`, name);
+      }
+    } else if (!(t.data instanceof Float32Array)) {
+      fail(where, "data is not a Float32Array (or a Uint16Array of BF16/F16 bit patterns)", name);
+    }
     for (const d of t.shape) {
       if (!Number.isSafeInteger(d) || d < 0) fail(where, `shape has an invalid dimension ${d}`, name);
     }

@@ -12,7 +12,9 @@
  * @module
  */
 import type { ForwardInputs, tf } from "@prefkit/core";
+import type { DecodingSession } from "../../generation/session.js";
 import type { DecoderConfig } from "../config.js";
+import type { TokenEmbedding } from "./embedding.js";
 import type { DecoderLayer } from "./layer.js";
 import type { LinearModule } from "./linear.js";
 import type { RMSNorm } from "./rmsnorm.js";
@@ -21,15 +23,25 @@ import type { RMSNorm } from "./rmsnorm.js";
 export interface DecoderModules {
   /** The decoder's flags. */
   readonly config: DecoderConfig;
-  /** `model.embed_tokens.weight` `[vocab, hidden]`. */
-  readonly embedTokens: tf.Variable;
+  /** `model.embed_tokens` (its `describe()` says whether the table is float32 or 16-bit). */
+  readonly embedding: TokenEmbedding;
   /** The blocks, in order. */
   readonly layers: readonly DecoderLayer[];
   /** `model.norm`. */
   readonly norm: RMSNorm;
   /** `lm_head` as currently installed. */
   readonly lmHead: LinearModule;
+  /**
+   * The products a fused implementation should compute in: `"float32"`, or `"bfloat16"` (operands rounded
+   * to bf16, products summed in fp32, as PyTorch's CPU autocast; see `Decoder.computeDtype`).
+   */
+  readonly computeDtype: DecoderComputeDtype;
+  /** Keep only each layer's input for the backward pass and recompute the layer there (`Decoder.gradientCheckpointing`). */
+  readonly gradientCheckpointing: boolean;
 }
+
+/** What a decoder's matrix products compute in (see `Decoder.computeDtype`). */
+export type DecoderComputeDtype = "float32" | "bfloat16";
 
 /** Per-row log-probabilities of the labels, and optionally their statistics. */
 export interface TokenLogProbs {
@@ -58,4 +70,10 @@ export interface DecoderAccelerator {
    * decoder or these inputs.
    */
   hiddenStates(decoder: DecoderModules, inputs: ForwardInputs): tf.Tensor3D | undefined;
+  /**
+   * A session that decodes for `generate()` (the prompts' prefill, then one token per row per step over
+   * a KV cache) for `batch` rows and up to `capacity` columns, or undefined when this accelerator cannot
+   * decode this decoder here. Optional: without it, generation runs the decoder's tfjs ops.
+   */
+  startDecoding?(decoder: DecoderModules, batch: number, capacity: number): DecodingSession | undefined;
 }

@@ -4,12 +4,15 @@
  * family-specific arrives as flags in {@link DecoderConfig}.
  * @module
  */
-import { ConfigError, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
+import { ConfigError, type ForwardInputs, hostEnv, type IntMatrix, tf } from "@prefkit/core";
+import type { DecodingSession } from "../../generation/session.js";
 import type { DecoderConfig } from "../config.js";
-import type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "./accelerator.js";
+import type { DecoderAccelerator, DecoderComputeDtype, DecoderModules, TokenLogProbs } from "./accelerator.js";
 import { Attention, attentionBias, incrementalAttentionBias, type LayerKeyValue } from "./attention.js";
+import { EMBEDDING_MODULE, TokenEmbedding } from "./embedding.js";
+import { type DecoderWeight, HalfPrecisionWeight, plainLinear, plainProjection } from "./half-precision.js";
 import { DecoderLayer } from "./layer.js";
-import { Linear, type LinearModule } from "./linear.js";
+import type { LinearModule } from "./linear.js";
 import { MLP } from "./mlp.js";
 import { RMSNorm } from "./rmsnorm.js";
 import { RotaryEmbedding } from "./rope.js";
@@ -74,13 +77,13 @@ function toIntTensor(m: IntMatrix, field: string): tf.Tensor2D {
 export class Decoder implements DecoderModules {
   /** The flags this decoder was built from. */
   readonly config: DecoderConfig;
-  /** `model.embed_tokens.weight` `[vocab, hidden]`. */
-  readonly embedTokens: tf.Variable;
+  /** `model.embed_tokens` (a float32 variable or a frozen 16-bit table); see {@link replaceWeight}. */
+  embedding: TokenEmbedding;
   /** The blocks, in order. */
   readonly layers: DecoderLayer[];
   /** `model.norm`. */
   readonly norm: RMSNorm;
-  /** `lm_head` (sharing `embedTokens` when tied). A mutable slot, like every projection. */
+  /** `lm_head` (sharing the embedding's weight when tied). A mutable slot, like every projection. */
   lmHead: LinearModule;
   private readonly rotary: RotaryEmbedding;
   /** The fused implementation tried before the tfjs ops (the model classes pass the native one), if any. */
@@ -93,26 +96,60 @@ export class Decoder implements DecoderModules {
    * rounding, not bitwise.
    */
   useNativeDecoder = true;
+  /**
+   * Let `generate()` decode with the accelerator's session (the native decode step) when it applies (the
+   * default, unless the environment sets `PREFKIT_NATIVE_GENERATION=0`). Set false to decode with the
+   * tfjs ops while the fused forward still runs everything else (e.g. to compare the two, or a PPO
+   * update's rollout before and after). {@link useNativeDecoder} false switches it off too.
+   */
+  useNativeGeneration = hostEnv("PREFKIT_NATIVE_GENERATION") !== "0";
+  /**
+   * What the fused decoder's matrix products compute in: `"float32"` (the default), or `"bfloat16"`, as
+   * PyTorch's CPU autocast: the projections, LoRA updates and LM head take operands rounded to bf16 and sum
+   * the exact products in fp32 (frozen weights packed once in bf16, trainable ones repacked once per
+   * optimizer step); norms, softmax, attention, log-probs, losses and the master weights stay fp32. AMP's
+   * `compute: "bfloat16"` sets it. The tfjs ops (another backend, a declined module) always compute in fp32.
+   */
+  computeDtype: DecoderComputeDtype = "float32";
+  /**
+   * HF's gradient checkpointing, in the fused decoder: a training forward pass keeps only each layer's
+   * input, and the backward pass recomputes the layer before its gradients (the same values: the same
+   * products and dropout masks). Activation memory drops from every layer's to one layer's, for one more
+   * forward pass of compute. The tfjs ops keep every activation regardless.
+   */
+  gradientCheckpointing = false;
 
   /**
    * @param config decoder flags.
-   * @param variables every tensor of `expectedWeightShapes(config)`, by HF name.
+   * @param weights every tensor of `expectedWeightShapes(config)`, by HF name: float32 variables, or
+   *   16-bit weights for the projections and the embedding (norms and biases are always variables).
    * @param accelerator a fused implementation to try first (e.g. `nativeDecoderAccelerator`); none
    *   runs the tfjs ops only.
    */
-  constructor(config: DecoderConfig, variables: ReadonlyMap<string, tf.Variable>, accelerator?: DecoderAccelerator) {
+  constructor(config: DecoderConfig, weights: ReadonlyMap<string, DecoderWeight>, accelerator?: DecoderAccelerator) {
     this.config = config;
     this.accelerator = accelerator;
-    const v = (name: string): tf.Variable => {
-      const found = variables.get(name);
+    const w = (name: string): DecoderWeight => {
+      const found = weights.get(name);
       if (!found) throw new ConfigError("missing tensor", { tensor: name });
       return found;
     };
-    const opt = (name: string): tf.Variable | null => variables.get(name) ?? null;
-    const linear = (name: string) => new Linear(name, v(`${name}.weight`), opt(`${name}.bias`));
+    const variable = (name: string): tf.Variable | null => {
+      const found = weights.get(name);
+      if (found instanceof HalfPrecisionWeight) {
+        throw new ConfigError("norms and biases are float32 variables, not 16-bit storage", { tensor: name });
+      }
+      return found ?? null;
+    };
+    const v = (name: string): tf.Variable => {
+      const found = variable(name);
+      if (!found) throw new ConfigError("missing tensor", { tensor: name });
+      return found;
+    };
+    const linear = (name: string) => plainLinear(name, w(`${name}.weight`), variable(`${name}.bias`));
 
     this.rotary = new RotaryEmbedding(config.headDim, config.ropeTheta, config.ropeScaling);
-    this.embedTokens = v("model.embed_tokens.weight");
+    this.embedding = new TokenEmbedding(w(`${EMBEDDING_MODULE}.weight`));
     this.layers = [];
     for (let i = 0; i < config.numLayers; i++) {
       const p = `model.layers.${i}`;
@@ -188,8 +225,8 @@ export class Decoder implements DecoderModules {
     }
     this.norm = new RMSNorm("model.norm", v("model.norm.weight"), config.rmsNormEps);
     this.lmHead = config.tieWordEmbeddings
-      ? new Linear("lm_head", this.embedTokens, null, true)
-      : new Linear("lm_head", v("lm_head.weight"));
+      ? plainLinear("lm_head", this.embedding.weight, null, true)
+      : plainLinear("lm_head", w("lm_head.weight"));
     this.addSlot(
       "lm_head",
       () => this.lmHead,
@@ -222,9 +259,46 @@ export class Decoder implements DecoderModules {
     return next;
   }
 
+  /**
+   * Put `weight` in place of the stored weight `name` (`model.embed_tokens.weight` or `<module>.weight`):
+   * a 16-bit weight's float32 master when it starts training, or the reverse. The module holding it must
+   * be the plain projection the decoder built (a tied `lm_head` follows the embedding).
+   * @throws ConfigError, before changing anything, when `name` is not a projection or embedding weight,
+   *   or a wrapper (LoRA) holds it.
+   */
+  replaceWeight(name: string, weight: DecoderWeight): void {
+    const embeddingWeight = `${EMBEDDING_MODULE}.weight`;
+    const headFollows = this.config.tieWordEmbeddings && plainProjection(this.lmHead)?.weight === this.embedding.weight;
+    if (name === embeddingWeight) {
+      if (this.config.tieWordEmbeddings && !headFollows) {
+        throw new ConfigError('the tied "lm_head" is wrapped; its weight cannot be replaced under the wrapper', {
+          tensor: name,
+        });
+      }
+      this.embedding = new TokenEmbedding(weight);
+      if (headFollows) this.lmHead = plainLinear("lm_head", weight, null, true);
+      return;
+    }
+    const tiedHead = this.config.tieWordEmbeddings && name === "lm_head.weight";
+    const slot = name.endsWith(".weight") && !tiedHead ? this.slots.get(name.slice(0, -".weight".length)) : undefined;
+    if (slot === undefined) {
+      throw new ConfigError("not the weight of a projection or of the embedding", { tensor: name });
+    }
+    const current = plainProjection(slot.get());
+    if (current === undefined) {
+      throw new ConfigError(
+        "the projection is wrapped (e.g. by LoRA); its weight cannot be replaced under the wrapper",
+        {
+          tensor: name,
+        },
+      );
+    }
+    slot.set(plainLinear(current.name, weight, current.bias));
+  }
+
   /** Every variable, by parameter name: embedding, norms and each module's `parameters()`. */
   namedParameters(): Map<string, tf.Variable> {
-    const out = new Map<string, tf.Variable>([["model.embed_tokens.weight", this.embedTokens]]);
+    const out = new Map<string, tf.Variable>(this.embedding.parameters());
     const modules = this.linearModules();
     this.layers.forEach((layer, i) => {
       const p = `model.layers.${i}`;
@@ -280,11 +354,7 @@ export class Decoder implements DecoderModules {
         return bias;
       };
 
-      let h = tf.reshape(tf.gather(this.embedTokens, tf.reshape(ids, [-1])), [
-        b,
-        t,
-        this.config.hiddenSize,
-      ]) as tf.Tensor3D;
+      let h = tf.reshape(this.embedding.lookup(ids), [b, t, this.config.hiddenSize]) as tf.Tensor3D;
       const states: tf.Tensor3D[] = [];
       if (options.outputHiddenStates) states.push(h);
       for (const layer of this.layers) {
@@ -341,11 +411,7 @@ export class Decoder implements DecoderModules {
         return bias;
       };
 
-      let h = tf.reshape(tf.gather(this.embedTokens, tf.reshape(ids, [-1])), [
-        b,
-        t,
-        this.config.hiddenSize,
-      ]) as tf.Tensor3D;
+      let h = tf.reshape(this.embedding.lookup(ids), [b, t, this.config.hiddenSize]) as tf.Tensor3D;
       const presents: LayerKeyValue[] = [];
       this.layers.forEach((layer, i) => {
         const step = layer.applyWithPast(h, rope, biasFor(layer.slidingWindow), past ? past[i]! : null);
@@ -369,6 +435,16 @@ export class Decoder implements DecoderModules {
    */
   acceleratedTokenLogProbs(inputs: ForwardInputs, labels: tf.Tensor2D, withStats: boolean): TokenLogProbs | undefined {
     return this.activeAccelerator()?.tokenLogProbs(this, inputs, labels, withStats);
+  }
+
+  /**
+   * The accelerator's decoding session for `batch` rows and up to `capacity` columns (see
+   * `DecoderAccelerator.startDecoding`), or undefined when there is none, it is switched off
+   * ({@link useNativeGeneration}) or it does not apply; `generate()` then runs {@link forwardWithPast}.
+   */
+  startDecoding(batch: number, capacity: number): DecodingSession | undefined {
+    if (!this.useNativeGeneration) return undefined;
+    return this.activeAccelerator()?.startDecoding?.(this, batch, capacity);
   }
 
   private activeAccelerator(): DecoderAccelerator | undefined {

@@ -70,6 +70,8 @@ export interface LoraLinearDescription {
    * as `apply` draws it, so a fused implementation makes the same masks), else undefined.
    */
   nextDropoutSeed(): number | undefined;
+  /** Whether dropout would apply now (so that {@link nextDropoutSeed} would draw), without drawing. */
+  dropoutApplies?(): boolean;
 }
 
 /**

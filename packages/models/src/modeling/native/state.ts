@@ -18,9 +18,18 @@ interface GradientSet {
 /** Gradient-buffer sets kept per decoder (two cover gradient accumulation). */
 const MAX_GRADIENT_SETS = 2;
 
+/** A native decode session and the logits buffer its calls write into, both reused from generation to generation. */
+export interface DecodeHandle {
+  /** The addon's decode session (its KV cache and scratch). */
+  session: object;
+  /** `[batch, vocab]` logits of the last call (grown as needed). */
+  logits: Float32Array;
+}
+
 /** Native contexts and reusable gradient buffers of one decoder. */
 export class NativeDecoderState {
   private readonly free: object[] = [];
+  private readonly freeDecoders: DecodeHandle[] = [];
   /** Up to {@link MAX_GRADIENT_SETS} reusable sets of gradient buffers and the data ids handed out over each. */
   private readonly gradientSets: GradientSet[] = [];
   private dims: Float64Array;
@@ -51,6 +60,30 @@ export class NativeDecoderState {
    */
   take(addon: DecoderAddon): object {
     return this.free.pop() ?? addon.decoderCreate(this.dims, this.invFreq);
+  }
+
+  /**
+   * A decode session for one generation (a fresh one when all are in use), with a logits buffer of at
+   * least `logits` floats.
+   * @internal
+   */
+  takeDecoder(addon: DecoderAddon, logits: number): DecodeHandle {
+    let handle = this.freeDecoders.pop();
+    if (handle === undefined) {
+      const ctx = this.take(addon);
+      handle = { session: addon.decodeCreate(ctx), logits: new Float32Array(0) };
+      this.release(ctx);
+    }
+    if (handle.logits.length < logits) handle.logits = new Float32Array(logits);
+    return handle;
+  }
+
+  /**
+   * Return a decode session after its generation, for the next one (its buffers stay allocated).
+   * @internal
+   */
+  releaseDecoder(handle: DecodeHandle): void {
+    this.freeDecoders.push(handle);
   }
 
   /**
