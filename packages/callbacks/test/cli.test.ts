@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, sharedPath } from "../../../test/helpers/shared.js";
-import { configFields, formatDefault } from "../src/cli/config.js";
+import { configDefaults, configFields, formatDefault, mergeConfigObject, readConfigFile } from "../src/cli/config.js";
 import { buildProgram } from "../src/cli/main.js";
 import { BIN, DIST, prefkit } from "./cli-helpers.js";
 import { isPng } from "./helpers.js";
@@ -57,6 +57,24 @@ describe("prefkit CLI", () => {
     expect(top.code).toBe(0);
     for (const c of ["sft", "dpo", "reward", "ppo", "generate", "eval", "report", "env"])
       expect(top.stdout).toContain(`  ${c}`);
+  });
+
+  it("takes TRL's gradient_checkpointing from a config file (snake_case) or a flag", async () => {
+    const yaml = join(dir, "checkpointing.yaml");
+    await writeFile(yaml, "gradient_checkpointing: true\nper_device_train_batch_size: 1\n");
+    for (const kind of ["dpo", "reward", "sft", "ppo"] as const) {
+      expect((await readConfigFile(yaml, kind)).fields).toEqual({
+        gradientCheckpointing: true,
+        perDeviceTrainBatchSize: 1,
+      });
+      expect(configDefaults(kind)["gradientCheckpointing"]).toBe(false);
+    }
+    expect(mergeConfigObject({ gradientCheckpointing: "false" }, "dpo").fields).toEqual({
+      gradientCheckpointing: false,
+    });
+    expect(() => mergeConfigObject({ gradient_checkpointing: "sometimes" }, "dpo")).toThrow(
+      /field "gradientCheckpointing": must be true or false, got "sometimes"/,
+    );
   });
 
   it("a bad config value is a one-line error naming the field and the allowed values, exit 2", async () => {

@@ -17,6 +17,7 @@
         "src/gemm/pack_avx512.cc",
         "src/gemm/pack.cc",
         "src/gemm/driver.cc",
+        "src/gemm/packed.cc",
         "src/gemm/pool.cc",
         "src/gemm/openblas.cc",
         "src/gemm/gemm.cc"

@@ -20,6 +20,7 @@
         "src/layer.cc",
         "src/layout.cc",
         "src/mlp.cc",
+        "src/packed_weight.cc",
         "src/profiler.cc",
         "src/projection.cc"
       ],

@@ -48,14 +48,21 @@ export interface SeriesPoint {
   series: string;
 }
 
-/** A Vega-Lite line chart of `points` against the step, one colour per series. */
-export function lineChartSpec(title: string, points: readonly SeriesPoint[], yTitle = "value"): TopLevelSpec {
+/** The frame every report chart shares: schema, title, 480 × 240 on white. */
+function frame(title: string) {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title,
     width: 480,
     height: 240,
     background: "white",
+  };
+}
+
+/** A Vega-Lite line chart of `points` against the step, one colour per series. */
+export function lineChartSpec(title: string, points: readonly SeriesPoint[], yTitle = "value"): TopLevelSpec {
+  return {
+    ...frame(title),
     data: { values: points as SeriesPoint[] },
     mark: { type: "line", point: { size: 20 }, interpolate: "linear" },
     encoding: {
@@ -74,11 +81,7 @@ export function histogramSpec(
   bins = 30,
 ): TopLevelSpec {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    title,
-    width: 480,
-    height: 240,
-    background: "white",
+    ...frame(title),
     data: { values: values as Array<{ value: number; group: string }> },
     mark: { type: "bar", opacity: 0.55, binSpacing: 0 },
     encoding: {

@@ -44,9 +44,52 @@ void ParallelGemms(int tasks, void (*fn)(void*, int, int), void* ctx) {
 
 int Threads() { return gemm::Threads(); }
 
+void Gemm(int64_t m, int64_t n, int64_t k, float alpha, const prefkit_operand* a, const prefkit_operand* b, float beta,
+          float* c, int64_t ldc, int32_t compute) {
+  gemm::Problem p;
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.a = ToOperand(*a);
+  p.b = ToOperand(*b);
+  p.c = c;
+  p.ldc = ldc;
+  p.alpha = alpha;
+  p.beta = beta;
+  p.compute = static_cast<gemm::Type>(compute);
+  gemm::Gemm(p);
+}
+
+void GemmPackedTransposed(int64_t m, const prefkit_operand* a, const prefkit_packed_b* b, float alpha, float beta,
+                          float* c, int64_t ldc) {
+  gemm::GemmPacked(m, ToOperand(*a), *reinterpret_cast<const gemm::PackedB*>(b), alpha, beta, c, ldc, true);
+}
+
+int RepackB(prefkit_packed_b* packed, const prefkit_operand* b) {
+  return gemm::RepackB(reinterpret_cast<gemm::PackedB*>(packed), ToOperand(*b)) ? 1 : 0;
+}
+
+int64_t PackedBBytes(const prefkit_packed_b* packed) {
+  return gemm::PackedBBytes(*reinterpret_cast<const gemm::PackedB*>(packed));
+}
+
+const char* Bf16Path() { return gemm::Bf16Path(); }
+
 const prefkit_engine_abi kEngineAbi = {
-    PREFKIT_ENGINE_ABI_VERSION, sizeof(prefkit_engine_abi), Sgemm, PackB, FreePackedB, GemmPacked, ParallelFor,
-    ParallelGemms,              Threads,
+    PREFKIT_ENGINE_ABI_VERSION,
+    sizeof(prefkit_engine_abi),
+    Sgemm,
+    PackB,
+    FreePackedB,
+    GemmPacked,
+    ParallelFor,
+    ParallelGemms,
+    Threads,
+    Gemm,
+    GemmPackedTransposed,
+    RepackB,
+    PackedBBytes,
+    Bf16Path,
 };
 
 }  // namespace

@@ -1,4 +1,5 @@
 import type * as tf from "@tensorflow/tfjs-core";
+import { ConfigError } from "../errors/index.js";
 import type { Rng } from "../rng/index.js";
 
 /** Integer matrix given either as nested arrays or as an int32 tensor of shape [B, T]. */
@@ -56,6 +57,55 @@ export interface CausalLM {
 export interface AdapterToggle {
   /** Run `fn` with every adapter disabled (the base model), then restore the previous state. */
   withAdaptersDisabled<T>(fn: () => T): T;
+}
+
+/**
+ * Optional capability: HF's gradient checkpointing (`model.gradient_checkpointing_enable()`). A training
+ * forward pass keeps only each layer's input and the backward pass recomputes the layer: activation memory
+ * of one layer instead of all, for one more forward pass of compute. The trainer enables it when
+ * `TrainingArgs.gradientCheckpointing` is set.
+ */
+export interface GradientCheckpointingModel {
+  /** Keep only each layer's input in training forward passes; recompute layers in the backward pass. */
+  gradientCheckpointingEnable(): void;
+  /** Keep every activation again (the default). */
+  gradientCheckpointingDisable(): void;
+  /** Whether gradient checkpointing is on. */
+  readonly isGradientCheckpointing: boolean;
+}
+
+/** True when `model` implements {@link GradientCheckpointingModel}. */
+export function supportsGradientCheckpointing<T extends object>(model: T): model is T & GradientCheckpointingModel {
+  const m = model as Partial<GradientCheckpointingModel>;
+  return typeof m.gradientCheckpointingEnable === "function" && typeof m.gradientCheckpointingDisable === "function";
+}
+
+/**
+ * Gradient checkpointing of a model made of parts (a policy with its reference or value model): the first
+ * part (the trained policy) must support it, the others follow when they do.
+ * @throws ConfigError (field `gradientCheckpointing`) on enable when the first part does not support it.
+ */
+export function gradientCheckpointingOver(parts: () => readonly object[]): GradientCheckpointingModel {
+  const each = (enable: boolean) => {
+    const [first, ...rest] = parts();
+    if (first === undefined || !supportsGradientCheckpointing(first)) {
+      throw new ConfigError("the model does not support gradient checkpointing (gradientCheckpointingEnable())", {
+        field: "gradientCheckpointing",
+      });
+    }
+    for (const m of [first, ...rest.filter((p) => supportsGradientCheckpointing(p))] as GradientCheckpointingModel[]) {
+      if (enable) m.gradientCheckpointingEnable();
+      else m.gradientCheckpointingDisable();
+    }
+  };
+  return {
+    gradientCheckpointingEnable: () => each(true),
+    gradientCheckpointingDisable: () => each(false),
+    get isGradientCheckpointing() {
+      const first = parts()[0];
+      return first !== undefined && supportsGradientCheckpointing(first) && first.isGradientCheckpointing;
+    },
+  };
 }
 
 /** Optional capability: a model that can make a frozen, independent copy of its current weights. */

@@ -75,6 +75,14 @@ export interface TrainingArgs {
    */
   gradientAccumulationSteps: number;
   /**
+   * Gradient checkpointing (HF's `gradient_checkpointing`): keep only each layer's input in the forward
+   * pass and recompute the layer in the backward pass, trading one more forward pass of compute for the
+   * activation memory of all but one layer. The model must support it (prefkit's models do, in the fused
+   * native decoder).
+   * @defaultValue false
+   */
+  gradientCheckpointing: boolean;
+  /**
    * When to log.
    * @defaultValue "steps"
    */

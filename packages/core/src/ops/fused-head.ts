@@ -9,7 +9,7 @@ import { tf } from "../engine/tf.js";
 import { ConfigError } from "../errors/index.js";
 import type { CausalLM, ForwardInputs, HiddenStatesLM, IntMatrix } from "../interfaces/index.js";
 import { hasDirectTokenLogProbs, hasFusedHead } from "../interfaces/index.js";
-import type { SequenceLogProbs } from "./logprobs.js";
+import { reduceTokenLogProbs, type SequenceLogProbs, shiftedTargets } from "./logprobs.js";
 
 /** Default rows per chunk of {@link lmHeadLogProbs}: 128 rows × 49152 vocabulary = 25 MB of logits. */
 export const DEFAULT_LM_HEAD_CHUNK_SIZE = 128;
@@ -223,11 +223,6 @@ export interface FusedSequenceLogProbsOptions extends LmHeadLogProbsOptions {
   positionIds?: IntMatrix;
 }
 
-function intTensor(m: IntMatrix): tf.Tensor2D {
-  if (Array.isArray(m)) return tf.tensor2d(m.flat(), [m.length, m.length > 0 ? m[0]!.length : 0], "int32");
-  return m.dtype === "int32" ? m : tf.cast(m, "int32");
-}
-
 /**
  * `sequenceLogProbs(model, inputIds, completionMask)` (same values, same causal shift, same result
  * shape) through `model.forwardHidden` and {@link lmHeadLogProbs}, so no `[B, T, V]` logits exist
@@ -256,11 +251,8 @@ export function fusedSequenceLogProbs(
       ...(options.attentionMask !== undefined ? { attentionMask: options.attentionMask } : {}),
       ...(options.positionIds !== undefined ? { positionIds: options.positionIds } : {}),
     };
-    const ids = intTensor(inputIds);
-    const [b, t] = ids.shape;
-    const nextIds = tf.concat([tf.slice(ids, [0, 1], [b, t - 1]), tf.zeros([b, 1], "int32")], 1) as tf.Tensor2D;
-    const mask = tf.cast(intTensor(completionMask), "float32");
-    const nextMask = tf.concat([tf.slice(mask, [0, 1], [b, t - 1]), tf.zeros([b, 1])], 1);
+    const { nextIds, nextMask } = shiftedTargets(inputIds, completionMask);
+    const [b, t] = nextIds.shape;
     const direct = hasDirectTokenLogProbs(fused)
       ? fused.directTokenLogProbs(forwardInputs, nextIds, { withStats: options.withStats === true })
       : undefined;
@@ -270,23 +262,11 @@ export function fusedSequenceLogProbs(
         const hidden = fused.forwardHidden(forwardInputs);
         return lmHeadLogProbs(tf.reshape(hidden, [b * t, hidden.shape[2]]), weight, nextIds, options);
       })();
-    const nextTokenLogProbs = tf.reshape(logProbs, [b, t]) as tf.Tensor2D;
-    const scored = tf.mul(nextTokenLogProbs, nextMask);
-    const sums = tf.sum(scored, 1) as tf.Tensor1D;
-    const counts = tf.sum(nextMask, 1) as tf.Tensor1D;
-    const means = tf.div(sums, tf.maximum(counts, 1)) as tf.Tensor1D;
-    const perToken = tf.pad(tf.slice(scored, [0, 0], [b, t - 1]), [
-      [0, 0],
-      [1, 0],
-    ]) as tf.Tensor2D;
+    const reduced = reduceTokenLogProbs(tf.reshape(logProbs, [b, t]) as tf.Tensor2D, nextMask);
     return stats === undefined
-      ? { sums, counts, means, perToken, nextTokenLogProbs }
+      ? reduced
       : {
-          sums,
-          counts,
-          means,
-          perToken,
-          nextTokenLogProbs,
+          ...reduced,
           stats: tf.reshape(stats, [b, t, stats.shape[1]]) as tf.Tensor3D,
         };
   });

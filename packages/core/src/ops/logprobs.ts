@@ -103,21 +103,37 @@ export function sequenceLogProbs(
             inputIds,
             ...(options.attentionMask !== undefined ? { attentionMask: options.attentionMask } : {}),
           }).logits;
-    const ids = intTensor(inputIds);
-    const [b, t] = ids.shape;
-    // Position t scores token t + 1; the last position has no next token.
-    const nextIds = tf.concat([tf.slice(ids, [0, 1], [b, t - 1]), tf.zeros([b, 1], "int32")], 1) as tf.Tensor2D;
-    const mask = tf.cast(intTensor(completionMask), "float32");
-    const nextMask = tf.concat([tf.slice(mask, [0, 1], [b, t - 1]), tf.zeros([b, 1])], 1);
-    const nextTokenLogProbs = selectiveLogProbs(logits, nextIds) as tf.Tensor2D; // [B, T], position t → token t + 1
-    const scored = tf.mul(nextTokenLogProbs, nextMask);
-    const sums = tf.sum(scored, 1) as tf.Tensor1D;
-    const counts = tf.sum(nextMask, 1) as tf.Tensor1D;
-    const means = tf.div(sums, tf.maximum(counts, 1)) as tf.Tensor1D;
-    const perToken = tf.pad(tf.slice(scored, [0, 0], [b, t - 1]), [
-      [0, 0],
-      [1, 0],
-    ]) as tf.Tensor2D;
-    return { sums, counts, means, perToken, nextTokenLogProbs };
+    const { nextIds, nextMask } = shiftedTargets(inputIds, completionMask);
+    return reduceTokenLogProbs(selectiveLogProbs(logits, nextIds), nextMask);
   });
+}
+
+/**
+ * The labels shifted left (position t scores token t + 1; the last position gets a dummy label 0) and the
+ * completion mask shifted the same way (0 at the last position): `nextIds` int32 `[B, T]`, `nextMask` `[B, T]`.
+ */
+export function shiftedTargets(
+  inputIds: IntMatrix,
+  completionMask: IntMatrix,
+): { nextIds: tf.Tensor2D; nextMask: tf.Tensor2D } {
+  const ids = intTensor(inputIds);
+  const [b, t] = ids.shape;
+  const nextIds = tf.concat([tf.slice(ids, [0, 1], [b, t - 1]), tf.zeros([b, 1], "int32")], 1) as tf.Tensor2D;
+  const mask = tf.cast(intTensor(completionMask), "float32");
+  const nextMask = tf.concat([tf.slice(mask, [0, 1], [b, t - 1]), tf.zeros([b, 1])], 1) as tf.Tensor2D;
+  return { nextIds, nextMask };
+}
+
+/** Sums, counts, means and the per-token layout of next-token log-probs `[B, T]` under `nextMask` (see {@link shiftedTargets}). */
+export function reduceTokenLogProbs(nextTokenLogProbs: tf.Tensor2D, nextMask: tf.Tensor2D) {
+  const [b, t] = nextTokenLogProbs.shape;
+  const scored = tf.mul(nextTokenLogProbs, nextMask);
+  const sums = tf.sum(scored, 1) as tf.Tensor1D;
+  const counts = tf.sum(nextMask, 1) as tf.Tensor1D;
+  const means = tf.div(sums, tf.maximum(counts, 1)) as tf.Tensor1D;
+  const perToken = tf.pad(tf.slice(scored, [0, 0], [b, t - 1]), [
+    [0, 0],
+    [1, 0],
+  ]) as tf.Tensor2D;
+  return { sums, counts, means, perToken, nextTokenLogProbs };
 }

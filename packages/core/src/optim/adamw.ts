@@ -1,4 +1,4 @@
-import { cpuFloat32Values } from "../engine/kernels/cpu-data.js";
+import { cpuFloat32Values, markWrittenInPlace } from "../engine/kernels/cpu-data.js";
 import { activeNativeAddon } from "../engine/kernels/native-blas.js";
 import { tf } from "../engine/tf.js";
 import { CheckpointError } from "../errors/index.js";
@@ -46,7 +46,9 @@ interface Slot {
  * allocated per step, which on a 135M-parameter model saves seconds of allocation per step.
  * Same formula, same order, float32. The variable keeps its tensor id, so a Float32Array read
  * earlier from it with `dataSync()` on `cpu` (the backend's own array) sees the new values;
- * copy (`.slice()`) what must stay a snapshot. Any other variable takes the tfjs ops.
+ * copy (`.slice()`) what must stay a snapshot; each such update is counted (`inPlaceWriteCount`), so that
+ * copies derived from the array (the fused decoder's packed weights) know when they are stale. Any other
+ * variable takes the tfjs ops.
  */
 export class AdamW extends tf.Optimizer {
   /** Serialization name. */
@@ -114,6 +116,7 @@ export class AdamW extends tf.Optimizer {
         const sameShape = tf.util.arraysEqual(grad.shape, variable.shape);
         if (sameShape && param !== undefined && g !== undefined && m !== undefined && v !== undefined) {
           nativeAdamW(param, g, m, v, lr, this.beta1, this.beta2, this.epsilon, this.weightDecay, s.step, 1);
+          markWrittenInPlace(param);
           continue;
         }
       }

@@ -16,6 +16,7 @@ export const DEFAULT_TRAINING_ARGS: Readonly<TrainingArgs> = Object.freeze({
   warmupRatio: 0,
   warmupSteps: 0,
   gradientAccumulationSteps: 1,
+  gradientCheckpointing: false,
   loggingStrategy: "steps",
   loggingSteps: 500,
   loggingFirstStep: false,
@@ -50,6 +51,11 @@ export function resolveTrainingArgs<T extends TrainingArgs>(input: Partial<T>): 
   if (args.saveStrategy === "steps") positiveInt(args, "saveSteps");
   if (args.evalStrategy === "steps" && args.evalSteps !== undefined) positiveInt(args, "evalSteps");
   positiveInt(args, "perDeviceTrainBatchSize");
+  if (typeof args.gradientCheckpointing !== "boolean") {
+    throw new ConfigError(`expected true or false, got ${JSON.stringify(args.gradientCheckpointing)}`, {
+      field: "gradientCheckpointing",
+    });
+  }
   if (!Number.isInteger(args.seed))
     throw new ConfigError(`expected an integer, got ${JSON.stringify(args.seed)}`, { field: "seed" });
   if (!(Number.isInteger(args.maxSteps) && (args.maxSteps === -1 || args.maxSteps >= 1))) {

@@ -1,21 +1,15 @@
 import "reflect-metadata";
-import { join } from "node:path";
 import { inject, injectable } from "tsyringe";
 import { CallbackHandler } from "../callbacks/handler.js";
 import { DefaultFlowCallback } from "../callbacks/default-flow.js";
 import { createTrainerControl, createTrainerState } from "../callbacks/state.js";
-import {
-  CHECKPOINT_PREFIX,
-  cleanStaleCheckpointTemps,
-  latestCheckpoint,
-  rotateCheckpoints,
-} from "../checkpoint/atomic.js";
+import { cleanStaleCheckpointTemps, latestCheckpoint } from "../checkpoint/atomic.js";
 import { prepareOutputDir } from "../checkpoint/output-dir.js";
-import { loadTrainingCheckpoint, saveTrainingCheckpoint } from "../checkpoint/training-checkpoint.js";
 import { TRAINER_PARTS } from "../di/tokens.js";
 import { defaultEngine, type Engine } from "../engine/engine.js";
-import { CheckpointError, ConfigError } from "../errors/index.js";
+import { ConfigError } from "../errors/index.js";
 import type { Callback, TrainerControl, TrainerState } from "../interfaces/callback.js";
+import { gradientCheckpointingOver } from "../interfaces/model.js";
 import type { GradientHook, SkippedStep } from "../interfaces/gradient-hook.js";
 import type { RolloutUpdate, TaskContext, TrainableModel, TrainingTask } from "../interfaces/task.js";
 import type { BatchSource, TrainingArgs, TrainOutput } from "../interfaces/trainer.js";
@@ -29,7 +23,7 @@ import { averageOverBatches, evaluateBatch, requireEvalData } from "./evaluation
 import { LogWindow } from "./log-window.js";
 import { defaultSchedule, epochGroups, planRun, recordPlan } from "./plan.js";
 import type { TrainerParts, TunableOptimizer } from "./parts.js";
-import { recordStates, restoreStates, type StateOwners } from "./state-records.js";
+import { readRunCheckpoint, type RunCheckpointParts, writeRunCheckpoint } from "./run-checkpoint.js";
 import { updateBestMetric } from "./best-metric.js";
 
 /**
@@ -166,6 +160,7 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
   async train(options: { resumeFromCheckpoint?: string | boolean } = {}): Promise<TrainOutput> {
     await this.prepare();
     const args = this.args;
+    if (args.gradientCheckpointing) this.enableGradientCheckpointing();
     if (this.trainData.numBatches <= 0)
       throw new ConfigError("the training data has no batches", { field: "trainData" });
     await this.init();
@@ -182,11 +177,10 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     }
     this.finiteGuard.reset();
     this.weightsCheckedAt = -1;
-    if (resume) await this.restore(resume === true ? await latestCheckpoint(args.outputDir) : resume);
-    else {
-      this.state = createTrainerState();
-      this.skippedSteps = [];
-    }
+    const dir = resume === true ? await latestCheckpoint(args.outputDir) : resume;
+    ({ state: this.state, skippedSteps: this.skippedSteps } = resume
+      ? await readRunCheckpoint(dir || undefined, this.checkpointParts())
+      : { state: createTrainerState(), skippedSteps: [] });
     const s = this.state;
     recordPlan(s, args, plan);
     if (resume && s.globalStep >= maxSteps) {
@@ -229,29 +223,28 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
     return { globalStep: s.globalStep, trainingLoss: metrics["train_loss"]!, metrics };
   }
 
+  /**
+   * HF's `gradient_checkpointing`: the model's `gradientCheckpointingEnable()`, as transformers' `Trainer`
+   * calls it before training.
+   * @throws ConfigError (field `gradientCheckpointing`) when the model does not support it.
+   */
+  private enableGradientCheckpointing(): void {
+    gradientCheckpointingOver(() => [this.model]).gradientCheckpointingEnable();
+  }
+
   private stopping(): boolean {
     return this.control.shouldTrainingStop;
   }
 
-  /** Restore model, optimizer, schedule, RNG, state, callbacks, hooks and task from a checkpoint directory. */
-  private async restore(dir: string | undefined): Promise<void> {
-    if (!dir) throw new CheckpointError("resumeFromCheckpoint: no checkpoint found", { file: this.args.outputDir });
-    this.state = await loadTrainingCheckpoint(dir, {
-      model: this.model,
-      optimizer: this.optimizer,
-      scheduler: this.scheduler,
-      rng: this.rng,
-    });
-    this.skippedSteps = restoreStates(this.state, this.stateOwners());
-  }
-
-  /** Whose state checkpoints carry: named callbacks, gradient hooks, the task. */
-  private stateOwners(): StateOwners {
-    return {
+  /** What checkpoints save and restore: model, optimizer, schedule, RNG, and callbacks', hooks' and task's state. */
+  private checkpointParts(): RunCheckpointParts {
+    const { model, optimizer, scheduler, rng, args, control } = this;
+    const owners = {
       callbacks: this.callbackHandler.callbacks,
       hooks: this.activeGradientHooks(),
       task: this.task as TrainingTask<unknown, unknown>,
     };
+    return { model, optimizer, scheduler, rng, args, control, owners };
   }
 
   private async runStep(group: TBatch[], epoch: number, stepInEpoch: number, perEpoch: number): Promise<StepResult> {
@@ -400,23 +393,6 @@ export class Trainer<TBatch = unknown, TArgs extends TrainingArgs = TrainingArgs
   async saveCheckpoint(): Promise<string> {
     if (!(await this.weightsAreFinite()))
       throw await divergenceError(this.finiteGuard.divergence!, this.args.outputDir);
-    const s = this.state;
-    const dir = join(this.args.outputDir, `${CHECKPOINT_PREFIX}${s.globalStep}`);
-    s.rngState = this.rng.getState();
-    recordStates(s, this.stateOwners(), this.skippedSteps);
-    if (s.bestGlobalStep === s.globalStep) s.bestModelCheckpoint = dir;
-    await saveTrainingCheckpoint(dir, {
-      model: this.model,
-      optimizer: this.optimizer,
-      scheduler: this.scheduler,
-      state: s,
-      control: this.control,
-      rng: this.rng,
-      args: this.args,
-    });
-    if (this.args.saveTotalLimit !== undefined) {
-      await rotateCheckpoints(this.args.outputDir, this.args.saveTotalLimit, s.bestModelCheckpoint);
-    }
-    return dir;
+    return writeRunCheckpoint(this.checkpointParts(), this.state, this.skippedSteps);
   }
 }

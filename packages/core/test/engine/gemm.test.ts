@@ -200,6 +200,58 @@ describe.skipIf(!status.available && !underCi)("native GEMM (float64 reference)"
     }
   });
 
+  it.each(PATHS)(
+    "%s %s: a pack used transposed (dx = dy·W from the pack of Wᵀ) and repacked in place",
+    (isa, dtype) => {
+      // W [out, in] packed once as op(B) = Wᵀ (k = in, n = out); the transposed product dx = dy·W derives its
+      // panels per block from that pack. Odd sizes, several K blocks of the pack and of the product, a bf16 W.
+      for (const [m, out, inF, bits] of [
+        [33, 100, 97, false],
+        [17, 1031, 65, true],
+        [70, 65, 2100, true],
+        [5, 2500, 301, false],
+      ] as Array<[number, number, number, boolean]>) {
+        const wValues = filled(out * inF, out + inF);
+        const w = bits ? Uint16Array.from(wValues, toBf16) : wValues;
+        const dy = filled(m * out, m);
+        const packed = addon!.gemmPack({ b: w, transB: true, k: inF, n: out, dtype, isa });
+        const plain = new Float32Array(m * inF);
+        addon!.gemm({ m, n: inF, k: out, a: dy, b: w, c: plain, dtype, isa });
+        const dx = new Float32Array(m * inF);
+        addon!.gemm({ m, n: inF, k: out, a: dy, b: packed, transB: true, c: dx });
+        expect(Buffer.from(dx.buffer).equals(Buffer.from(plain.buffer)), `m=${m} out=${out} in=${inF}`).toBe(true);
+        const ref = reference(
+          m,
+          inF,
+          out,
+          { data: dy, offset: 0, ld: out, trans: false },
+          { data: w, offset: 0, ld: inF, trans: false },
+        );
+        expect(worstRatio(dx, 0, inF, ref, m, inF, { alpha: 1, beta: 0, dtype, k: out })).toBeLessThanOrEqual(1);
+        // A new W packed into the same memory: both products follow it.
+        const w2Values = filled(out * inF, 7);
+        const w2 = bits ? Uint16Array.from(w2Values, toBf16) : w2Values;
+        addon!.gemmRepack(packed, { b: w2, transB: true, k: inF, n: out, dtype, isa });
+        const x = filled(m * inF, 3);
+        const [y, yPlain] = [new Float32Array(m * out), new Float32Array(m * out)];
+        addon!.gemm({ m, n: out, k: inF, a: x, b: packed, c: y });
+        addon!.gemm({ m, n: out, k: inF, a: x, b: w2, transB: true, c: yPlain, dtype, isa });
+        expect(Buffer.from(y.buffer).equals(Buffer.from(yPlain.buffer))).toBe(true);
+        addon!.gemm({ m, n: inF, k: out, a: dy, b: packed, transB: true, c: dx });
+        addon!.gemm({ m, n: inF, k: out, a: dy, b: w2, c: plain, dtype, isa });
+        expect(Buffer.from(dx.buffer).equals(Buffer.from(plain.buffer))).toBe(true);
+      }
+      // An fp32 pack for fp32 products holds 4 bytes per element: a bf16 source does not fit it (a pack for
+      // bf16 products takes either); nor does another shape.
+      const packed = addon!.gemmPack({ b: new Float32Array(12), k: 3, n: 4, dtype, isa });
+      const repack = (b: Float32Array | Uint16Array, k: number) => () =>
+        addon!.gemmRepack(packed, { b, k, n: 4, dtype, isa });
+      if (dtype === "float32") expect(repack(new Uint16Array(12), 3)).toThrow(/does not fit the pack/);
+      else expect(repack(new Uint16Array(12), 3)).not.toThrow();
+      expect(repack(new Float32Array(16), 4)).toThrow(/does not fit the pack/);
+    },
+  );
+
   it.each(PATHS)("%s %s: bf16 operands (Uint16Array) on either side", (isa, dtype) => {
     const { p } = cached(63, 65, 200, true, false);
     const aBits = Uint16Array.from(p.a.data as Float32Array, toBf16);

@@ -6,6 +6,7 @@ import { tf } from "../../src/engine/tf.js";
 import type { Callback } from "../../src/interfaces/callback.js";
 import type { BatchSource } from "../../src/interfaces/trainer.js";
 import type { AdamW } from "../../src/optim/adamw.js";
+import { resolveTrainingArgs } from "../../src/trainer/args.js";
 import { arrayBatchSource } from "../../src/trainer/batch-source.js";
 import { type Batch, makeRows, TinyLM, TinyTrainer, weightsOf } from "./tiny-lm.js";
 
@@ -69,6 +70,41 @@ describe("BaseTrainer", () => {
     for (const m of [mA, mB]) m.dispose();
     a.optimizer.dispose();
     b.optimizer.dispose();
+  });
+
+  it("gradientCheckpointing (default false) enables the model's checkpointing before training; a model without it is refused", async () => {
+    expect(resolveTrainingArgs({}).gradientCheckpointing).toBe(false);
+    expect(() => resolveTrainingArgs({ gradientCheckpointing: "yes" as unknown as boolean })).toThrow(
+      /field "gradientCheckpointing": expected true or false, got "yes"/,
+    );
+    const common = { outputDir: join(root, "gc"), saveStrategy: "no" as const, maxSteps: 1, loggingSteps: 1 };
+    const plain = new TinyLM(3);
+    const refused = new TinyTrainer({ ...common, gradientCheckpointing: true }, plain, fixed([makeRows(2)]));
+    await expect(refused.train()).rejects.toThrow(
+      /field "gradientCheckpointing": the model does not support gradient checkpointing/,
+    );
+    expect(refused.state.globalStep).toBe(0);
+    // A model with HF's switch: the trainer turns it on before the first step, and only when asked.
+    const calls: string[] = [];
+    const checkpointable = Object.assign(new TinyLM(3), {
+      isGradientCheckpointing: false,
+      gradientCheckpointingEnable() {
+        calls.push(`enable at step ${trainer.state.globalStep}`);
+      },
+      gradientCheckpointingDisable() {
+        calls.push("disable");
+      },
+    });
+    const trainer = new TinyTrainer({ ...common, gradientCheckpointing: true }, checkpointable, fixed([makeRows(2)]));
+    await trainer.train();
+    expect(calls).toEqual(["enable at step 0"]);
+    expect(trainer.state.globalStep).toBe(1);
+    const without = new TinyTrainer({ ...common }, checkpointable, fixed([makeRows(2)]));
+    await without.train();
+    expect(calls).toEqual(["enable at step 0"]);
+    for (const t of [refused, trainer, without]) t.optimizer.dispose();
+    plain.dispose();
+    checkpointable.dispose();
   });
 
   it("keeps numTensors flat (step 20 == step 1), leaves frozen weights untouched without slots, returns to baseline", async () => {

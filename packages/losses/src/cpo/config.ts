@@ -1,5 +1,5 @@
 import { DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
-import { checkNumber, checkOptionalInt } from "../dpo/config.js";
+import { checkNumber, checkOptionalInt } from "../common/checks.js";
 import { CPO_LOSS_TYPES, type CPOLossType, validateCPOLossOptions } from "./loss.js";
 
 /**

@@ -1,5 +1,5 @@
 import { ConfigError, tf } from "@prefkit/core";
-import { checkNumber, checkOneOf } from "../dpo/config.js";
+import { checkNumber, checkOneOf } from "../common/checks.js";
 import { asFloatTensor, smoothedLogistic, stopGradient, type TensorInput } from "../dpo/tensor-input.js";
 
 /** CPO's loss types (`CPOConfig.loss_type`; TRL's `"alphapo"` is config sugar for `"simpo"` with `cpoAlpha` 0). */

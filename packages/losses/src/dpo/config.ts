@@ -6,6 +6,7 @@ import {
   type TrainingArgs,
   type TruncationMode,
 } from "@prefkit/core";
+import { checkNumber, checkOneOf, checkOptionalInt } from "../common/checks.js";
 
 /** Every DPO loss type TRL offers (`DPOConfig.loss_type`). */
 export const DPO_LOSS_TYPES = [
@@ -225,28 +226,6 @@ export function defaultDPOConfig(): DPOConfig {
   return { ...DEFAULT_TRAINING_ARGS, ...structuredClone(DPO_DEFAULTS) } as DPOConfig;
 }
 
-/** Throws a {@link ConfigError} naming `field` unless `value` is a finite number satisfying `ok`. */
-export function checkNumber(field: string, value: unknown, ok: (v: number) => boolean, allowed: string): void {
-  if (typeof value !== "number" || !Number.isFinite(value) || !ok(value)) {
-    throw new ConfigError(`must be ${allowed}, got ${JSON.stringify(value)}`, { field });
-  }
-}
-
-/** Throws a {@link ConfigError} naming `field` unless `value` is one of `allowed`. */
-export function checkOneOf<T extends string>(field: string, value: unknown, allowed: readonly T[]): asserts value is T {
-  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-    throw new ConfigError(`must be one of ${allowed.map((a) => `"${a}"`).join(", ")}, got ${JSON.stringify(value)}`, {
-      field,
-    });
-  }
-}
-
-/** Throws a {@link ConfigError} naming `field` unless `value` is `null` or an integer ≥ `min`. */
-export function checkOptionalInt(field: string, value: unknown, min: number): void {
-  if (value === null) return;
-  checkNumber(field, value, (v) => Number.isInteger(v) && v >= min, `null or an integer >= ${min}`);
-}
-
 /** Normalises TRL's `loss_type` (a string or a list) to a non-empty list. */
 export function lossTypeList(lossType: DPOLossType | readonly DPOLossType[] | undefined): DPOLossType[] {
   if (lossType === undefined) return ["sigmoid"];
@@ -264,19 +243,31 @@ export function assertWeightable(types: readonly string[]): void {
   }
 }
 
+/** The loss-shaping fields of `DPOConfig`, all optional, with TRL's defaults. */
+export interface DPOLossOptions {
+  /** β (default 0.1). */
+  beta?: number;
+  /** One loss type or several, summed with `lossWeights` (default `"sigmoid"`). */
+  lossType?: DPOLossType | readonly DPOLossType[];
+  /** One weight per loss type; `null`/omitted weights every type 1. */
+  lossWeights?: readonly number[] | null;
+  /** ε, the label-flip probability (default 0; `exo_pair` needs ε > 0). */
+  labelSmoothing?: number;
+  /** f-divergence applied to the log-ratios (default `"reverse_kl"`, standard DPO). */
+  fDivergenceType?: FDivergenceType;
+  /** α of `alpha_divergence` (default 0.5). */
+  fAlphaDivergenceCoef?: number;
+  /** τ of `discopop` (default 0.05). */
+  discopopTau?: number;
+  /** Take the reference log-probs as 0 inside the loss (default false). Rewards still use the reference. */
+  referenceFree?: boolean;
+}
+
 /**
- * Checks the loss-related fields shared by {@link DPOConfig} and `DPOLossOptions`.
+ * Checks the loss-related fields shared by {@link DPOConfig} and {@link DPOLossOptions}.
  * Throws a {@link ConfigError} naming the field and the allowed values.
  */
-export function validateDPOLossFields(config: {
-  beta?: number;
-  lossType?: DPOLossType | readonly DPOLossType[];
-  lossWeights?: readonly number[] | null;
-  labelSmoothing?: number;
-  fDivergenceType?: FDivergenceType;
-  fAlphaDivergenceCoef?: number;
-  discopopTau?: number;
-}): void {
+export function validateDPOLossFields(config: DPOLossOptions): void {
   if (config.beta !== undefined) checkNumber("beta", config.beta, (v) => v > 0, "a number > 0");
   const types = config.lossType;
   if (types !== undefined && typeof types !== "string" && (!Array.isArray(types) || types.length === 0)) {
@@ -323,7 +314,7 @@ export function validateDPOConfig(config: DPOConfig, isRegisteredLoss?: (name: s
   const custom = (t: string) => !isBuiltin(t) && isRegisteredLoss !== undefined && isRegisteredLoss(t);
   const types = Array.isArray(config.lossType) ? config.lossType : [config.lossType as unknown as string];
   if (types.length > 0 && types.every((t) => !custom(t))) {
-    validateDPOLossFields(config as Parameters<typeof validateDPOLossFields>[0]);
+    validateDPOLossFields(config as DPOLossOptions);
   } else {
     // Registered user losses are checked by the registry; validate the rest with the built-in subset.
     const builtin = types.filter((t) => !custom(t)) as DPOLossType[];

@@ -4,6 +4,7 @@ export {
   type DPOConfig,
   type DPOConfigInput,
   type DPOLossName,
+  type DPOLossOptions,
   type DPOLossType,
   defaultDPOConfig,
   F_DIVERGENCE_TYPES,
@@ -15,7 +16,7 @@ export {
 export type { TruncationMode } from "@prefkit/core";
 export { type DPOLogpSums, type DPOLossArguments, dpoInputsFor, perTokenMeanLogps } from "./inputs.js";
 export { Ln2WarningCallback, type Ln2WarningOptions, type Ln2WarningState } from "./ln2-warning.js";
-export { type DPOLossExtras, type DPOLossOptions, type DPOLossResult, dpoLoss } from "./loss.js";
+export { type DPOLossExtras, type DPOLossResult, dpoLoss } from "./loss.js";
 export { type DPORun, type DPOTrainerOptions, dpoRun } from "./method.js";
 export {
   createDPOLoss,

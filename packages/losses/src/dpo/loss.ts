@@ -4,29 +4,10 @@ import {
   type DPOLossType,
   type FDivergenceType,
   lossTypeList,
+  type DPOLossOptions,
   validateDPOLossFields,
 } from "./config.js";
 import { asFloatTensor, logSigmoid, smoothedLogistic, sortAscending, type TensorInput } from "./tensor-input.js";
-
-/** The loss-shaping fields of `DPOConfig`, all optional, with TRL's defaults. */
-export interface DPOLossOptions {
-  /** β (default 0.1). */
-  beta?: number;
-  /** One loss type or several, summed with `lossWeights` (default `"sigmoid"`). */
-  lossType?: DPOLossType | readonly DPOLossType[];
-  /** One weight per loss type; `null`/omitted weights every type 1. */
-  lossWeights?: readonly number[] | null;
-  /** ε, the label-flip probability (default 0; `exo_pair` needs ε > 0). */
-  labelSmoothing?: number;
-  /** f-divergence applied to the log-ratios (default `"reverse_kl"`, standard DPO). */
-  fDivergenceType?: FDivergenceType;
-  /** α of `alpha_divergence` (default 0.5). */
-  fAlphaDivergenceCoef?: number;
-  /** τ of `discopop` (default 0.05). */
-  discopopTau?: number;
-  /** Take the reference log-probs as 0 inside the loss (default false). Rewards still use the reference. */
-  referenceFree?: boolean;
-}
 
 /** Extra per-batch inputs that only some loss types need. */
 export interface DPOLossExtras {

@@ -10,7 +10,8 @@ import {
   tf,
 } from "@prefkit/core";
 import { DPO_LOSS_TYPES, type DPOLossType, lossTypeList } from "./config.js";
-import { type DPOLossOptions, dpoLoss } from "./loss.js";
+import type { DPOLossOptions } from "./config.js";
+import { dpoLoss } from "./loss.js";
 import type { TensorInput } from "./tensor-input.js";
 
 /**

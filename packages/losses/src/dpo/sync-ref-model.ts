@@ -7,6 +7,7 @@ import {
   type CausalLM,
   type Callback,
   ConfigError,
+  gradientCheckpointingOver,
   hasAdapterToggle,
   hasHalfPrecisionWeights,
   type TrainableModel,
@@ -137,6 +138,21 @@ export class PolicyWithReference implements TrainableModel {
   /** The policy's trainable variables only. */
   trainableVariables(): tf.Variable[] {
     return this.policy.trainableVariables();
+  }
+
+  /** The policy's gradient checkpointing (the reference never runs a backward pass). */
+  private readonly checkpointing = gradientCheckpointingOver(() => [this.policy]);
+  /** Keep only each layer's input in the policy's training forward passes. */
+  gradientCheckpointingEnable(): void {
+    this.checkpointing.gradientCheckpointingEnable();
+  }
+  /** Keep every activation of the policy again. */
+  gradientCheckpointingDisable(): void {
+    this.checkpointing.gradientCheckpointingDisable();
+  }
+  /** Whether the policy checkpoints. */
+  get isGradientCheckpointing(): boolean {
+    return this.checkpointing.isGradientCheckpointing;
   }
 
   /** Policy files, then the reference file and the index (see the class comment). */

@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, tf } from "@prefkit/core";
-import { checkNumber, checkOneOf } from "../dpo/config.js";
+import { checkNumber, checkOneOf } from "../common/checks.js";
 import { checkGroups, groupsOf, isZeroStd, mean, nanMean, nanStd, nanSum, unbiasedStd } from "./stats.js";
 
 /** One reward per completion, or one per completion and reward function ([B][F]); `null` = not applicable. */

@@ -1,5 +1,5 @@
 import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
-import { checkNumber, checkOneOf } from "../dpo/config.js";
+import { checkNumber, checkOneOf } from "../common/checks.js";
 import type { MultiObjectiveAggregation, ScaleRewards } from "./advantages.js";
 import { GRPO_LOSS_TYPES, type GRPOLossType } from "./loss.js";
 

@@ -1,5 +1,5 @@
 import { ConfigError, tf } from "@prefkit/core";
-import { checkNumber, checkOneOf } from "../dpo/config.js";
+import { checkNumber, checkOneOf } from "../common/checks.js";
 import { asFloatTensor, stopGradient, type TensorInput } from "../dpo/tensor-input.js";
 import { klPenalty } from "../ppo/kl.js";
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError } from "@prefkit/core";
-import { checkNumber } from "../dpo/config.js";
+import { checkNumber } from "../common/checks.js";
 
 /** The arithmetic mean (NaN for no values). */
 export const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

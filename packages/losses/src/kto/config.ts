@@ -1,5 +1,5 @@
 import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
-import { checkNumber, checkOneOf, checkOptionalInt } from "../dpo/config.js";
+import { checkNumber, checkOneOf, checkOptionalInt } from "../common/checks.js";
 import type { KTOLossType } from "./loss.js";
 
 /**

@@ -1,5 +1,5 @@
 import { DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
-import { checkNumber, checkOptionalInt } from "../dpo/config.js";
+import { checkNumber, checkOptionalInt } from "../common/checks.js";
 
 /**
  * Configuration of ORPO training (odds-ratio preference optimisation, Hong et al. 2024: SFT plus an odds-ratio

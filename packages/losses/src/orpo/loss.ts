@@ -1,5 +1,5 @@
 import { tf } from "@prefkit/core";
-import { checkNumber } from "../dpo/config.js";
+import { checkNumber } from "../common/checks.js";
 import { asFloatTensor, logSigmoid, stopGradient, type TensorInput } from "../dpo/tensor-input.js";
 
 /** The loss-shaping field of `ORPOConfig`. */

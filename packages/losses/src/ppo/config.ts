@@ -5,7 +5,7 @@ import {
   resolveTrainingArgs,
   type TrainingArgs,
 } from "@prefkit/core";
-import { checkNumber, checkOneOf, checkOptionalInt } from "../dpo/config.js";
+import { checkNumber, checkOneOf, checkOptionalInt } from "../common/checks.js";
 import type { KLEstimator } from "./kl.js";
 
 /**

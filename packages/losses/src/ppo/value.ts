@@ -12,6 +12,7 @@ import {
   CheckpointError,
   ConfigError,
   type ForwardInputs,
+  gradientCheckpointingOver,
   isSequenceClassifier,
   Rng,
   type SequenceClassifier,
@@ -152,6 +153,23 @@ export class PolicyAndValueModel implements CausalLM {
     if (value.kind === "model" && value.model.numLabels !== 1) {
       throw new ConfigError(`a value model needs numLabels = 1, got ${value.model.numLabels}`, { field: "valueModel" });
     }
+  }
+
+  /** Gradient checkpointing of the policy, and of a separate value model. */
+  private readonly checkpointing = gradientCheckpointingOver(() =>
+    this.value.kind === "model" ? [this.policy, this.value.model] : [this.policy],
+  );
+  /** Keep only each layer's input in training forward passes (policy and value model). */
+  gradientCheckpointingEnable(): void {
+    this.checkpointing.gradientCheckpointingEnable();
+  }
+  /** Keep every activation again. */
+  gradientCheckpointingDisable(): void {
+    this.checkpointing.gradientCheckpointingDisable();
+  }
+  /** Whether the policy checkpoints. */
+  get isGradientCheckpointing(): boolean {
+    return this.checkpointing.isGradientCheckpointing;
   }
 
   /** Which kind of value function this is. */

@@ -1,5 +1,5 @@
 import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
-import { checkNumber, checkOptionalInt } from "../dpo/config.js";
+import { checkNumber, checkOptionalInt } from "../common/checks.js";
 
 /**
  * Configuration of reward-model training: TRL's `RewardConfig` with camelCase names and TRL's defaults, on

@@ -1,5 +1,5 @@
 import { ConfigError, DEFAULT_TRAINING_ARGS, resolveConfig, type TrainingArgs } from "@prefkit/core";
-import { checkNumber } from "../dpo/config.js";
+import { checkNumber } from "../common/checks.js";
 import {
   checkLossName,
   GROUP_ROLLOUT_DEFAULTS,

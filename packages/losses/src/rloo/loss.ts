@@ -1,5 +1,5 @@
 import { tf } from "@prefkit/core";
-import { checkNumber } from "../dpo/config.js";
+import { checkNumber } from "../common/checks.js";
 import { asFloatTensor, stopGradient, type TensorInput } from "../dpo/tensor-input.js";
 import { type ClipRange, type ClipRatios, clipBounds, clippedSurrogate } from "../grpo/loss.js";
 import { checkGroups, groupsOf, isZeroStd, mean, unbiasedStd } from "../grpo/stats.js";

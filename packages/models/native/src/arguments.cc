@@ -52,6 +52,33 @@ bool GetLoraPair(napi_env env, napi_value array, size_t i, int rank, int in, int
          OptionalFloats(env, vb, static_cast<size_t>(out) * rank, b, what);
 }
 
+// Whether slot `index` may hold a pack: the projections' weights and the LM head.
+bool Packable(size_t index) {
+  if (index < layout::kGlobalSlots) return index == layout::kLmHead;
+  const size_t slot = (index - layout::kGlobalSlots) % layout::kLayerSlots;
+  for (const auto& p : layout::kProjection)
+    if (static_cast<size_t>(p.weight) == slot) return true;
+  return false;
+}
+
+// A pack in slot `index`: one of that slot's shape, in a slot that takes packs.
+bool TakePack(napi_env env, const Dims& d, uint32_t index, const PackedWeight* pack, Packs* packs) {
+  const size_t rows = layout::SlotRows(d, index), cols = layout::SlotSize(d, index) / rows;
+  if (packs == nullptr || !Packable(index) || static_cast<size_t>(pack->rows) != rows ||
+      static_cast<size_t>(pack->cols) != cols) {
+    char message[180];
+    std::snprintf(message, sizeof(message),
+                  "decoder: the packed weight in %s (entry %u) is [%d, %d]; that slot takes %s",
+                  layout::SlotAt(index).name, index, pack->rows, pack->cols,
+                  packs != nullptr && Packable(index) ? "another shape" : "a Float32Array only");
+    napi_throw_range_error(env, nullptr, message);
+    return false;
+  }
+  if (packs->empty()) packs->assign(layout::SlotCount(d.layers), nullptr);
+  (*packs)[index] = pack;
+  return true;
+}
+
 }  // namespace
 
 Context* GetContext(napi_env env, napi_value value) {
@@ -63,7 +90,8 @@ Context* GetContext(napi_env env, napi_value value) {
   return static_cast<Context*>(data);
 }
 
-bool GetWeights(napi_env env, const Dims& d, napi_value array, bool grads, std::vector<float*>* out) {
+bool GetWeights(napi_env env, const Dims& d, napi_value array, bool grads, std::vector<float*>* out, Packs* packs) {
+  if (packs != nullptr) packs->clear();
   bool isArray = false;
   uint32_t length = 0;
   const size_t want = layout::SlotCount(d.layers);
@@ -90,6 +118,13 @@ bool GetWeights(napi_env env, const Dims& d, napi_value array, bool grads, std::
         return false;
       }
       continue;
+    }
+    if (!grads) {
+      const PackedWeight* pack = AsPackedWeight(env, item);
+      if (pack != nullptr) {
+        if (!TakePack(env, d, i, pack, packs)) return false;
+        continue;
+      }
     }
     void* data;
     size_t len;

@@ -13,8 +13,18 @@ void Resize(Context& c, int batch, int seqLen, bool save) {
   const size_t n = static_cast<size_t>(batch) * seqLen;
   const size_t h = d.hidden, qd = d.qd(), kvd = d.kvd(), in = d.inter;
   const size_t probs = static_cast<size_t>(batch) * d.heads * seqLen * seqLen;
-  const size_t want = save ? static_cast<size_t>(d.layers) : 1;
+  const bool everyLayer = save && !c.checkpoint;
+  const size_t want = everyLayer ? static_cast<size_t>(d.layers) : 1;
   if (c.layers.size() < want) c.layers.resize(want);
+  // Checkpointing: free the other layers' activations of an earlier call without it.
+  if (save && c.checkpoint && c.layers.size() > 1) c.layers.resize(1);
+  if (save && c.checkpoint) {
+    c.inputs.resize(static_cast<size_t>(d.layers));
+    for (auto& input : c.inputs) input.resize(n * h);
+  } else {
+    c.inputs.clear();
+    c.inputs.shrink_to_fit();
+  }
   for (size_t l = 0; l < want; l++) {
     LayerSaved& s = c.layers[l];
     s.xin.resize(n * h);

@@ -7,13 +7,16 @@
 #include <vector>
 
 #include "layout.h"
+#include "packed_weight.h"
 
 namespace prefkit {
 namespace decoder {
 
-// Weights / gradients by slot (layout.h); null where absent or where no gradient is wanted.
+// Weights / gradients by slot (layout.h); null where absent or where no gradient is wanted. A projection or
+// LM-head slot may instead hold a pack (Context::packs; its float pointer is then null).
 using Weights = std::vector<const float*>;
 using Grads = std::vector<float*>;
+using Packs = std::vector<const PackedWeight*>;
 
 // Activations one layer keeps for the backward pass (rows = batch * seqLen).
 struct LayerSaved {
@@ -34,6 +37,14 @@ struct LoraSlot {
 
 struct Context {
   std::vector<LoraSlot> lora;  // layers * kProjections, empty when no projection is adapted
+  Packs packs;                 // by slot, this call's packed weights (empty: none)
+  // Products of the projections, the LoRA updates and the LM head: PREFKIT_F32, or PREFKIT_BF16 (operands
+  // rounded to bf16, products summed in fp32: PyTorch's CPU autocast). Attention stays fp32.
+  int32_t compute = PREFKIT_F32;
+  // Gradient checkpointing: a forward with save keeps only each layer's input (inputs[l]) and one layer's
+  // activations as scratch (layers[0]); the backward pass recomputes each layer before its gradients.
+  bool checkpoint = false;
+  std::vector<std::vector<float>> inputs;
   std::vector<float> loraTmp, loraDlow, dkraw;
   Dims d{};
   std::vector<float> invFreq;
@@ -54,7 +65,14 @@ T* const* LayerSlots(const std::vector<T*>& all, int layer) {
   return all.data() + layout::kGlobalSlots + static_cast<size_t>(layer) * layout::kLayerSlots;
 }
 
-// Sizes the buffers for a batch (every layer's activations when `save`, else one layer's).
+// The pack in global slot `slot`, or in `slot` of layer `layer`; null when that weight is not packed.
+inline const PackedWeight* PackAt(const Context& c, size_t slot) { return c.packs.empty() ? nullptr : c.packs[slot]; }
+inline const PackedWeight* LayerPack(const Context& c, int layer, int slot) {
+  return PackAt(c, layout::kGlobalSlots + static_cast<size_t>(layer) * layout::kLayerSlots + slot);
+}
+
+// Sizes the buffers for a batch (every layer's activations when `save`, else one layer's; with
+// c.checkpoint every layer's input and one layer's activations).
 void Resize(Context& c, int batch, int seqLen, bool save);
 // Sizes the backward pass's scratch for the saved forward's batch.
 void ResizeBackward(Context& c);

@@ -19,13 +19,17 @@ void Forward(Context& c, const Weights& w, bool save, bool withStats, float* out
   const int n = c.batch * c.seqLen, H = d.hidden;
   profiler::Enter(profiler::kFwdElem);
   const float* embed = w[kEmbed];
-  float* x = c.h0.data();
+  // With checkpointing each layer's input goes straight into the buffer kept for the backward pass.
+  const bool keepInputs = save && c.checkpoint && d.layers > 0;
+  float* x = keepInputs ? c.inputs[0].data() : c.h0.data();
   for (int r = 0; r < n; r++) {
     std::memcpy(x + static_cast<size_t>(r) * H, embed + static_cast<size_t>(c.ids[r]) * H, sizeof(float) * H);
   }
   for (int l = 0; l < d.layers; l++) {
-    float* next = (x == c.h0.data()) ? c.h1.data() : c.h0.data();
-    LayerForward(c, l, LayerSlots(w, l), c.layers[save ? l : 0], x, next);
+    float* next;
+    if (keepInputs) next = l + 1 < d.layers ? c.inputs[l + 1].data() : c.h1.data();
+    else next = (x == c.h0.data()) ? c.h1.data() : c.h0.data();
+    LayerForward(c, l, LayerSlots(w, l), c.layers[save && !c.checkpoint ? l : 0], x, next);
     x = next;
   }
   profiler::Enter(profiler::kFwdElem);
@@ -41,7 +45,8 @@ void Backward(Context& c, const Weights& w, const float* dy, const Grads& g) {
   const int n = c.batch * c.seqLen, H = d.hidden, V = d.vocab;
   ResizeBackward(c);
   float* dEmbed = g[kEmbed];
-  const bool tied = w[kLmHead] == w[kEmbed];
+  const PackedWeight* headPack = PackAt(c, kLmHead);
+  const bool tied = (headPack != nullptr ? headPack->source : w[kLmHead]) == w[kEmbed];
   // In hidden mode dy is d(xnfinal) itself.
   if (c.hiddenMode) std::memcpy(c.dz.data(), dy, sizeof(float) * n * H);
   else HeadBackward(c, w[kLmHead], dy, tied ? dEmbed : g[kLmHead]);
@@ -49,7 +54,12 @@ void Backward(Context& c, const Weights& w, const float* dy, const Grads& g) {
   float* dNorm = g[kFinalNorm];
   if (dNorm != nullptr) std::fill(dNorm, dNorm + H, 0.0f);
   RmsNormBackward(c.xfinal.data(), w[kFinalNorm], c.rfinal.data(), c.dz.data(), n, H, c.dh.data(), false, dNorm);
-  for (int l = d.layers - 1; l >= 0; l--) LayerBackward(c, l, LayerSlots(w, l), LayerSlots(g, l), c.layers[l]);
+  for (int l = d.layers - 1; l >= 0; l--) {
+    LayerSaved& s = c.layers[c.checkpoint ? 0 : l];
+    // Checkpointing: the layer again from its kept input (same products, same masks: the same values).
+    if (c.checkpoint) LayerForward(c, l, LayerSlots(w, l), s, c.inputs[l].data(), c.h0.data());
+    LayerBackward(c, l, LayerSlots(w, l), LayerSlots(g, l), s);
+  }
   profiler::Enter(profiler::kBwdEmbed);
   if (dEmbed != nullptr) {
     // A tied head's gradient is already in dEmbed (HeadBackward wrote it): add the embedding's to it.

@@ -15,6 +15,13 @@
 //   decoderBackward(ctx, weights, dy, grads [, loraWeights, loraShape, loraMasks, loraGrads]) -> undefined
 //     writes d(sum dy * out)/dW into every non-null entry of grads (and of loraGrads)
 //   decoderProfile(reset) -> { phase: seconds } accumulated since the last reset (profiler.h)
+//   decoderSetMode(ctx, compute, checkpointing) -> undefined: the products of the following forward (and
+//     its backward): compute "float32" or "bfloat16" (projections, LoRA updates and LM head with operands
+//     rounded to bf16, products summed in fp32); checkpointing: keep only each layer's input and recompute
+//     the layer in the backward pass. Refused while a forward waits for its backward.
+//   decoderPackWeight / decoderRepackWeight / decoderPackedInfo: packed weights (packed_weight.h), which a
+//     projection or LM-head slot of `weights` may hold instead of a Float32Array.
+//   decoderInfo() -> { bf16 }: how bf16 products run on core's engine (e.g. "vdpbf16ps (avx512bf16)").
 //
 // `weights` and `grads` follow decoderLayout(): the global slots, then the layer slots once per layer
 // (null for a family's absent biases / q-k norms; null grads get no gradient). LoRA (PEFT's
@@ -24,10 +31,12 @@
 //   loraMasks: the dropout multiplier [N, in] (0 or 1/(1-p)) per layer and projection, or null
 //   loraGrads: like loraWeights; null entries get no gradient.
 #include <algorithm>
+#include <cstring>
 
 #include "arguments.h"
 #include "decoder.h"
 #include "engine.h"
+#include "packed_weight.h"
 #include "prefkit/napi_util.h"
 #include "profiler.h"
 
@@ -154,7 +163,7 @@ napi_value ForwardJs(napi_env env, napi_callback_info info) {
   Context* c = CallArguments(env, info, 10, 13, "decoderForward expects 10 arguments, or 13 with LoRA", argv, &argc);
   if (c == nullptr) return nullptr;
   std::vector<float*> wm;
-  if (!GetWeights(env, c->d, argv[1], false, &wm)) return nullptr;
+  if (!GetWeights(env, c->d, argv[1], false, &wm, &c->packs)) return nullptr;
   const Weights w(wm.begin(), wm.end());
   int64_t batch, seqLen;
   if (!GetInt(env, argv[6], &batch, "decoderForward: batch must be an int32 >= 0") ||
@@ -207,7 +216,8 @@ napi_value BackwardJs(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   std::vector<float*> wm, gm;
-  if (!GetWeights(env, c->d, argv[1], false, &wm) || !GetWeights(env, c->d, argv[3], true, &gm)) return nullptr;
+  if (!GetWeights(env, c->d, argv[1], false, &wm, &c->packs) || !GetWeights(env, c->d, argv[3], true, &gm))
+    return nullptr;
   const Weights w(wm.begin(), wm.end());
   void* dyData;
   size_t dyLen;
@@ -246,6 +256,42 @@ napi_value Profile(napi_env env, napi_callback_info info) {
   return result;
 }
 
+napi_value SetMode(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Context* c = argc == 3 ? GetContext(env, argv[0]) : nullptr;
+  if (c == nullptr) {
+    if (argc != 3) napi_throw_type_error(env, nullptr, "decoderSetMode expects (ctx, compute, checkpointing)");
+    return nullptr;
+  }
+  char compute[16];
+  size_t len = 0;
+  bool checkpoint = false;
+  if (napi_get_value_string_utf8(env, argv[1], compute, sizeof(compute), &len) != napi_ok ||
+      (std::strcmp(compute, "float32") != 0 && std::strcmp(compute, "bfloat16") != 0) ||
+      napi_get_value_bool(env, argv[2], &checkpoint) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "decoderSetMode: compute must be float32 or bfloat16, checkpointing a boolean");
+    return nullptr;
+  }
+  if (c->saved) {
+    napi_throw_error(env, nullptr, "decoderSetMode: a forward pass is waiting for its backward pass");
+    return nullptr;
+  }
+  c->compute = std::strcmp(compute, "bfloat16") == 0 ? PREFKIT_BF16 : PREFKIT_F32;
+  c->checkpoint = checkpoint;
+  return nullptr;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  if (!RequireEngine(env)) return nullptr;
+  napi_value result, bf16;
+  CHECK_NAPI(env, napi_create_object(env, &result));
+  CHECK_NAPI(env, napi_create_string_utf8(env, engine::Abi().bf16_path(), NAPI_AUTO_LENGTH, &bf16));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "bf16", bf16));
+  return result;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"attachEngine", nullptr, AttachEngine, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
@@ -254,6 +300,11 @@ napi_value Init(napi_env env, napi_value exports) {
       {"decoderForward", nullptr, ForwardJs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"decoderBackward", nullptr, BackwardJs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"decoderProfile", nullptr, Profile, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"decoderSetMode", nullptr, SetMode, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"decoderPackWeight", nullptr, PackWeight, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"decoderRepackWeight", nullptr, RepackWeight, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"decoderPackedInfo", nullptr, PackedInfo, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"decoderInfo", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   CHECK_NAPI(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   return exports;

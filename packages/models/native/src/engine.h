@@ -27,6 +27,27 @@ inline void Sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k,
   Abi().sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// C = alpha op(A) op(B) + beta C with fp32 operands, the products in `compute` (PREFKIT_F32: Sgemm;
+// PREFKIT_BF16: operands rounded to bf16, exact products summed in fp32).
+inline void Gemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int32_t compute) {
+  if (compute == PREFKIT_F32) {
+    Sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const prefkit_operand oa = {a, PREFKIT_F32, trans_a, lda}, ob = {b, PREFKIT_F32, trans_b, ldb};
+  Abi().gemm(m, n, k, alpha, &oa, &ob, beta, c, ldc, compute);
+}
+
+// C = alpha A W + beta C with a packed W (k x n; A m x k, row-major with leading dimension lda), or with
+// `transposed` its transpose (A m x n, C m x k): one pack serves y = x·Wᵀ and dx = dy·W.
+inline void GemmPacked(int64_t m, const float* a, int64_t lda, const prefkit_packed_b* w, bool transposed,
+                       float alpha, float beta, float* c, int64_t ldc) {
+  const prefkit_operand oa = {a, PREFKIT_F32, 0, lda};
+  if (transposed) Abi().gemm_packed_t(m, &oa, w, alpha, beta, c, ldc);
+  else Abi().gemm_packed(m, &oa, w, alpha, beta, c, ldc);
+}
+
 // Threads of the pool, the caller included.
 inline int Threads() { return Abi().threads(); }
 

@@ -13,13 +13,19 @@ namespace prefkit {
 namespace decoder {
 namespace {
 
-// Logits of rows [r0, r0 + rows) into out [rows, V].
+// Logits of rows [r0, r0 + rows) into out [rows, V]: xn Wᵀ, with the packed head when there is one.
 void HeadLogits(const Context& c, const float* head, int r0, int rows, float* out, int phase) {
   const Dims& d = c.d;
   const int prev = profiler::Current();
   profiler::Enter(phase);
-  engine::Sgemm(engine::kNoTrans, engine::kTrans, rows, d.vocab, d.hidden, 1.0f,
-                c.xnfinal.data() + static_cast<size_t>(r0) * d.hidden, d.hidden, head, d.hidden, 0.0f, out, d.vocab);
+  const float* xn = c.xnfinal.data() + static_cast<size_t>(r0) * d.hidden;
+  const PackedWeight* pack = PackAt(c, layout::kLmHead);
+  if (pack != nullptr) {
+    engine::GemmPacked(rows, xn, d.hidden, pack->packed, false, 1.0f, 0.0f, out, d.vocab);
+  } else {
+    engine::Gemm(engine::kNoTrans, engine::kTrans, rows, d.vocab, d.hidden, 1.0f, xn, d.hidden, head, d.hidden, 0.0f,
+                 out, d.vocab, c.compute);
+  }
   profiler::Enter(prev);
 }
 
@@ -116,11 +122,13 @@ void HeadBackward(Context& c, const float* head, const float* dyIn, float* dW) {
         },
         2);
     profiler::Enter(profiler::kBwdHeadGemm);
-    engine::Sgemm(engine::kNoTrans, engine::kNoTrans, rows, H, V, 1.0f, buf, V, head, H, 0.0f,
-                  c.dz.data() + static_cast<size_t>(r0) * H, H);
+    float* dz = c.dz.data() + static_cast<size_t>(r0) * H;
+    const PackedWeight* pack = PackAt(c, layout::kLmHead);
+    if (pack != nullptr) engine::GemmPacked(rows, buf, V, pack->packed, true, 1.0f, 0.0f, dz, H);
+    else engine::Gemm(engine::kNoTrans, engine::kNoTrans, rows, H, V, 1.0f, buf, V, head, H, 0.0f, dz, H, c.compute);
     if (dW != nullptr) {
-      engine::Sgemm(engine::kTrans, engine::kNoTrans, V, H, rows, 1.0f, buf, V,
-                    c.xnfinal.data() + static_cast<size_t>(r0) * H, H, firstHeadGrad ? 0.0f : 1.0f, dW, H);
+      engine::Gemm(engine::kTrans, engine::kNoTrans, V, H, rows, 1.0f, buf, V,
+                   c.xnfinal.data() + static_cast<size_t>(r0) * H, H, firstHeadGrad ? 0.0f : 1.0f, dW, H, c.compute);
     }
     firstHeadGrad = false;
   }

@@ -37,6 +37,8 @@ size_t SlotSize(const Dims& d, size_t index) {
   return Size(d, s.rows) * Size(d, s.cols);
 }
 
+size_t SlotRows(const Dims& d, size_t index) { return Size(d, SlotAt(index).rows); }
+
 bool SlotRequired(const Dims& d, size_t index) {
   switch (SlotAt(index).when) {
     case When::kAlways:

@@ -88,8 +88,9 @@ inline constexpr ProjectionSlot kProjection[kProjections] = {PREFKIT_DECODER_PRO
 constexpr size_t SlotCount(int layers) { return kGlobalSlots + static_cast<size_t>(layers) * kLayerSlots; }
 // The table entry of weights[index].
 const Slot& SlotAt(size_t index);
-// Elements of a weight in that slot.
+// Elements of a weight in that slot, and its rows.
 size_t SlotSize(const Dims& d, size_t index);
+size_t SlotRows(const Dims& d, size_t index);
 // Whether that slot must hold a weight for this family.
 bool SlotRequired(const Dims& d, size_t index);
 // A LoRA projection's input and output widths.

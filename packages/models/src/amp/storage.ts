@@ -1,7 +1,8 @@
 /**
  * 16-bit storage of frozen weights: a frozen projection's float32 weight is replaced by its bf16 or fp16
- * bit patterns in a `Uint16Array` (outside the tfjs backend), and upcast to a float32 tensor each time the
- * layer runs. Compute stays float32; only storage shrinks. The representation is modeling's
+ * bit patterns in a `Uint16Array` (outside the tfjs backend). The tfjs ops upcast it to a float32 tensor each
+ * time the layer runs; the fused native decoder packs it once for its GEMM and keeps the pack. Compute stays
+ * float32 (unless AMP's `compute: "bfloat16"`); only storage shrinks. The representation is modeling's
  * `HalfPrecisionLinear`, the same a model loaded with `dtype: "bfloat16"` uses for its frozen weights.
  * @module
  */

@@ -11,6 +11,7 @@ import {
   ConfigError,
   type ForwardInputs,
   type GenerateOptions,
+  gradientCheckpointingOver,
   type GenerateOutput,
   hasHalfPrecisionWeights,
   type IntMatrix,
@@ -22,7 +23,9 @@ import {
 import type { CachedForwardInputs, CachedForwardOutput } from "../generation/kv-cache.js";
 import type { PretrainedConfig } from "../io/config/index.js";
 import type { CausalLMForwardOutput, ForwardOptions, PreTrainedModelForCausalLM } from "../modeling/causal-lm.js";
+import type { DecoderComputeDtype } from "../modeling/decoder/accelerator.js";
 import type { LinearModule } from "../modeling/decoder/linear.js";
+import { DecoderModel } from "../modeling/decoder-model.js";
 import type { PreTrainedModelForSequenceClassification } from "../modeling/sequence-classification.js";
 import {
   adapterConfigJson,
@@ -87,6 +90,39 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
   /** The base model's `config.json` content. */
   get config(): PretrainedConfig {
     return this.baseModel.config;
+  }
+
+  /** The base model's gradient checkpointing (PEFT forwards it to the base model, as here). */
+  private readonly checkpointing = gradientCheckpointingOver(() => [this.baseModel]);
+  /** Keep only each layer's input in training forward passes of the base model's fused decoder. */
+  gradientCheckpointingEnable(): void {
+    this.checkpointing.gradientCheckpointingEnable();
+  }
+  /** Keep every activation again. */
+  gradientCheckpointingDisable(): void {
+    this.checkpointing.gradientCheckpointingDisable();
+  }
+  /** Whether the base model checkpoints. */
+  get isGradientCheckpointing(): boolean {
+    return this.checkpointing.isGradientCheckpointing;
+  }
+
+  /**
+   * What the base model's fused decoder computes its products in (`"float32"` or `"bfloat16"`; see
+   * `Decoder.computeDtype`): LoRA's updates follow the base.
+   * @throws ConfigError when the base model has no such setting.
+   */
+  get computeDtype(): DecoderComputeDtype {
+    return (this.baseModel as Partial<DecoderModel>).computeDtype ?? "float32";
+  }
+
+  set computeDtype(dtype: DecoderComputeDtype) {
+    if (!(this.baseModel instanceof DecoderModel)) {
+      throw new ConfigError("the base model has no compute dtype to set (not a prefkit model)", {
+        field: "computeDtype",
+      });
+    }
+    this.baseModel.computeDtype = dtype;
   }
 
   /** True while adapters are enabled. */

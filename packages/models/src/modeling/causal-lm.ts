@@ -41,6 +41,7 @@ import { adapterFor } from "./adapters/index.js";
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
 import type { HalfPrecisionWeight } from "./decoder/half-precision.js";
+import { DecoderModel } from "./decoder-model.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
 import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
 import { type ModelDtype, ModelWeights, type SaveDtype, type WeightSource } from "./model-weights.js";
@@ -117,6 +118,7 @@ export interface CausalLMForwardOutput extends CausalLMOutput {
  * decoder. Weights are `tf.Variable`s keyed by HF tensor names.
  */
 export class PreTrainedModelForCausalLM
+  extends DecoderModel
   implements CausalLM, FrozenCopyable, Generator, IncrementalCausalLM, HiddenStatesLM, HalfPrecisionWeights
 {
   /** The HF `config.json` (with family defaults filled in); written back by `savePretrained`. */
@@ -124,7 +126,7 @@ export class PreTrainedModelForCausalLM
   /** The decoder flags the adapter derived from `config`. */
   readonly decoderConfig: DecoderConfig;
   /** The decoder body and LM head. */
-  readonly decoder: Decoder;
+  override readonly decoder: Decoder;
   /** `generation_config.json`, if the model came with one. */
   generationConfig: GenerationConfig | undefined;
   /** Directory the model was loaded from (tokenizer files are copied from there on save). */
@@ -146,6 +148,7 @@ export class PreTrainedModelForCausalLM
     weights: ReadonlyMap<string, WeightSource> | ModelWeights,
     extras: { generationConfig?: GenerationConfig; sourceDir?: string; file?: string; dtype?: ModelDtype } = {},
   ) {
+    super();
     validateWeights(decoderConfig, weights instanceof ModelWeights ? weights.shapes() : weights, extras.file);
     this.config = config;
     this.decoderConfig = decoderConfig;
@@ -381,12 +384,13 @@ export class PreTrainedModelForCausalLM
    * default DPO/PPO reference model. The copy of a 16-bit model is 16-bit: its 16-bit weights share the
    * policy's bits (no copy, no float32 detour; they are never written in place), and float32 masters are
    * rounded to the model's dtype (exact while untouched). Wrappers installed with {@link replaceLinear}
-   * (e.g. LoRA) are not copied; merge them first if they should count.
+   * (e.g. LoRA, 16-bit storage) are not copied; merge them first if they should count. The copy computes
+   * as this model does ({@link computeDtype}), as a reference under PyTorch's autocast would.
    */
   frozenCopy(): PreTrainedModelForCausalLM {
     this.assertAlive();
     const names = expectedWeightShapes(this.decoderConfig).keys();
-    return new PreTrainedModelForCausalLM(
+    const copy = new PreTrainedModelForCausalLM(
       this.config,
       this.decoderConfig,
       this.weights.copy({ trainable: false, names }),
@@ -395,6 +399,8 @@ export class PreTrainedModelForCausalLM
         ...(this.sourceDir !== undefined ? { sourceDir: this.sourceDir } : {}),
       },
     );
+    copy.computeDtype = this.computeDtype;
+    return copy;
   }
 
   /** Dispose every variable this model created and its constant tables. Idempotent. */

@@ -7,7 +7,12 @@ export * from "./auto.js";
 export * from "./causal-lm.js";
 export * from "./config.js";
 export { Attention, type AttentionModules, attentionBias } from "./decoder/attention.js";
-export type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "./decoder/accelerator.js";
+export type {
+  DecoderAccelerator,
+  DecoderComputeDtype,
+  DecoderModules,
+  TokenLogProbs,
+} from "./decoder/accelerator.js";
 export { Decoder, type DecoderForwardOptions, type DecoderHiddenOutput } from "./decoder/decoder.js";
 export { EMBEDDING_MODULE, TokenEmbedding } from "./decoder/embedding.js";
 export {

@@ -22,6 +22,7 @@ import type { PreTrainedModelForCausalLM, SavePretrainedOptions } from "./causal
 import type { DecoderConfig } from "./config.js";
 import { Decoder } from "./decoder/decoder.js";
 import type { HalfPrecisionWeight } from "./decoder/half-precision.js";
+import { DecoderModel } from "./decoder-model.js";
 import { Linear, type LinearModule } from "./decoder/linear.js";
 import { expectedWeightShapes, initialWeights, validateWeights } from "./decoder/weights.js";
 import { type ModelDtype, ModelWeights, type WeightSource } from "./model-weights.js";
@@ -80,13 +81,16 @@ function toInt(m: IntMatrix): tf.Tensor2D {
  * const { logits } = rm.forward({ inputIds, attentionMask }); // [B, 1]
  * ```
  */
-export class PreTrainedModelForSequenceClassification implements SequenceClassifier, HalfPrecisionWeights {
+export class PreTrainedModelForSequenceClassification
+  extends DecoderModel
+  implements SequenceClassifier, HalfPrecisionWeights
+{
   /** The HF config as `savePretrained` writes it (`architectures`, `id2label`, `label2id`, `pad_token_id`). */
   readonly config: PretrainedConfig;
   /** The decoder flags (with tied embeddings: the body never uses `lm_head`). */
   readonly decoderConfig: DecoderConfig;
   /** The decoder body (its `lm_head` slot is unused). */
-  readonly decoder: Decoder;
+  override readonly decoder: Decoder;
   /** Outputs of the `score` head. */
   readonly numLabels: number;
   /** Directory the model was loaded from (tokenizer files are copied from there on save). */
@@ -110,6 +114,7 @@ export class PreTrainedModelForSequenceClassification implements SequenceClassif
     weights: ReadonlyMap<string, WeightSource> | ModelWeights,
     extras: { sourceDir?: string; file?: string; numLabels: number; dtype?: ModelDtype },
   ) {
+    super();
     const body = new Map<string, { shape: number[] }>(weights instanceof ModelWeights ? weights.shapes() : weights);
     const score = body.get(SCORE_WEIGHT_NAME);
     body.delete(SCORE_WEIGHT_NAME);

@@ -1,9 +1,15 @@
 /**
- * Issue 15 item 1 on the fast path (cpu + native-blas): the fused native decoder does not take 16-bit
- * weights yet (issue 15 item 2), so for a model loaded as bf16 it declines and the decoder's tfjs ops run.
- * This checks that fall-back for every family layout: completion log-probs and the LoRA adapters'
- * gradients, with left and right padding, equal the float32 model's (the same bf16 values, loaded as
- * float32, on the native fused decoder) to float32 noise.
+ * Issue 15 on the fast path (cpu + native-blas): a model LOADED with `dtype: "bfloat16"` (load16) runs
+ * the fused native decoder (bf16) on packs made once from its 16-bit bits, not the tfjs fall-back. For
+ * every family layout, completion log-probs and the LoRA adapters' gradients, with left and right padding,
+ * equal (1) the float32 model's (the same bf16 values loaded as float32, on the native decoder) and (2)
+ * the bf16 model's own tfjs fall-back.
+ *
+ * The bound, derived: with `computeDtype: "float32"` a bf16 pack is widened exactly per block, so all
+ * three runs form the same products of the same float32 values with float32 sums; they differ only in
+ * summation order, |Δ| ≤ γ_K·Σ|a||b| with K ≤ 64 (γ_K ≈ K·2⁻²⁴ ≈ 4e-6) per product, through a few layers
+ * and a log-softmax of O(1) values: 1e-5 relative to the largest magnitude. A wrong weight, pack or
+ * layout slot moves the values by O(1e-2) or more.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,10 +18,13 @@ import { initEngine, nativeBlasPlugin, Rng, shutdownEngine, tf } from "@prefkit/
 import {
   AutoModelForCausalLM,
   getPeftModel,
+  HalfPrecisionLinear,
   type PeftModelForCausalLM,
   type PreTrainedModelForCausalLM,
 } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { activeDecoderAddon } from "../../src/modeling/native/addon.js";
+import { cachedPackInfo } from "../../src/modeling/native/packs.js";
 import { FAMILIES, randomModel } from "../generation/helpers.js";
 import { skipWithoutNativeDecoder } from "./native-helpers.js";
 
@@ -74,7 +83,7 @@ describe.skipIf(SKIP)("16-bit weights on the fast path", () => {
   });
 
   it.each(Object.entries(FAMILIES))(
-    "%s: the native decoder declines bf16 weights; the tfjs fall-back equals the float32 native run",
+    "%s: a bf16-loaded model runs the native decoder on 16-bit packs and equals float32 and its tfjs fall-back",
     async (name, config) => {
       const dir = join(root, name);
       const source = randomModel(config, 5);
@@ -83,8 +92,19 @@ describe.skipIf(SKIP)("16-bit weights on the fast path", () => {
       const data = batch(Number(config["vocab_size"]));
       const lora = { r: 4, loraAlpha: 8, targetModules: "all-linear" as const };
       const runs = [];
-      for (const dtype of ["bfloat16", "float32"] as const) {
+      for (const [dtype, native] of [
+        ["bfloat16", true],
+        ["float32", true],
+        ["bfloat16", false],
+      ] as const) {
         const base = await AutoModelForCausalLM.fromPretrained(dir, { dtype });
+        base.decoder.useNativeDecoder = native;
+        const q = base.decoder.layers[0]!.selfAttn.modules.qProj;
+        const head = base.decoder.lmHead;
+        if (dtype === "bfloat16") {
+          expect(q).toBeInstanceOf(HalfPrecisionLinear);
+          expect(head).toBeInstanceOf(HalfPrecisionLinear);
+        }
         const peft = getPeftModel(base, lora, { seed: 2 }) as unknown as PeftModelForCausalLM;
         // B starts at zero (PEFT's init): make the update non-zero so that the adapters matter.
         for (const [n, v] of peft.namedParameters()) {
@@ -96,22 +116,40 @@ describe.skipIf(SKIP)("16-bit weights on the fast path", () => {
           "int32",
         );
         const direct = base.directTokenLogProbs({ inputIds: data.ids }, labels, {});
-        expect(direct === undefined, `${dtype}: native path declines`).toBe(dtype === "bfloat16");
+        expect(direct === undefined, `${dtype} native=${native}: the fused decoder runs`).toBe(!native);
         if (direct !== undefined) tf.dispose([direct.logProbs]);
         labels.dispose();
+        if (dtype === "bfloat16" && native) {
+          // The fused decoder ran from 16-bit packs of the loaded bits (q_proj's and the LM head's).
+          const { addon } = activeDecoderAddon()!;
+          for (const m of [q, head] as HalfPrecisionLinear[]) {
+            const info = cachedPackInfo(addon, m.bits);
+            expect(info, m.name).toMatchObject({
+              rows: m.outFeatures,
+              cols: m.inFeatures,
+              dtype: "bfloat16",
+              compute: "float32",
+            });
+            // A bf16 pack holds 2 bytes per element (plus panel padding), not a float32 copy.
+            expect(info!.bytes).toBeGreaterThanOrEqual(2 * m.bits.length);
+            expect(info!.bytes).toBeLessThan(4 * m.bits.length);
+          }
+        }
         runs.push({ dtype, base, peft, ...valueAndGrads(peft, base, data) });
       }
-      const [half, full] = runs;
+      const [half, full, fallback] = runs;
       expect(Math.abs(half!.value)).toBeGreaterThan(1);
-      expect(Math.abs(half!.value - full!.value)).toBeLessThanOrEqual(1e-5 * Math.abs(full!.value));
-      expect(half!.grads).toHaveLength(full!.grads.length);
-      for (let i = 0; i < full!.grads.length; i++) {
-        const ref = full!.grads[i]!;
-        const scale = Math.max(...ref.map(Math.abs));
-        expect(scale).toBeGreaterThan(0);
-        let worst = 0;
-        for (let j = 0; j < ref.length; j++) worst = Math.max(worst, Math.abs(half!.grads[i]![j]! - ref[j]!));
-        expect(worst / scale, `gradient ${i}`).toBeLessThan(1e-5);
+      for (const other of [full!, fallback!]) {
+        expect(Math.abs(half!.value - other.value)).toBeLessThanOrEqual(1e-5 * Math.abs(other.value));
+        expect(half!.grads).toHaveLength(other.grads.length);
+        for (let i = 0; i < other.grads.length; i++) {
+          const ref = other.grads[i]!;
+          const scale = Math.max(...ref.map(Math.abs));
+          expect(scale).toBeGreaterThan(0);
+          let worst = 0;
+          for (let j = 0; j < ref.length; j++) worst = Math.max(worst, Math.abs(half!.grads[i]![j]! - ref[j]!));
+          expect(worst / scale, `gradient ${i}`).toBeLessThan(1e-5);
+        }
       }
       for (const r of runs) r.peft.dispose();
     },

@@ -19,7 +19,9 @@
 extern "C" {
 #endif
 
-#define PREFKIT_ENGINE_ABI_VERSION 1u
+/* 2: adds gemm (operand and compute types), gemm_packed_t (a packed B used transposed), repack_b,
+ *    packed_b_bytes and bf16_path, for 16-bit weights and bf16 compute in the fused decoder. */
+#define PREFKIT_ENGINE_ABI_VERSION 2u
 
 /* napi_type_tag of the `engineAbi` external (napi_type_tag { lower, upper }). */
 #define PREFKIT_ENGINE_ABI_TAG_LOWER 0x707265666b697431ull
@@ -67,6 +69,24 @@ typedef struct prefkit_engine_abi {
   void (*parallel_gemms)(int tasks, void (*fn)(void* ctx, int task, int worker), void* ctx);
   /* Threads of the pool, the caller included (>= 1): the engine's `threads`. */
   int (*threads)(void);
+
+  /* ---- version 2 ---- */
+  /* C = alpha op(A) op(B) + beta C (m x k times k x n) with operands of either type. compute PREFKIT_BF16:
+   * both operands rounded to bf16 (nearest even), exact products summed in fp32 (built in); PREFKIT_F32:
+   * the process's route, as sgemm. */
+  void (*gemm)(int64_t m, int64_t n, int64_t k, float alpha, const prefkit_operand* a, const prefkit_operand* b,
+               float beta, float* c, int64_t ldc, int32_t compute);
+  /* C = alpha op(A) Bᵀ + beta C with a packed B (k x n) used transposed: op(A) is m x n, C is m x k. Its
+   * panels are derived per block from the same pack (a weight packed for y = x Wᵀ also gives dx = dy W). */
+  void (*gemm_packed_t)(int64_t m, const prefkit_operand* a, const prefkit_packed_b* b, float alpha, float beta,
+                        float* c, int64_t ldc);
+  /* Packs op(B) again into `packed` without allocating (same k x n; a source of the type it was packed
+   * from): a trainable weight's per-step copy. 0 when the source does not fit the pack, else 1. */
+  int (*repack_b)(prefkit_packed_b* packed, const prefkit_operand* b);
+  /* Bytes of memory a pack holds. */
+  int64_t (*packed_b_bytes)(const prefkit_packed_b* packed);
+  /* One line naming how bf16 products run on the active ISA (e.g. "vdpbf16ps (avx512bf16)"). */
+  const char* (*bf16_path)(void);
 } prefkit_engine_abi;
 
 #ifdef __cplusplus

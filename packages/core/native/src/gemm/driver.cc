@@ -11,20 +11,11 @@
 #include <cstring>
 
 #include "pack.h"
+#include "packed.h"
 #include "pool.h"
 
 namespace prefkit {
 namespace gemm {
-
-// A pre-packed B (see PackB): for each K block, all of its N panels back to back.
-struct PackedB {
-  const KernelSet* kernels;
-  Type compute;
-  int64_t k, n;
-  PackFormat format;  // kF32, kBf16 (widened per block) or kBf16Pairs
-  int64_t bytes;
-  char* data;
-};
 
 namespace {
 
@@ -32,34 +23,6 @@ namespace {
 constexpr double kMinFlopsPerThread = 4e6;
 // Batch entries below this many flops run one per thread rather than each on all threads.
 constexpr double kMaxFlopsPerParallelEntry = 64e6;
-
-struct Plan {
-  const KernelSet* kernels = nullptr;
-  KernelF32 f32 = nullptr;
-  KernelBf16 bf16 = nullptr;  // set: the bf16 pair kernel runs
-  int mr = 0, nr = 0;
-  int64_t kc = 0, mc = 0, nc = 0;
-  PackFormat a_format = PackFormat::kF32, b_format = PackFormat::kF32;
-};
-
-Plan MakePlan(const KernelSet& ks, Type compute, int64_t k) {
-  Plan plan;
-  plan.kernels = &ks;
-  const bool pairs = compute == Type::kBF16 && ks.bf16 != nullptr;
-  plan.mr = pairs ? ks.bf16_mr : ks.mr;
-  plan.nr = pairs ? ks.bf16_nr : ks.nr;
-  if (pairs) plan.bf16 = ks.bf16;
-  else plan.f32 = ks.f32;
-  // Equal K blocks of at most kc, rounded up to even so that bf16 pairs never straddle two blocks.
-  const int64_t kc_max = pairs ? ks.kc_bf16 : ks.kc;
-  const int64_t blocks = std::max<int64_t>(1, (k + kc_max - 1) / kc_max);
-  plan.kc = ((k + blocks - 1) / blocks + 1) / 2 * 2;
-  plan.mc = std::max<int64_t>(plan.mr, ks.mc / plan.mr * plan.mr);
-  plan.nc = std::max<int64_t>(plan.nr, ks.nc / plan.nr * plan.nr);
-  plan.a_format = pairs ? PackFormat::kBf16Pairs : compute == Type::kBF16 ? PackFormat::kF32Rounded : PackFormat::kF32;
-  plan.b_format = plan.a_format;
-  return plan;
-}
 
 // A growable 64-byte aligned scratch buffer, one per thread and operand.
 struct Scratch {
@@ -85,13 +48,6 @@ PackSource SourceB(const Operand& b) {
   return {b.data, b.type, b.trans ? b.ld : 1, b.trans ? 1 : b.ld};
 }
 
-int64_t Panels(int64_t size, int width) { return (size + width - 1) / width; }
-
-// Offset of K block `kb` in a PackedB (blocks before it have full kc depth).
-int64_t BlockOffset(const PackedB& pb, const Plan& plan, int64_t kb) {
-  return kb * Panels(pb.n, plan.nr) * PanelBytes(pb.format, plan.kc, plan.nr);
-}
-
 // Every mr x nr tile of an mc x nc block of C from packed A and B blocks.
 void MacroKernel(const Plan& plan, int64_t kc, const char* a, const char* b, float* c, int64_t ldc, int64_t mc,
                  int64_t nc, float alpha, float beta) {
@@ -115,29 +71,36 @@ void MacroKernel(const Plan& plan, int64_t kc, const char* a, const char* b, flo
   }
 }
 
-// Whether a PackedB's panels feed the microkernel as they are (else they are widened per block).
-bool InPlace(const PackedB* packed) { return packed != nullptr && packed->format != PackFormat::kBf16; }
+// Whether a pack's panels feed the microkernel as they are (else they are widened or derived per block).
+bool InPlace(const PackedUse* use) {
+  return use != nullptr && !use->transposed && use->packed->format != PackFormat::kBf16;
+}
 
 // Panels [p0, p1) of the B block of columns [jc, jc + nc) and depth [k0, k0 + kc), into `block` (the
-// block's first panel): packed from the source, or widened from a bf16 PackedB.
-void PrepareB(const Problem& p, const Plan& plan, const PackedB* packed, int64_t jc, int64_t nc, int64_t k0,
+// block's first panel): packed from the source, widened from a bf16 pack, or derived from a pack used
+// transposed.
+void PrepareB(const Problem& p, const Plan& plan, const PackedUse* use, int64_t jc, int64_t nc, int64_t k0,
               int64_t kc, int64_t p0, int64_t p1, char* block) {
   const int64_t panel = PanelBytes(plan.b_format, kc, plan.nr);
   const int64_t cols = std::min(nc, p1 * plan.nr) - p0 * plan.nr;
   if (cols <= 0) return;
-  if (packed == nullptr) {
+  if (use == nullptr) {
     PackBlock(SourceB(p.b), jc + p0 * plan.nr, cols, k0, kc, plan.nr, plan.b_format, *plan.kernels,
               block + p0 * panel);
     return;
   }
-  const char* src = packed->data + BlockOffset(*packed, plan, k0 / plan.kc) +
-                    (jc / plan.nr + p0) * PanelBytes(packed->format, kc, plan.nr);
+  const PackedB& pb = *use->packed;
+  if (use->transposed) {
+    DeriveTransposedPanels(pb, jc, nc, k0, kc, p0, p1, plan.b_format, plan.nr, block);
+    return;
+  }
+  const char* src = pb.data + PackedBlockOffset(pb, k0 / pb.kc) + (jc / plan.nr + p0) * PanelBytes(pb.format, kc, plan.nr);
   WidenBf16(reinterpret_cast<const uint16_t*>(src), (p1 - p0) * panel / 4, reinterpret_cast<float*>(block + p0 * panel));
 }
 
-// A PackedB's panels of a block, used in place.
-const char* PackedBlock(const PackedB& packed, const Plan& plan, int64_t jc, int64_t k0, int64_t kc) {
-  return packed.data + BlockOffset(packed, plan, k0 / plan.kc) + jc / plan.nr * PanelBytes(packed.format, kc, plan.nr);
+// A pack's panels of a block, used in place.
+const char* PackedBlock(const PackedB& pb, const Plan& plan, int64_t jc, int64_t k0, int64_t kc) {
+  return pb.data + PackedBlockOffset(pb, k0 / pb.kc) + jc / plan.nr * PanelBytes(pb.format, kc, plan.nr);
 }
 
 // Rows [m0, m1) of C times one B block: A packed per mc rows, then every tile.
@@ -158,18 +121,18 @@ int64_t BlockBytes(const Plan& plan, int64_t nc, int64_t kc) {
 }
 
 // C[m0:m1, n0:n1] of the product on the calling thread alone.
-void RunRegion(const Problem& p, const Plan& plan, const PackedB* packed, int64_t m0, int64_t m1, int64_t n0,
+void RunRegion(const Problem& p, const Plan& plan, const PackedUse* use, int64_t m0, int64_t m1, int64_t n0,
                int64_t n1) {
   for (int64_t jc = n0; jc < n1; jc += plan.nc) {
     const int64_t nc = std::min(plan.nc, n1 - jc);
     for (int64_t k0 = 0; k0 < p.k; k0 += plan.kc) {
       const int64_t kc = std::min(plan.kc, p.k - k0);
       const char* b_block;
-      if (InPlace(packed)) {
-        b_block = PackedBlock(*packed, plan, jc, k0, kc);
+      if (InPlace(use)) {
+        b_block = PackedBlock(*use->packed, plan, jc, k0, kc);
       } else {
         char* buf = static_cast<char*>(tPackB.Get(static_cast<size_t>(BlockBytes(plan, nc, kc))));
-        PrepareB(p, plan, packed, jc, nc, k0, kc, 0, Panels(nc, plan.nr), buf);
+        PrepareB(p, plan, use, jc, nc, k0, kc, 0, Panels(nc, plan.nr), buf);
         b_block = buf;
       }
       RowsTimesBlock(p, plan, m0, m1, jc, nc, k0, kc, b_block, k0 == 0 ? p.beta : 1.0f);
@@ -181,7 +144,7 @@ void RunRegion(const Problem& p, const Plan& plan, const PackedB* packed, int64_
 // share of the block's panels each, wait for each other, then multiply their own rows. Two buffers
 // alternate, so one barrier per block suffices: a member that packs block i + 1 has passed block i's
 // barrier, which every member reached only after finishing block i - 1 (the same buffer).
-void RunTeamMember(const Problem& p, const Plan& plan, const PackedB* packed, int rank, int size, Barrier& barrier,
+void RunTeamMember(const Problem& p, const Plan& plan, const PackedUse* use, int rank, int size, Barrier& barrier,
                    char* const (&shared)[2]) {
   const int64_t row_panels = Panels(p.m, plan.mr);
   const int64_t m0 = std::min(p.m, row_panels * rank / size * plan.mr);
@@ -192,12 +155,12 @@ void RunTeamMember(const Problem& p, const Plan& plan, const PackedB* packed, in
     for (int64_t k0 = 0; k0 < p.k; k0 += plan.kc, iteration++) {
       const int64_t kc = std::min(plan.kc, p.k - k0);
       const char* b_block;
-      if (InPlace(packed)) {
-        b_block = PackedBlock(*packed, plan, jc, k0, kc);
+      if (InPlace(use)) {
+        b_block = PackedBlock(*use->packed, plan, jc, k0, kc);
       } else {
         char* buf = shared[iteration & 1];
         const int64_t panels = Panels(nc, plan.nr);
-        PrepareB(p, plan, packed, jc, nc, k0, kc, panels * rank / size, panels * (rank + 1) / size, buf);
+        PrepareB(p, plan, use, jc, nc, k0, kc, panels * rank / size, panels * (rank + 1) / size, buf);
         barrier.Wait();
         b_block = buf;
       }
@@ -220,19 +183,39 @@ double Flops(const Problem& p) { return 2.0 * static_cast<double>(p.m) * static_
 
 }  // namespace
 
-void BuiltinGemm(const Problem& p, const KernelSet& kernels, const PackedB* packed) {
+Plan MakePlan(const KernelSet& ks, Type compute, int64_t k) {
+  Plan plan;
+  plan.kernels = &ks;
+  const bool pairs = compute == Type::kBF16 && ks.bf16 != nullptr;
+  plan.mr = pairs ? ks.bf16_mr : ks.mr;
+  plan.nr = pairs ? ks.bf16_nr : ks.nr;
+  if (pairs) plan.bf16 = ks.bf16;
+  else plan.f32 = ks.f32;
+  // Equal K blocks of at most kc, rounded up to even so that bf16 pairs never straddle two blocks.
+  const int64_t kc_max = pairs ? ks.kc_bf16 : ks.kc;
+  const int64_t blocks = std::max<int64_t>(1, (k + kc_max - 1) / kc_max);
+  plan.kc = ((k + blocks - 1) / blocks + 1) / 2 * 2;
+  plan.mc = std::max<int64_t>(plan.mr, ks.mc / plan.mr * plan.mr);
+  plan.nc = std::max<int64_t>(plan.nr, ks.nc / plan.nr * plan.nr);
+  plan.a_format = pairs ? PackFormat::kBf16Pairs : compute == Type::kBF16 ? PackFormat::kF32Rounded : PackFormat::kF32;
+  plan.b_format = plan.a_format;
+  return plan;
+}
+
+
+void BuiltinGemm(const Problem& p, const KernelSet& kernels, const PackedUse* use) {
   if (p.m <= 0 || p.n <= 0) return;
   if (p.k <= 0) {
     ScaleC(p);
     return;
   }
-  const Plan plan = MakePlan(kernels, packed != nullptr ? packed->compute : p.compute, p.k);
+  const Plan plan = MakePlan(kernels, use != nullptr ? use->packed->compute : p.compute, p.k);
   const int64_t row_panels = Panels(p.m, plan.mr), col_panels = Panels(p.n, plan.nr);
   int64_t threads = InParallelRegion() ? 1 : Threads();
   threads = std::min<int64_t>(threads, std::max<int64_t>(1, static_cast<int64_t>(Flops(p) / kMinFlopsPerThread)));
   threads = std::min(threads, std::max(row_panels, col_panels));
   if (threads <= 1) {
-    RunRegion(p, plan, packed, 0, p.m, 0, p.n);
+    RunRegion(p, plan, use, 0, p.m, 0, p.n);
     return;
   }
   if (row_panels >= threads) {
@@ -243,14 +226,14 @@ void BuiltinGemm(const Problem& p, const KernelSet& kernels, const PackedB* pack
     Barrier barrier;
     RunTeam(static_cast<int>(threads), [&](int rank, int size) {
       barrier.SetSize(size);  // 1 when the pool was busy after all
-      RunTeamMember(p, plan, packed, rank, size, barrier, shared);
+      RunTeamMember(p, plan, use, rank, size, barrier, shared);
     });
     return;
   }
   // Few rows (m below mr per thread): columns split, each member packing its own (small) A and its B.
   RunTeam(static_cast<int>(threads), [&](int rank, int size) {
     const int64_t lo = col_panels * rank / size, hi = col_panels * (rank + 1) / size;
-    RunRegion(p, plan, packed, 0, p.m, lo * plan.nr, std::min(p.n, hi * plan.nr));
+    RunRegion(p, plan, use, 0, p.m, lo * plan.nr, std::min(p.n, hi * plan.nr));
   });
 }
 
@@ -279,59 +262,6 @@ void BuiltinGemmBatched(const Problem& p, int64_t batch, const int64_t* a_offset
     return;
   }
   for (int64_t i = 0; i < batch; i++) BuiltinGemm(BatchEntry(p, i, a_offsets, b_offsets, c_offsets), kernels, nullptr);
-}
-
-PackedB* PackB(const Operand& b, int64_t k, int64_t n, Type compute, Isa isa) {
-  const KernelSet& kernels = Kernels(isa);
-  const Plan plan = MakePlan(kernels, compute, k);
-  PackFormat format = plan.b_format;
-  if (format != PackFormat::kBf16Pairs && (compute == Type::kBF16 || b.type == Type::kBF16)) format = PackFormat::kBf16;
-  const int64_t col_panels = Panels(n, plan.nr);
-  int64_t bytes = 0;
-  for (int64_t k0 = 0; k0 < k; k0 += plan.kc) bytes += col_panels * PanelBytes(format, std::min(plan.kc, k - k0), plan.nr);
-  auto* packed = new PackedB{&kernels, compute, k, n, format, bytes, nullptr};
-  packed->data = static_cast<char*>(std::aligned_alloc(64, static_cast<size_t>((std::max<int64_t>(bytes, 1) + 63) / 64 * 64)));
-  if (packed->data == nullptr) {
-    delete packed;
-    return nullptr;
-  }
-  const PackSource src = SourceB(b);
-  // Blocks of columns in parallel: each panel is written by exactly one thread.
-  const int64_t chunk = std::max<int64_t>(1, (col_panels + 63) / 64);
-  Run(static_cast<int>((col_panels + chunk - 1) / chunk), [&](int t, int) {
-    const int64_t j0 = t * chunk * plan.nr;
-    const int64_t cols = std::min(n - j0, chunk * plan.nr);
-    for (int64_t k0 = 0; k0 < k; k0 += plan.kc) {
-      const int64_t kc = std::min(plan.kc, k - k0);
-      char* dst = packed->data + BlockOffset(*packed, plan, k0 / plan.kc) + j0 / plan.nr * PanelBytes(format, kc, plan.nr);
-      PackBlock(src, j0, cols, k0, kc, plan.nr, format, kernels, dst);
-    }
-  });
-  return packed;
-}
-
-void FreePackedB(PackedB* packed) {
-  if (packed == nullptr) return;
-  std::free(packed->data);
-  delete packed;
-}
-
-int64_t PackedBBytes(const PackedB& packed) { return packed.bytes; }
-int64_t PackedBRows(const PackedB& packed) { return packed.k; }
-int64_t PackedBCols(const PackedB& packed) { return packed.n; }
-
-void GemmPacked(int64_t m, const Operand& a, const PackedB& b, float alpha, float beta, float* c, int64_t ldc) {
-  Problem p;
-  p.m = m;
-  p.n = b.n;
-  p.k = b.k;
-  p.a = a;
-  p.c = c;
-  p.ldc = ldc;
-  p.alpha = alpha;
-  p.beta = beta;
-  p.compute = b.compute;
-  BuiltinGemm(p, *b.kernels, &b);
 }
 
 }  // namespace gemm

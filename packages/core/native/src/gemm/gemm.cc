@@ -111,6 +111,17 @@ void SetNumThreads(int threads) {
   if (gOpenBlasLoaded) openblas::SetThreads(Threads());
 }
 
+const char* Bf16Path() {
+  static char text[160];
+  const KernelSet& ks = Kernels(ActiveIsa());
+  if (ks.bf16 != nullptr) {
+    std::snprintf(text, sizeof(text), "vdpbf16ps (%s)", IsaName(ks.isa));
+  } else {
+    std::snprintf(text, sizeof(text), "%s fp32 kernel on bf16-rounded operands (no AVX512_BF16)", IsaName(ks.isa));
+  }
+  return text;
+}
+
 const char* Describe() {
   static char text[300];
   if (gBlas == Blas::kOpenBlas) {

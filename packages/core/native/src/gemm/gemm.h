@@ -67,18 +67,24 @@ enum Trans : bool { kNoTrans = false, kTrans = true };
 void Sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// B packed once into the microkernel's panels (e.g. a frozen weight W [out, in]: as op(B) = W^T for
-// y = x W^T, or op(B) = W for dx = dy W), for any number of products with it. Kept at 2 bytes per
-// element when the source or the products are bf16. Always runs on the built-in GEMM.
+// B packed once into the microkernel's panels (e.g. a frozen weight W [out, in] as op(B) = Wᵀ for
+// y = x·Wᵀ), for any number of products with it, and with its transpose (dx = dy·W: the transposed
+// product derives its panels per block from the same pack, so one pack serves both). Kept at 2 bytes
+// per element when the source or the products are bf16. Always runs on the built-in GEMM.
 struct PackedB;
 // Packs op(B) (k x n) for products in `compute` on `isa`; null when out of memory.
 PackedB* PackB(const Operand& b, int64_t k, int64_t n, Type compute, Isa isa);
+// Packs op(B) again into `packed` (same k x n, compute and ISA; a new source of the same type), without
+// allocating: a trainable weight's per-step copy. False when the source type does not fit the pack.
+bool RepackB(PackedB* packed, const Operand& b);
 void FreePackedB(PackedB* packed);
 int64_t PackedBBytes(const PackedB& packed);
 int64_t PackedBRows(const PackedB& packed);  // k
 int64_t PackedBCols(const PackedB& packed);  // n
-// C = alpha * op(A) * B + beta * C with a packed B (m x k times k x n).
-void GemmPacked(int64_t m, const Operand& a, const PackedB& b, float alpha, float beta, float* c, int64_t ldc);
+// C = alpha * op(A) * B + beta * C with a packed B (m x k times k x n); `transposed`: with Bᵀ instead (m x n
+// times n x k, C m x k).
+void GemmPacked(int64_t m, const Operand& a, const PackedB& b, float alpha, float beta, float* c, int64_t ldc,
+                bool transposed = false);
 
 // Runs fn(task, worker) over the pool for tasks that call GEMMs themselves (each of those then runs
 // single-threaded, so results are the same as from one thread). Under OpenBLAS, its threads are set to
@@ -93,6 +99,9 @@ const char* BlasName(Blas blas);
 bool Init(const char** error);
 // Sets the pool's threads (and OpenBLAS's, when it runs the products).
 void SetNumThreads(int threads);
+// How bf16 products run on the active ISA, one line: "vdpbf16ps (avx512bf16)", or the fp32 kernel of
+// the ISA on operands rounded to bf16 (e.g. "avx2 fp32 kernel on bf16-rounded operands (no AVX512_BF16)").
+const char* Bf16Path();
 // A one-line description, e.g. "prefkit GEMM avx512bf16 (fp32 8x48, bf16 8x48), 2 threads".
 const char* Describe();
 

@@ -9,9 +9,11 @@
 //     (refused when the CPU lacks it); blas: "builtin" or "openblas" (loaded on first use; fp32 only)
 //     instead of the process's choice (isa and blas are for tests and benchmarks).
 //     Every range is bounds-checked; C may not overlap A or B, nor (with batch > 1) itself.
+//     A gemmPack handle as b is op(B) as packed, or with transB its transpose (packed k x n = this n x k).
 //   gemmPack(opts) -> handle: op(B) packed once for products with it (b, transB, k, n, ldb, bOffset,
-//     dtype, isa as above). gemmPackedInfo(handle) -> { k, n, bytes }.
-//   gemmInfo() -> { isa, detectedIsa, isas, blas, threads, config }
+//     dtype, isa as above). gemmRepack(handle, opts): packs a new b (same k, n, transB...) into it in
+//     place. gemmPackedInfo(handle) -> { k, n, bytes }.
+//   gemmInfo() -> { isa, detectedIsa, isas, blas, threads, config, bf16 }
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -212,7 +214,8 @@ napi_value GemmJs(napi_env env, napi_callback_info info) {
     void* data;
     CHECK_NAPI(env, napi_get_value_external(env, vb, &data));
     packed = static_cast<gemm::PackedB*>(data);
-    if (gemm::PackedBRows(*packed) != k || gemm::PackedBCols(*packed) != n || batch != 1) {
+    const int64_t rows = tb ? n : k, cols = tb ? k : n;
+    if (gemm::PackedBRows(*packed) != rows || gemm::PackedBCols(*packed) != cols || batch != 1) {
       Fail(env, "gemm: the packed b was packed for another k x n (or batch > 1)");
       return nullptr;
     }
@@ -244,7 +247,7 @@ napi_value GemmJs(napi_env env, napi_callback_info info) {
   p.beta = beta;
   p.compute = compute;
   if (packed != nullptr) {
-    gemm::GemmPacked(m, p.a, *packed, alpha, beta, p.c, ldc);
+    gemm::GemmPacked(m, p.a, *packed, alpha, beta, p.c, ldc, tb);
     return nullptr;
   }
   p.b = {static_cast<char*>(b.data) + b_off * b_size, b.type, tb, ldb};
@@ -262,25 +265,34 @@ napi_value GemmJs(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// The B operand of gemmPack / gemmRepack options, bounds-checked; false with an exception pending.
+bool PackOperand(napi_env env, napi_value opts, const char* name, int64_t* k, int64_t* n, Type* compute,
+                 gemm::Route* route, Operand* operand) {
+  int64_t ldb, off;
+  bool tb;
+  napi_value vb;
+  Array b;
+  char what[96];
+  std::snprintf(what, sizeof(what), "%s: b must be a Float32Array or a Uint16Array (bf16)", name);
+  if (!IntProperty(env, opts, "k", 0, k) || !IntProperty(env, opts, "n", 0, n) ||
+      !BoolProperty(env, opts, "transB", &tb) || !IntProperty(env, opts, "ldb", tb ? *k : *n, &ldb) ||
+      !IntProperty(env, opts, "bOffset", 0, &off) || !Modes(env, opts, compute, route))
+    return false;
+  if (!Property(env, opts, "b", &vb) || !GetArray(env, vb, true, &b, what)) return false;
+  int64_t b0, b1;
+  if (!InBounds(tb ? *n : *k, tb ? *k : *n, ldb, off, 1, 0, b.length, "b", env, &b0, &b1)) return false;
+  *operand = {static_cast<char*>(b.data) + off * (b.type == Type::kBF16 ? 2 : 4), b.type, tb, ldb};
+  return true;
+}
+
 napi_value PackJs(napi_env env, napi_callback_info info) {
   napi_value opts;
   if (!OptionsArgument(env, info, "gemmPack expects one options object", &opts)) return nullptr;
-  int64_t k, n, ldb, off;
-  bool tb;
+  int64_t k, n;
   Type compute;
   gemm::Route route;
-  napi_value vb;
-  Array b;
-  if (!IntProperty(env, opts, "k", 0, &k) || !IntProperty(env, opts, "n", 0, &n) ||
-      !BoolProperty(env, opts, "transB", &tb) || !IntProperty(env, opts, "ldb", tb ? k : n, &ldb) ||
-      !IntProperty(env, opts, "bOffset", 0, &off) || !Modes(env, opts, &compute, &route))
-    return nullptr;
-  if (!Property(env, opts, "b", &vb) ||
-      !GetArray(env, vb, true, &b, "gemmPack: b must be a Float32Array or a Uint16Array (bf16)"))
-    return nullptr;
-  int64_t b0, b1;
-  if (!InBounds(tb ? n : k, tb ? k : n, ldb, off, 1, 0, b.length, "b", env, &b0, &b1)) return nullptr;
-  const Operand operand = {static_cast<char*>(b.data) + off * (b.type == Type::kBF16 ? 2 : 4), b.type, tb, ldb};
+  Operand operand;
+  if (!PackOperand(env, opts, "gemmPack", &k, &n, &compute, &route, &operand)) return nullptr;
   gemm::PackedB* packed = gemm::PackB(operand, k, n, compute, route.isa);
   if (packed == nullptr) {
     napi_throw_error(env, nullptr, "gemmPack: out of memory");
@@ -293,6 +305,28 @@ napi_value PackJs(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   return result;
+}
+
+napi_value RepackJs(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void* data = nullptr;
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 2 || napi_get_value_external(env, argv[0], &data) != napi_ok || data == nullptr) {
+    napi_throw_type_error(env, nullptr, "gemmRepack expects a gemmPack handle and an options object");
+    return nullptr;
+  }
+  auto* packed = static_cast<gemm::PackedB*>(data);
+  int64_t k, n;
+  Type compute;
+  gemm::Route route;
+  Operand operand;
+  if (!PackOperand(env, argv[1], "gemmRepack", &k, &n, &compute, &route, &operand)) return nullptr;
+  if (k != gemm::PackedBRows(*packed) || n != gemm::PackedBCols(*packed) || !gemm::RepackB(packed, operand)) {
+    Fail(env, "gemmRepack: b does not fit the pack (another k x n, or another element type)");
+    return nullptr;
+  }
+  return nullptr;
 }
 
 bool SetNumber(napi_env env, napi_value obj, const char* name, double value) {
@@ -341,7 +375,8 @@ napi_value InfoJs(napi_env env, napi_callback_info) {
   if (!SetString(env, result, "isa", gemm::IsaName(gemm::ActiveIsa())) ||
       !SetString(env, result, "detectedIsa", gemm::IsaName(gemm::DetectedIsa())) ||
       !SetString(env, result, "blas", gemm::BlasName(gemm::ActiveBlas())) ||
-      !SetNumber(env, result, "threads", gemm::Threads()) || !SetString(env, result, "config", gemm::Describe()))
+      !SetNumber(env, result, "threads", gemm::Threads()) || !SetString(env, result, "config", gemm::Describe()) ||
+      !SetString(env, result, "bf16", gemm::Bf16Path()))
     return nullptr;
   return result;
 }
@@ -357,6 +392,7 @@ bool RegisterGemm(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"gemm", nullptr, GemmJs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmPack", nullptr, PackJs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmRepack", nullptr, RepackJs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmPackedInfo", nullptr, PackedInfoJs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemmInfo", nullptr, InfoJs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };

@@ -36,3 +36,21 @@ export function cpuFloat32Values(t: tf.Tensor, soleOwner = false): Float32Array 
   if (soleOwner && entry.refCount !== 1) return undefined;
   return entry.values;
 }
+
+/** In-place writes per backend array (see {@link markWrittenInPlace}). */
+const inPlaceWrites = new WeakMap<Float32Array, number>();
+
+/**
+ * Record that the cpu backend's own array of a tensor was overwritten in place (the native AdamW does: the
+ * variable keeps its tensor and its array). Data derived from the array and kept across calls (the fused
+ * decoder's packed copy of a weight) compares {@link inPlaceWriteCount} to know it is stale; a write through
+ * `variable.assign` needs no mark, since it gives the variable a new array.
+ */
+export function markWrittenInPlace(values: Float32Array): void {
+  inPlaceWrites.set(values, (inPlaceWrites.get(values) ?? 0) + 1);
+}
+
+/** How many times `values` was marked written in place (0 when never). */
+export function inPlaceWriteCount(values: Float32Array): number {
+  return inPlaceWrites.get(values) ?? 0;
+}

@@ -8,6 +8,7 @@ import { cpuSegmentSumPlugin, wasmSegmentSumPlugin } from "./segment-sum.js";
 import { wasmMatMulPlugin } from "./wasm-matmul.js";
 
 export { wasmCpuFallbackPlugin } from "./cpu-fallback.js";
+export { inPlaceWriteCount, markWrittenInPlace } from "./cpu-data.js";
 export { cpuSegmentSumPlugin, type Numeric, scatterAdd, wasmSegmentSumPlugin } from "./segment-sum.js";
 export { wasmMatMulPlugin } from "./wasm-matmul.js";
 

@@ -22,7 +22,7 @@ import { tf } from "../tf.js";
 import { type CpuBackendLike, kernelFloat32Values as float32Values } from "./cpu-data.js";
 import { cpuFastKernels } from "./cpu-fast.js";
 import type { NativeGemmExports, NativeGemmInfo } from "./native-gemm.js";
-import { broadcastBatchIndex, sizeOf } from "./shape.js";
+import { broadcastBatchIndex, matMulShape, sizeOf } from "./shape.js";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -186,20 +186,12 @@ function nativeMatMul(
   transposeA: boolean,
   transposeB: boolean,
 ): tf.TensorInfo | undefined {
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  if (a.dtype !== "float32" || b.dtype !== "float32" || ra < 2 || rb < 2) return undefined;
-  const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
-  const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
-  const kb = transposeB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
-  const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
-  if (k !== kb || m * n === 0) return undefined;
+  const dims = matMulShape(a, b, transposeA, transposeB);
+  if (dims === undefined || dims.m * dims.n === 0) return undefined;
+  const { m, k, n, outerA, outerB, outOuter } = dims;
   const av = float32Values(backend, a);
   const bv = float32Values(backend, b);
   if (av === undefined || bv === undefined) return undefined;
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const outOuter = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
   const outShape = [...outOuter, m, n];
   const batch = sizeOf(outOuter);
   const out = new Float32Array(batch * m * n);

@@ -29,6 +29,11 @@ export interface NativeGemmInfo {
   threads: number;
   /** One line naming it all, e.g. `"prefkit GEMM avx512bf16 (fp32 8x48, bf16 8x48), 2 threads"`. */
   config: string;
+  /**
+   * How bf16 products run: `"vdpbf16ps (avx512bf16)"`, or on a CPU without AVX512_BF16 the fp32 kernel of
+   * its set on operands rounded to bf16 (e.g. `"avx2 fp32 kernel on bf16-rounded operands (no AVX512_BF16)"`).
+   */
+  bf16: string;
 }
 
 /** A B operand packed once by `gemmPack` for any number of products (e.g. a frozen weight). */
@@ -51,7 +56,10 @@ export interface NativeGemmOptions {
   c: Float32Array;
   /** A is stored [k, m] (default false). */
   transA?: boolean;
-  /** B is stored [n, k] (default false). */
+  /**
+   * B is stored [n, k] (default false). With a {@link NativePackedB}: use the pack transposed (it was packed
+   * as a k × n op(B) of another product, e.g. Wᵀ for y = x·Wᵀ, and gives W for dx = dy·W).
+   */
   transB?: boolean;
   /** Default 1. */
   alpha?: number;
@@ -94,6 +102,8 @@ export interface NativeGemmPackOptions {
 export interface NativeGemmExports {
   gemm(options: NativeGemmOptions): void;
   gemmPack(options: NativeGemmPackOptions): NativePackedB;
+  /** Pack a new B (same shape, element type and options) into an existing pack, without allocating. */
+  gemmRepack(packed: NativePackedB, options: NativeGemmPackOptions): void;
   /** Size of a packed B: 2 bytes per element when it or its products are bf16, else 4 (plus edge padding). */
   gemmPackedInfo(packed: NativePackedB): { k: number; n: number; bytes: number };
   gemmInfo(): NativeGemmInfo;

@@ -18,7 +18,7 @@
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { defineKernelPlugin, type KernelPlugin } from "../plugin.js";
 import { tf } from "../tf.js";
-import { broadcastBatchIndex, sizeOf } from "./shape.js";
+import { broadcastBatchIndex, matMulShape, sizeOf } from "./shape.js";
 import { heapCopy, heapSlice, release, viewAs } from "./wasm-util.js";
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
@@ -55,19 +55,10 @@ function prepare(
   transposeA: boolean,
   transposeB: boolean,
 ): Operands | undefined {
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  if (a.dtype !== "float32" || b.dtype !== "float32" || ra < 2 || rb < 2) return undefined;
-  const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
-  const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
-  const kb = transposeB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
-  const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
-  // Shape errors keep the stock kernel's messages.
-  if (k !== kb) return undefined;
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB), m, n];
-  if (m * n * k === 0) return undefined;
+  const dims = matMulShape(a, b, transposeA, transposeB);
+  if (dims === undefined || dims.m * dims.n * dims.k === 0) return undefined;
+  const { m, k, n, outerA, outerB, outOuter } = dims;
+  const outShape = [...outOuter, m, n];
   const temps: tf.TensorInfo[] = [];
   const at = transposeA ? transposeLast2(backend, a) : a;
   if (transposeA) temps.push(at);

@@ -30,7 +30,17 @@ export interface DecoderModules {
   readonly norm: RMSNorm;
   /** `lm_head` as currently installed. */
   readonly lmHead: LinearModule;
+  /**
+   * The products a fused implementation should compute in: `"float32"`, or `"bfloat16"` (operands rounded
+   * to bf16, products summed in fp32, as PyTorch's CPU autocast; see `Decoder.computeDtype`).
+   */
+  readonly computeDtype: DecoderComputeDtype;
+  /** Keep only each layer's input for the backward pass and recompute the layer there (`Decoder.gradientCheckpointing`). */
+  readonly gradientCheckpointing: boolean;
 }
+
+/** What a decoder's matrix products compute in (see `Decoder.computeDtype`). */
+export type DecoderComputeDtype = "float32" | "bfloat16";
 
 /** Per-row log-probabilities of the labels, and optionally their statistics. */
 export interface TokenLogProbs {

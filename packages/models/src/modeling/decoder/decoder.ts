@@ -6,7 +6,7 @@
  */
 import { ConfigError, type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
 import type { DecoderConfig } from "../config.js";
-import type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "./accelerator.js";
+import type { DecoderAccelerator, DecoderComputeDtype, DecoderModules, TokenLogProbs } from "./accelerator.js";
 import { Attention, attentionBias, incrementalAttentionBias, type LayerKeyValue } from "./attention.js";
 import { EMBEDDING_MODULE, TokenEmbedding } from "./embedding.js";
 import { type DecoderWeight, HalfPrecisionWeight, plainLinear, plainProjection } from "./half-precision.js";
@@ -95,6 +95,21 @@ export class Decoder implements DecoderModules {
    * rounding, not bitwise.
    */
   useNativeDecoder = true;
+  /**
+   * What the fused decoder's matrix products compute in: `"float32"` (the default), or `"bfloat16"`, as
+   * PyTorch's CPU autocast: the projections, LoRA updates and LM head take operands rounded to bf16 and sum
+   * the exact products in fp32 (frozen weights packed once in bf16, trainable ones repacked once per
+   * optimizer step); norms, softmax, attention, log-probs, losses and the master weights stay fp32. AMP's
+   * `compute: "bfloat16"` sets it. The tfjs ops (another backend, a declined module) always compute in fp32.
+   */
+  computeDtype: DecoderComputeDtype = "float32";
+  /**
+   * HF's gradient checkpointing, in the fused decoder: a training forward pass keeps only each layer's
+   * input, and the backward pass recomputes the layer before its gradients (the same values: the same
+   * products and dropout masks). Activation memory drops from every layer's to one layer's, for one more
+   * forward pass of compute. The tfjs ops keep every activation regardless.
+   */
+  gradientCheckpointing = false;
 
   /**
    * @param config decoder flags.

@@ -1,8 +1,9 @@
 /**
  * 16-bit weights on TensorFlow.js, which has no 16-bit dtypes: a {@link HalfPrecisionWeight} keeps a
  * weight's bf16 or fp16 bit patterns in a `Uint16Array` outside the backend, and a
- * {@link HalfPrecisionLinear} runs a projection over one by upcasting it to float32 for each call. Compute
- * stays float32; only storage shrinks. Both a model loaded with `dtype: "bfloat16"` (its frozen weights)
+ * {@link HalfPrecisionLinear} runs a projection over one by upcasting it to float32 for each call (the fused
+ * native decoder instead packs the bits once and keeps the pack). Compute stays float32 (unless bf16
+ * compute is asked for); only storage shrinks. Both a model loaded with `dtype: "bfloat16"` (its frozen weights)
  * and AMP's 16-bit storage (`enableHalfPrecisionStorage`) use these classes.
  * @module
  */
@@ -250,7 +251,7 @@ export class HalfPrecisionLinear implements LinearModule {
     });
   }
 
-  /** The 16-bit weight as stored (the native decoder declines it for now: its tfjs ops run). */
+  /** The 16-bit weight as stored (the native decoder runs it from a pack made once from these bits). */
   describe(): Dense16LinearDescription {
     return {
       kind: "dense16",

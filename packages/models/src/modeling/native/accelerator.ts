@@ -6,17 +6,23 @@
  * into tfjs autodiff with `tf.customGrad`. Same formulas as the tfjs decoder, so the results agree to
  * float rounding; activations and gradient buffers live in memory reused from step to step.
  *
- * It applies when every projection describes itself as a plain float32 projection or LoRA over one
- * (PEFT's update with its dropout: the masks come from the same seeds as the tfjs path), the LM head is
- * plain, and every bias has a slot in the addon's layout (no o_proj/MLP biases); otherwise (AMP's 16-bit
- * storage, a wrapped LM head, a module without `describe()`) it returns undefined and the decoder runs
- * its tfjs ops.
+ * It applies when every projection describes itself as a plain projection (`dense`, or `dense16`: a
+ * 16-bit stored weight, which it runs from a pack) or LoRA over one (PEFT's update with its dropout: the
+ * masks come from the same seeds as the tfjs path), the LM head is plain, and every bias has a slot in the
+ * addon's layout (no o_proj/MLP biases); otherwise (a wrapped LM head, a module without `describe()`) it
+ * returns undefined and the decoder runs its tfjs ops.
+ *
+ * Packed weights (modeling/native/packs.ts): a 16-bit weight is packed once for core's GEMM and the pack
+ * kept for later steps; under `computeDtype: "bfloat16"` every projection and LM-head weight runs from a
+ * bf16 pack (a trainable one repacked in place once per optimizer step). The decoder's
+ * `gradientCheckpointing` goes to the addon with each training forward pass.
  * @module
  */
 import { type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
-import type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "../decoder/accelerator.js";
-import { activeDecoderAddon } from "./addon.js";
-import { layoutArrays } from "./layout.js";
+import type { DecoderAccelerator, DecoderComputeDtype, DecoderModules, TokenLogProbs } from "../decoder/accelerator.js";
+import { activeDecoderAddon, type DecoderAddon, type DecoderWeight } from "./addon.js";
+import { isDense16, type LayoutArrays, layoutArrays } from "./layout.js";
+import { packOf, widenedTable } from "./packs.js";
 import { nativeStateOf } from "./state.js";
 
 function float32(t: tf.Tensor): Float32Array | undefined {
@@ -40,6 +46,38 @@ function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Ar
 }
 
 /**
+ * The weights array of a call: float32 arrays, and packs where the slot's weight is 16-bit or the decoder
+ * computes in bf16; undefined when a variable is not a float32 array on the cpu backend.
+ */
+function slotWeights(
+  addon: DecoderAddon,
+  arrays: LayoutArrays,
+  compute: DecoderComputeDtype,
+): DecoderWeight[] | undefined {
+  const out: DecoderWeight[] = [];
+  for (let i = 0; i < arrays.variables.length; i++) {
+    const w = arrays.variables[i]!;
+    if (w === null) out.push(null);
+    else if (isDense16(w)) {
+      // A 16-bit embedding table (the one slot that is not a product's weight) goes as float32 rows.
+      out.push(
+        arrays.packable[i]
+          ? packOf(addon, { data: w.bits, dtype: w.dtype, shape: w.shape }, compute)
+          : widenedTable(w.bits, w.dtype),
+      );
+    } else {
+      const values = float32(w);
+      if (values === undefined) return undefined;
+      if (compute === "bfloat16" && arrays.packable[i]) {
+        const shape = w.shape as [number, number];
+        out.push(packOf(addon, { data: values, dtype: "float32", shape }, compute));
+      } else out.push(values);
+    }
+  }
+  return out;
+}
+
+/**
  * One native decoder call wired into autodiff: per-row `[log p, stats…]` of `labelValues`, or with
  * `labelValues` null the final-normed hidden states `[B·T, hidden]`. Undefined when the native path
  * does not apply.
@@ -59,18 +97,15 @@ function nativeDecoderRun(
   if (collected === undefined) return undefined;
   const { variables, loraVariables, loraShape, adapters } = collected;
   const state = nativeStateOf(decoder);
-  const arrays = (list: (tf.Variable | null)[]): Array<Float32Array | null> | undefined => {
-    const out: Array<Float32Array | null> = [];
-    for (const v of list) {
-      const values = v === null ? null : float32(v);
-      if (values === undefined) return undefined;
-      out.push(values);
-    }
-    return out;
-  };
-  const weights = arrays(variables);
-  const loraWeights = arrays(loraVariables);
-  if (weights === undefined || loraWeights === undefined) return undefined;
+  const loraWeights: Array<Float32Array | null> = [];
+  for (const v of loraVariables) {
+    const values = v === null ? null : float32(v);
+    if (values === undefined) return undefined;
+    loraWeights.push(values);
+  }
+  const compute = decoder.computeDtype;
+  const weights = slotWeights(addon, collected, compute);
+  if (weights === undefined) return undefined;
   const anyAdapter = adapters.some((a) => a !== null);
   const ids = intArray(inputs.inputIds, b, t);
   const mask = inputs.attentionMask !== undefined ? intArray(inputs.attentionMask, b, t) : null;
@@ -93,7 +128,9 @@ function nativeDecoderRun(
   [...variables, ...loraVariables].forEach((v, index) => {
     // Hidden states do not use the LM head (an untied lm_head gets no gradient, as in the tfjs path).
     if (hiddenMode && index === head) return;
-    if (v?.trainable && !seen.has(v)) {
+    // A 16-bit weight is frozen (not a variable).
+    if (v === null || isDense16(v)) return;
+    if (v.trainable && !seen.has(v)) {
       seen.add(v);
       trainable.push({ variable: v, index });
     }
@@ -123,6 +160,7 @@ function nativeDecoderRun(
   const masks = anyAdapter ? dropoutMasks() : null;
   const run = (save: boolean): { packed: Float32Array; ctx: object } => {
     const ctx = state.take(addon);
+    addon.decoderSetMode(ctx, compute, save && decoder.gradientCheckpointing);
     const packed = anyAdapter
       ? addon.decoderForward(
           ctx,

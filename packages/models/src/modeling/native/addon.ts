@@ -9,6 +9,18 @@ import { fileURLToPath } from "node:url";
 import { activeNativeAddon } from "@prefkit/core";
 import { type CompiledLayout, compileLayout, type DecoderLayoutNames } from "./layout.js";
 
+/** A weight packed once for core's GEMM (`decoderPackWeight`; `packages/models/native/src/packed_weight.h`). */
+export type NativePackedWeight = { readonly __nativePackedWeight: unique symbol };
+
+/** Element type of a weight handed to `decoderPackWeight`. */
+export type PackDtype = "float32" | "bfloat16" | "float16";
+
+/** The products a pack is made for: fp32, or bf16 (operands rounded to bf16, products summed in fp32). */
+export type PackCompute = "float32" | "bfloat16";
+
+/** A slot of the weights array: a float32 array, a packed weight (projections and the LM head), or null. */
+export type DecoderWeight = Float32Array | NativePackedWeight | null;
+
 /** The addon's exports (see `packages/models/native/src/decoder_napi.cc`). */
 export interface DecoderAddon {
   /** Take core's GEMM and thread pool (its addon's `engineAbi`); throws when the ABI version differs. */
@@ -18,7 +30,7 @@ export interface DecoderAddon {
   decoderCreate(dims: Float64Array, invFreq: Float32Array): object;
   decoderForward(
     ctx: object,
-    weights: Array<Float32Array | null>,
+    weights: DecoderWeight[],
     ids: Int32Array,
     mask: Int32Array | null,
     positions: Int32Array,
@@ -33,7 +45,7 @@ export interface DecoderAddon {
   ): Float32Array;
   decoderBackward(
     ctx: object,
-    weights: Array<Float32Array | null>,
+    weights: DecoderWeight[],
     dy: Float32Array,
     grads: Array<Float32Array | null>,
     loraWeights?: Array<Float32Array | null> | null,
@@ -43,6 +55,28 @@ export interface DecoderAddon {
   ): void;
   /** Seconds per phase since the last reset (`bench/decoder-profile.mjs`). */
   decoderProfile(reset: boolean): Record<string, number>;
+  /** The products (`compute`) and gradient checkpointing of the context's next forward and its backward. */
+  decoderSetMode(ctx: object, compute: PackCompute, checkpointing: boolean): void;
+  /** Pack `data` (`[rows, cols]` = `[out, in]`, row-major) for products in `compute`. */
+  decoderPackWeight(
+    data: Float32Array | Uint16Array,
+    rows: number,
+    cols: number,
+    dtype: PackDtype,
+    compute: PackCompute,
+  ): NativePackedWeight;
+  /** Pack new values of the same shape and dtype into an existing pack, without allocating. */
+  decoderRepackWeight(packed: NativePackedWeight, data: Float32Array | Uint16Array): void;
+  /** A pack's shape, bytes and types. */
+  decoderPackedInfo(packed: NativePackedWeight): {
+    rows: number;
+    cols: number;
+    bytes: number;
+    dtype: PackDtype;
+    compute: PackCompute;
+  };
+  /** How bf16 products run on core's engine (e.g. `"vdpbf16ps (avx512bf16)"`). */
+  decoderInfo(): { bf16: string };
 }
 
 /** What {@link nativeDecoderStatus} reports. */
@@ -53,6 +87,13 @@ export interface NativeDecoderStatus {
   reason?: string;
   /** Path the addon is (or would be) loaded from. */
   path: string;
+  /**
+   * How bf16 compute (`computeDtype: "bfloat16"`, AMP's `compute: "bfloat16"`) runs its products, while
+   * core's native addon is active: `"vdpbf16ps (avx512bf16)"` on CPUs with AVX512_BF16, else the fp32
+   * kernel of the active instruction set on operands rounded to bf16 (e.g. `"avx2 fp32 kernel on
+   * bf16-rounded operands (no AVX512_BF16)"`).
+   */
+  bf16?: string;
 }
 
 /** The loaded addon with its layout, ready to run on the active engine. */
@@ -122,9 +163,12 @@ export function activeDecoderAddon(): ActiveDecoderAddon | undefined {
  * native addon is active, hands it core's engine); never throws.
  */
 export function nativeDecoderStatus(): NativeDecoderStatus {
-  activeDecoderAddon();
+  const active = activeDecoderAddon();
   const { addon, reason, path } = load();
-  return addon !== undefined ? { available: true, path } : { available: false, reason, path };
+  if (addon === undefined) return { available: false, reason, path };
+  return active !== undefined
+    ? { available: true, path, bf16: active.addon.decoderInfo().bf16 }
+    : { available: true, path };
 }
 
 /**

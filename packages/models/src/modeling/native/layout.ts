@@ -8,7 +8,12 @@
 import type { tf } from "@prefkit/core";
 import type { DecoderModules } from "../decoder/accelerator.js";
 import type { DecoderLayer } from "../decoder/layer.js";
-import type { DenseLinearDescription, LinearModule, LoraLinearDescription } from "../decoder/linear.js";
+import type {
+  Dense16LinearDescription,
+  DenseLinearDescription,
+  LinearModule,
+  LoraLinearDescription,
+} from "../decoder/linear.js";
 
 /** The addon's slot names: the weights array is `global`, then `layer` once per layer; LoRA comes per layer and projection. */
 export interface DecoderLayoutNames {
@@ -20,9 +25,23 @@ export interface DecoderLayoutNames {
   projections: string[];
 }
 
-/** A projection as the native decoder runs it: its float32 weight and bias, and its adapter while active. */
+/**
+ * What a weight slot holds: a float32 variable, a 16-bit stored weight (AMP's storage, or a model loaded
+ * in 16 bits: the decoder runs it from a pack), or nothing (a family's absent bias or norm).
+ */
+export type SlotWeight = tf.Variable | Dense16LinearDescription | null;
+
+/** Whether a slot's weight is stored in 16 bits (a `dense16` description). */
+export function isDense16(w: SlotWeight): w is Dense16LinearDescription {
+  return w !== null && (w as Partial<Dense16LinearDescription>).kind === "dense16";
+}
+
+/** The plain projections a slot may hold: `dense` or `dense16`. */
+type PlainDescription = DenseLinearDescription | Dense16LinearDescription;
+
+/** A projection as the native decoder runs it: its weight and bias, and its adapter while active. */
 interface NativeProjection {
-  weight: tf.Variable;
+  weight: tf.Variable | Dense16LinearDescription;
   bias: tf.Variable | null;
   adapter: LoraLinearDescription | null;
 }
@@ -44,23 +63,30 @@ const NORMS: Record<string, (layer: DecoderLayer) => tf.Variable | null> = {
   k_norm: (l) => l.selfAttn.modules.kNorm?.weight ?? null,
 };
 
-const GLOBALS: Record<string, (decoder: DecoderModules, head: DenseLinearDescription) => tf.Variable | undefined> = {
+type GlobalSlot = (decoder: DecoderModules, head: PlainDescription) => SlotWeight;
+
+const GLOBALS: Record<string, GlobalSlot> = {
   embed: (d) => {
     const table = d.embedding.describe();
-    return table.kind === "dense" ? table.weight : undefined; // a 16-bit table: the native decoder declines
+    return table.kind === "dense" ? table.weight : table; // a 16-bit table: rows widened as they are gathered
   },
   final_norm: (d) => d.norm.weight,
-  lm_head: (_, head) => head.weight,
+  lm_head: (_, head) => (head.kind === "dense16" ? head : head.weight),
 };
 
-type LayerSlot = (layer: DecoderLayer, projections: ReadonlyMap<string, NativeProjection>) => tf.Variable | null;
+/** Global slots whose weight may be a pack (the LM head's products). */
+const PACKABLE_GLOBALS = new Set(["lm_head"]);
+
+type LayerSlot = (layer: DecoderLayer, projections: ReadonlyMap<string, NativeProjection>) => SlotWeight;
 
 /** The layout with every name resolved to where the decoder keeps that weight. */
 export interface CompiledLayout {
   /** The addon's names, as read. */
   readonly names: DecoderLayoutNames;
-  readonly global: ReadonlyArray<(decoder: DecoderModules, head: DenseLinearDescription) => tf.Variable | undefined>;
+  readonly global: readonly GlobalSlot[];
   readonly layer: readonly LayerSlot[];
+  /** Per global slot, then per layer slot: whether its weight is a matrix the addon takes as a pack. */
+  readonly packable: { readonly global: readonly boolean[]; readonly layer: readonly boolean[] };
   /** The projection modules the layer slots read, by name. */
   readonly modules: ReadonlyMap<string, (layer: DecoderLayer) => LinearModule>;
   /** Projections whose bias has a slot (any other bias makes the native decoder decline). */
@@ -103,23 +129,34 @@ export function compileLayout(names: DecoderLayoutNames): CompiledLayout {
   });
   for (const name of names.projections) if (!modules.has(name)) throw unknown("LoRA projection", name);
   for (const name of biased) if (!modules.has(name)) throw unknown("layer", `${name}_bias`);
-  return { names, global, layer, modules, biased };
+  const packable = {
+    global: names.global.map((name) => PACKABLE_GLOBALS.has(name)),
+    layer: names.layer.map((name) => modules.has(name)),
+  };
+  return { names, global, layer, modules, biased, packable };
+}
+
+/** The weight of a plain description as a slot holds it. */
+function weightOf(d: PlainDescription): tf.Variable | Dense16LinearDescription {
+  return d.kind === "dense16" ? d : d.weight;
 }
 
 /** What the plain projection under `m` computes with its active adapter; undefined for anything else. */
 function nativeProjection(m: LinearModule): NativeProjection | undefined {
   const d = m.describe?.();
-  if (d?.kind === "dense") return { weight: d.weight, bias: d.bias, adapter: null };
-  if (d?.kind === "lora" && d.base?.kind === "dense") {
-    return { weight: d.base.weight, bias: d.base.bias, adapter: d.active ? d : null };
+  if (d?.kind === "dense" || d?.kind === "dense16") return { weight: weightOf(d), bias: d.bias, adapter: null };
+  if (d?.kind === "lora" && (d.base?.kind === "dense" || d.base?.kind === "dense16")) {
+    return { weight: weightOf(d.base), bias: d.base.bias, adapter: d.active ? d : null };
   }
-  return undefined; // 16-bit storage, LoRA over it, a module that does not describe itself
+  return undefined; // a module that does not describe itself, or LoRA over one
 }
 
 /** The decoder's variables in the addon's layout, with its LoRA adapters. */
 export interface LayoutArrays {
   /** The global slots, then the layer slots per layer (null for absent biases / q-k norms). */
-  variables: (tf.Variable | null)[];
+  variables: SlotWeight[];
+  /** Per entry of `variables`: whether the addon takes that slot's weight as a pack. */
+  packable: boolean[];
   /** Per layer and LoRA projection: `[lora_A, lora_B]`, nulls when not adapted. */
   loraVariables: (tf.Variable | null)[];
   /** Per layer and LoRA projection: `[scale, rank]` (rank 0 when not adapted). */
@@ -130,19 +167,14 @@ export interface LayoutArrays {
 
 /**
  * Gather `decoder`'s variables by slot name, or undefined when a module is something the native decoder
- * does not run (a projection that does not describe itself as dense or LoRA over dense, a 16-bit
- * embedding, a bias the layout has no slot for, a wrapped or biased LM head, biases that do not match the
- * family's flag).
+ * does not run (a projection that does not describe itself as dense, dense16 or LoRA over one of them, a
+ * bias the layout has no slot for, a wrapped or biased LM head, biases that do not match the family's flag).
  */
 export function layoutArrays(decoder: DecoderModules, layout: CompiledLayout): LayoutArrays | undefined {
   const head = decoder.lmHead.describe?.();
-  if (head?.kind !== "dense" || head.bias !== null) return undefined;
-  const variables: (tf.Variable | null)[] = [];
-  for (const slot of layout.global) {
-    const variable = slot(decoder, head);
-    if (variable === undefined) return undefined;
-    variables.push(variable);
-  }
+  if ((head?.kind !== "dense" && head?.kind !== "dense16") || head.bias !== null) return undefined;
+  const variables: SlotWeight[] = layout.global.map((slot) => slot(decoder, head));
+  const packable = [...layout.packable.global];
   const lora = layout.names.projections;
   const loraVariables: (tf.Variable | null)[] = [];
   const adapters: (LoraLinearDescription | null)[] = [];
@@ -157,6 +189,7 @@ export function layoutArrays(decoder: DecoderModules, layout: CompiledLayout): L
       projections.set(name, p);
     }
     for (const slot of layout.layer) variables.push(slot(layer, projections));
+    packable.push(...layout.packable.layer);
     for (const name of lora) {
       const adapter = projections.get(name)!.adapter;
       const slot = adapters.length;
@@ -168,5 +201,5 @@ export function layoutArrays(decoder: DecoderModules, layout: CompiledLayout): L
       }
     }
   }
-  return { variables, loraVariables, loraShape, adapters };
+  return { variables, packable, loraVariables, loraShape, adapters };
 }

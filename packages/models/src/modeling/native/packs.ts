@@ -1,0 +1,86 @@
+/**
+ * The fused decoder's packed weights: each weight it runs from a pack (a 16-bit frozen weight, or under
+ * bf16 compute any weight) is packed once for core's GEMM and the pack kept with its source array, so
+ * later steps reuse it. A pack follows its source: a new array (another weight object, `variable.assign`)
+ * gets a new pack, and an array overwritten in place (the native AdamW's update of a trainable weight,
+ * counted by core's `inPlaceWriteCount`) is packed again into the same memory, once per optimizer step
+ * however many micro-batches run in between.
+ * @module
+ */
+import { inPlaceWriteCount } from "@prefkit/core";
+import { bf16ToFloat32, f16ToFloat32 } from "../../io/halfPrecision.js";
+import type { DecoderAddon, NativePackedWeight, PackCompute, PackDtype } from "./addon.js";
+
+/** A weight as the decoder's slot holds it: its source values, their element type, and `[out, in]`. */
+export interface PackSource {
+  /** Row-major `[out, in]`: float32 values, or 16-bit patterns. */
+  readonly data: Float32Array | Uint16Array;
+  /** What `data` holds. */
+  readonly dtype: PackDtype;
+  /** `[out, in]`. */
+  readonly shape: readonly [number, number];
+}
+
+interface Entry {
+  handle: NativePackedWeight;
+  compute: PackCompute;
+  /** `inPlaceWriteCount` of a float32 source when it was packed. */
+  writes: number;
+}
+
+/** The pack of each source array (one: a switch of compute type replaces it). */
+const packs = new WeakMap<Float32Array | Uint16Array, Entry>();
+
+/**
+ * The pack of `source` for products in `compute`: the cached one, repacked in place first when its
+ * float32 source was overwritten since; a new one on first use or when the compute type changed.
+ */
+export function packOf(addon: DecoderAddon, source: PackSource, compute: PackCompute): NativePackedWeight {
+  const writes = source.data instanceof Float32Array ? inPlaceWriteCount(source.data) : 0;
+  const cached = packs.get(source.data);
+  if (cached !== undefined && cached.compute === compute) {
+    if (cached.writes !== writes) {
+      addon.decoderRepackWeight(cached.handle, source.data);
+      cached.writes = writes;
+    }
+    return cached.handle;
+  }
+  const [rows, cols] = source.shape;
+  const handle = addon.decoderPackWeight(source.data, rows, cols, source.dtype, compute);
+  packs.set(source.data, { handle, compute, writes });
+  return handle;
+}
+
+/**
+ * Drop the cached packs of `data` (their memory goes when the handles are collected). For a source whose
+ * values a caller overwrote in place without core's count (tests), or to free packs early.
+ */
+export function forgetPacks(data: Float32Array | Uint16Array): void {
+  packs.delete(data);
+}
+
+/** The float32 copy of each 16-bit embedding table the decoder gathers rows from. */
+const widened = new WeakMap<Uint16Array, Float32Array>();
+
+/**
+ * `bits` widened to float32 (exact), made once per bits array and kept while the array lives: the fused
+ * decoder gathers its embedding rows from float32 memory. 16-bit bits are never written in place (a new
+ * value is a new array), so the copy cannot go stale.
+ */
+export function widenedTable(bits: Uint16Array, dtype: PackDtype): Float32Array {
+  let table = widened.get(bits);
+  if (table === undefined) {
+    table = dtype === "float16" ? f16ToFloat32(bits) : bf16ToFloat32(bits);
+    widened.set(bits, table);
+  }
+  return table;
+}
+
+/** What the cached pack of `data` is (shape, bytes, dtype, compute type), or undefined when there is none. */
+export function cachedPackInfo(
+  addon: DecoderAddon,
+  data: Float32Array | Uint16Array,
+): ReturnType<DecoderAddon["decoderPackedInfo"]> | undefined {
+  const entry = packs.get(data);
+  return entry === undefined ? undefined : addon.decoderPackedInfo(entry.handle);
+}
