@@ -10,14 +10,21 @@
 //   node bench/run.mjs --workload ppo --layers 30   # one PPO update (examples/ppo settings), tfjs vs native decoding
 //   node bench/run.mjs --workload matmul,forward    # the engine benches (bench/matmul.mjs, bench/forward.mjs)
 //   node bench/run.mjs --workload gemm              # the native GEMM's GFLOPS (bench/gemm.mjs)
+//   npm run bench -- --workload scale               # the seeds' model sizes, fp32 and bf16, next to PyTorch
+//                                                   # (bench/scale.mjs; needs most of 24 GiB: run it alone)
+//   node bench/run.mjs --workload scale --layers 1 --seq 64 --steps 1   # smoke test of the scale pipeline
 //
-// Flags: --workload dpo|generate|grpo|ppo|gemm|matmul|forward|methods|all (comma list; all = dpo,generate,grpo,ppo,gemm;
-// methods = DPO vs ORPO/CPO/KTO steps through the trainers, bench/methods.mjs), --layers 8,30 (grpo, ppo and
+// Flags: --workload dpo|generate|grpo|ppo|gemm|matmul|forward|methods|scale|all (comma list; all = dpo,generate,grpo,
+// ppo,gemm; methods = DPO vs ORPO/CPO/KTO steps through the trainers, bench/methods.mjs; scale = Qwen2.5-0.5B full
+// DPO, Qwen2.5-1.5B LoRA DPO, Mistral-7B LoRA reward model at 1 pair × 512 tokens, prefkit fp32 and bf16-AMP and
+// PyTorch fp32 and autocast-bf16, see bench/README.md; its flags: --shapes qwen2.5-0.5b,qwen2.5-1.5b,mistral-7b,
+// --seq N (tokens per row, default 512), --layers N (override the real layer count), --steps N (default 2),
+// --skip-peer, --scale-cache DIR (default $TMPDIR/prefkit-scale-checkpoints)), --layers 8,30 (grpo, ppo and
 // generate run at the largest), --steps N (measured steps after 1 warm-up; default 3, grpo and ppo 1), --quick,
 // --backend auto|native|wasm|cpu (comma list; auto = native,wasm when the native addon is built, else wasm;
 // native = the fast path: cpu with the native-blas plugin and its fused decoder; wasm = the portable path,
 // skipped at 30 layers where it does not fit the 4 GiB heap unless named explicitly), --threads N,
-// --no-peer (skip PyTorch), --stall-minutes M (kill a child that logs nothing for M minutes; default 6).
+// --no-peer or --skip-peer (skip PyTorch), --stall-minutes M (kill a child that logs nothing for M minutes; default 6).
 //
 // Near the wasm heap's 4 GiB cap, the threaded wasm build does not fail: malloc hangs (seen on the 30-layer
 // step). The watchdog turns that into an `error` line instead of a run that never ends.
@@ -30,6 +37,18 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { tf } from "@prefkit/core";
+import {
+  attachRatios,
+  cachedRandomCheckpoint,
+  childScale,
+  parameterCount,
+  SCALE_MODELS,
+  scaleCapabilities,
+  scaleShape,
+  scaleSkips,
+  scaleSpec,
+  trainingLabel,
+} from "./scale.mjs";
 import { randomBatch, smolConfig } from "./smol.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
@@ -37,6 +56,9 @@ const SYSTEM_PYTHON = "/usr/bin/python3";
 const TORCH_SCRIPT = `${HERE}dpo_step_torch.py`;
 
 const SMOL = smolConfig();
+
+/** Memory one `scale` row may plan on (of 24 GiB): rows whose float32 weights alone exceed it are skipped. */
+const SCALE_BUDGET_GIB = 20;
 
 /** The DPO workload's fixed shape and hyper-parameters (bench/dpo_step_torch.py uses the same). */
 const DPO = { pairs: 2, seqLen: 128, prompt: 32, beta: 0.1, lr: 1e-6 };
@@ -74,7 +96,13 @@ const { values: opts } = parseArgs({
     threads: { type: "string", default: "2" },
     "no-peer": { type: "boolean", default: false },
     "stall-minutes": { type: "string", default: "6" },
+    "skip-peer": { type: "boolean", default: false },
+    shapes: { type: "string", default: Object.keys(SCALE_MODELS).join(",") },
+    seq: { type: "string" },
+    "scale-cache": { type: "string" },
     child: { type: "string" }, // internal: run one workload in this process
+    mode: { type: "string" }, // internal (scale child): fp32 | bf16
+    checkpoint: { type: "string" }, // internal (scale child): the checkpoint directory
     help: { type: "boolean", short: "h", default: false },
   },
   strict: true,
@@ -415,7 +443,18 @@ async function runChild() {
     if (opts.child === "dpo") await childDpo();
     else if (opts.child === "grpo") await childGrpo();
     else if (opts.child === "ppo") await childPpo();
-    else throw new Error(`unknown child workload "${opts.child}"`);
+    else if (opts.child === "scale") {
+      await childScale({
+        shape: opts.shapes,
+        mode: opts.mode,
+        checkpoint: opts.checkpoint,
+        steps: Number(opts.steps),
+        seq: Number(opts.seq),
+        layers: opts.layers === undefined ? undefined : Number(opts.layers),
+        engine: await initChildEngine(),
+        log,
+      });
+    } else throw new Error(`unknown child workload "${opts.child}"`);
   } catch (e) {
     const message = String(e?.message ?? e);
     // The single-thread wasm build aborts when the heap cannot grow past its 4 GiB cap.
@@ -426,7 +465,7 @@ async function runChild() {
     console.log(
       JSON.stringify({
         workload: opts.child,
-        layers: Number(opts.layers),
+        ...(opts.child === "scale" ? { shape: opts.shapes, mode: opts.mode } : { layers: Number(opts.layers) }),
         backend: opts.backend,
         threads: Number(opts.threads),
         error: outOfMemory ? `does not fit in ${what}: ${message}` : message,
@@ -516,12 +555,12 @@ function torchAvailable() {
   return torchProbe;
 }
 
-async function runTorch(args, label) {
+async function runTorch(args, label, script = TORCH_SCRIPT) {
   const probe = torchAvailable();
-  if (opts["no-peer"]) return { skipped: "--no-peer given" };
+  if (opts["no-peer"] || opts["skip-peer"]) return { skipped: "--no-peer/--skip-peer given" };
   if (!probe.ok) return { skipped: probe.reason };
   log(`${label}: running the PyTorch peer (torch ${probe.version})`);
-  const r = await runJsonLines(SYSTEM_PYTHON, [TORCH_SCRIPT, ...args], label);
+  const r = await runJsonLines(SYSTEM_PYTHON, [script, ...args], label);
   if (r.lines.length === 0) return { error: `torch exited ${r.code ?? r.signal}: ${r.errTail.trim().slice(-500)}` };
   return { lines: r.lines };
 }
@@ -642,6 +681,105 @@ async function benchChildOn(workload, backend, layers, steps, env = process.env)
   return line;
 }
 
+/**
+ * The `scale` workload (bench/scale.mjs): per shape, its random bf16 checkpoint (cached under the temp dir), then
+ * one process per row, one after the other: prefkit fp32 (the checkpoint loaded as float32), prefkit bf16
+ * (loaded as bfloat16, `AmpPlugin({ compute: "bfloat16" })`), PyTorch fp32 and PyTorch autocast-bf16
+ * (bench/scale_torch.py). One JSON line per row; prefkit's lines carry the ratios to the peer's lines.
+ */
+async function benchScale() {
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const keys = opts.shapes.split(",").map((k) => k.trim());
+  for (const k of keys) scaleSpec(k); // unknown names fail before anything runs
+  const layers = opts.layers === undefined ? (opts.quick ? 1 : undefined) : Number(opts.layers);
+  const seq = Number(opts.seq ?? (opts.quick ? 64 : 512));
+  const steps = Number(opts.steps ?? 2);
+  const shape = scaleShape(seq);
+  const cacheRoot = opts["scale-cache"] ?? join(tmpdir(), "prefkit-scale-checkpoints");
+  const { list } = await backendList();
+  const backend = list.includes("native") ? "native" : list[0];
+  const caps = await scaleCapabilities();
+  const stallMs = Math.max(45, Number(opts["stall-minutes"])) * 60000;
+  log(
+    `scale: bf16 compute ${caps.bf16Compute ? "available" : "absent"}, gradient checkpointing ${caps.gradientCheckpointing ? "available" : "absent"}; checkpoints cached in ${cacheRoot}`,
+  );
+  for (const key of keys) {
+    const spec = scaleSpec(key, { layers });
+    const common = {
+      workload: "scale",
+      shape: key,
+      method: spec.method,
+      training: trainingLabel(spec),
+      layers: spec.config.num_hidden_layers,
+      seqLen: seq,
+      parameters: parameterCount(spec.config, spec.method === "reward"),
+    };
+    // What cannot run here, said up front instead of crashing a 24 GiB machine.
+    const skip = scaleSkips(spec, caps, SCALE_BUDGET_GIB);
+    const ours = [];
+    let checkpoint;
+    if (!(skip.fp32 && skip.bf16)) {
+      try {
+        checkpoint = await cachedRandomCheckpoint(cacheRoot, key, spec.config, { log });
+        log(
+          `scale ${key}: ${checkpoint.cached ? "reusing" : "wrote"} ${(checkpoint.bytes / 2 ** 30).toFixed(2)} GiB in ${checkpoint.dir}` +
+            (checkpoint.cached ? "" : ` (${checkpoint.seconds.toFixed(1)}s)`),
+        );
+      } catch (e) {
+        skip.fp32 ??= `the random checkpoint could not be written: ${e.message}`;
+        skip.bf16 ??= skip.fp32;
+      }
+    }
+    for (const mode of ["fp32", "bf16"]) {
+      if (skip[mode]) {
+        ours.push({ ...common, engine: "prefkit", mode, backend, skipped: skip[mode] });
+        continue;
+      }
+      log(`scale ${key}: prefkit ${mode} (${backend}) in a child process`);
+      const args = [fileURLToPath(import.meta.url), "--child", "scale", "--shapes", key, "--mode", mode];
+      args.push("--checkpoint", checkpoint.dir, "--steps", String(steps), "--seq", String(seq));
+      args.push("--backend", backend, "--threads", opts.threads);
+      if (layers !== undefined) args.push("--layers", String(layers));
+      const r = await runJsonLines(process.execPath, args, `scale ${key} ${mode}`, stallMs);
+      const killed = r.signal === "SIGKILL" && !r.stalled ? " (SIGKILL: most likely the kernel's OOM killer)" : "";
+      ours.push(
+        r.lines.at(-1) ?? {
+          ...common,
+          engine: "prefkit",
+          mode,
+          error: r.stalled
+            ? `no progress for ${r.stalled.minutes} min, killed (peak rss ${r.stalled.rssMB} MB)`
+            : `did not finish: exited ${r.code ?? r.signal}${killed}: ${r.errTail.trim().slice(-400)}`,
+        },
+      );
+    }
+    const peers = {};
+    for (const mode of ["fp32", "autocast"]) {
+      const args = ["--config", JSON.stringify(spec.config), "--name", key, "--method", spec.method];
+      args.push("--training", spec.training, "--mode", mode, "--steps", String(steps), "--seq", String(seq));
+      args.push("--threads", opts.threads, "--budget-gib", String(SCALE_BUDGET_GIB));
+      // The reward-model row recomputes layers in the backward pass (as prefkit's); under autocast its frozen
+      // weights are stored in bf16, what a PyTorch user does when float32 weights would not fit.
+      if (spec.method === "reward") args.push("--gradient-checkpointing");
+      if (spec.method === "reward" && mode === "autocast") args.push("--frozen-bf16");
+      const r = await runTorch(args, `scale ${key} torch ${mode}`, `${HERE}scale_torch.py`);
+      const oom = /SIGKILL|MemoryError|alloc/i.test(r.error ?? "") ? "did not fit / OOM: " : "";
+      peers[mode] = r.lines?.at(-1) ?? {
+        ...common,
+        engine: "torch",
+        mode,
+        ...(r.skipped ? { skipped: r.skipped } : { error: `${oom}${r.error}` }),
+      };
+    }
+    for (const line of attachRatios(ours, peers)) console.log(JSON.stringify(line));
+    for (const peer of Object.values(peers)) console.log(JSON.stringify(peer));
+  }
+  log(
+    `scale: ${shape.rows} rows × ${seq} tokens (prompt ${shape.prompt}); checkpoints kept in ${cacheRoot} for the next run`,
+  );
+}
+
 async function benchGrpo(layers, steps) {
   const { list, explicit } = await backendList();
   for (const backend of list) {
@@ -754,7 +892,7 @@ async function main() {
   if (layerList.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--layers: bad list "${opts.layers}"`);
   const steps = Number(opts.steps ?? (opts.quick ? 2 : 3));
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: expected a positive integer, got ${opts.steps}`);
-  const known = ["dpo", "generate", "grpo", "ppo", "gemm", "matmul", "forward", "methods"];
+  const known = ["dpo", "generate", "grpo", "ppo", "gemm", "matmul", "forward", "methods", "scale"];
   const workloads = opts.workload
     .split(",")
     .flatMap((w) => (w === "all" ? ["dpo", "generate", "grpo", "ppo", "gemm"] : [w]));
@@ -769,6 +907,7 @@ async function main() {
       await passThrough("gemm", "gemm.mjs", ["--threads", opts.threads, ...(opts.quick ? ["--quick"] : [])]);
     if (w === "matmul") await passThrough("matmul", "matmul.mjs", ["--skip-cpu"]);
     if (w === "methods") await passThrough("methods", "methods.mjs", ["--layers", String(layerList.at(-1))]);
+    if (w === "scale") await benchScale();
     if (w === "forward")
       await passThrough("forward", "forward.mjs", ["--smol", "--batch", "2", "--seq", "128", "--skip-cpu"]);
   }
