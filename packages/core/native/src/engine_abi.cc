@@ -70,6 +70,13 @@ int RepackB(prefkit_packed_b* packed, const prefkit_operand* b) {
   return gemm::RepackB(reinterpret_cast<gemm::PackedB*>(packed), ToOperand(*b)) ? 1 : 0;
 }
 
+int UnpackB(const prefkit_packed_b* packed, void* out, int32_t type, int32_t trans, int64_t ld) {
+  return gemm::UnpackB(*reinterpret_cast<const gemm::PackedB*>(packed), out, static_cast<gemm::Type>(type), trans != 0,
+                       ld)
+             ? 1
+             : 0;
+}
+
 int64_t PackedBBytes(const prefkit_packed_b* packed) {
   return gemm::PackedBBytes(*reinterpret_cast<const gemm::PackedB*>(packed));
 }
@@ -96,6 +103,7 @@ const prefkit_engine_abi kEngineAbi = {
     Gemm,
     GemmPackedTransposed,
     RepackB,
+    UnpackB,
     PackedBBytes,
     Bf16Path,
     Gemv,

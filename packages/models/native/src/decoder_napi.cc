@@ -19,8 +19,9 @@
 //     its backward): compute "float32" or "bfloat16" (projections, LoRA updates and LM head with operands
 //     rounded to bf16, products summed in fp32); checkpointing: keep only each layer's input and recompute
 //     the layer in the backward pass. Refused while a forward waits for its backward.
-//   decoderPackWeight / decoderRepackWeight / decoderPackedInfo: packed weights (packed_weight.h), which a
-//     projection or LM-head slot of `weights` may hold instead of a Float32Array.
+//   decoderPackWeight / decoderRepackWeight / decoderUnpackWeight / decoderPackedInfo: packed weights
+//     (packed_weight.h), which a projection or LM-head slot of `weights` may hold instead of a
+//     Float32Array; a bf16 pack gives its bits back exactly (the pack as the weight's only storage).
 //   decoderInfo() -> { bf16 }: how bf16 products run on core's engine (e.g. "vdpbf16ps (avx512bf16)").
 //   decodeCreate, decodeBind, decodePrefill, decodeStep, decodeInfo: the decode step (decode_napi.cc)
 //
@@ -305,6 +306,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"decoderSetMode", nullptr, SetMode, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"decoderPackWeight", nullptr, PackWeight, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"decoderRepackWeight", nullptr, RepackWeight, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"decoderUnpackWeight", nullptr, UnpackWeight, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"decoderPackedInfo", nullptr, PackedInfo, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"decoderInfo", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };

@@ -181,6 +181,27 @@ napi_value RepackWeight(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value UnpackWeight(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr));
+  const PackedWeight* w = argc == 1 ? AsPackedWeight(env, arg) : nullptr;
+  if (w == nullptr || w->dtype != WeightDtype::kBfloat16) {
+    napi_throw_type_error(env, nullptr, "decoderUnpackWeight expects the handle of a packed bfloat16 weight");
+    return nullptr;
+  }
+  const size_t count = static_cast<size_t>(w->rows) * w->cols;
+  void* data;
+  napi_value buffer, result;
+  CHECK_NAPI(env, napi_create_arraybuffer(env, count * sizeof(uint16_t), &data, &buffer));
+  if (engine::Abi().unpack_b(w->packed, data, PREFKIT_BF16, 1, w->cols) == 0) {
+    napi_throw_error(env, nullptr, "decoderUnpackWeight: the pack does not hold bf16 values");
+    return nullptr;
+  }
+  CHECK_NAPI(env, napi_create_typedarray(env, napi_uint16_array, count, buffer, 0, &result));
+  return result;
+}
+
 napi_value PackedInfo(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg;

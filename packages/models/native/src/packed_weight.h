@@ -36,6 +36,9 @@ const PackedWeight* AsPackedWeight(napi_env env, napi_value value);
 napi_value PackWeight(napi_env env, napi_callback_info info);
 // decoderRepackWeight(handle, data): packs new values (same shape and dtype) into the same memory.
 napi_value RepackWeight(napi_env env, napi_callback_info info);
+// decoderUnpackWeight(handle) -> Uint16Array: a bf16 weight's bits back from its pack (exact), row-major
+// [out, in], so that the module that stored them may drop its copy while the pack lives.
+napi_value UnpackWeight(napi_env env, napi_callback_info info);
 // decoderPackedInfo(handle) -> { rows, cols, bytes, compute, dtype }
 napi_value PackedInfo(napi_env env, napi_callback_info info);
 

@@ -202,7 +202,7 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
       if (w.trainable) trainable += w.size;
     }
     for (const w of new Set(half)) {
-      const size = w.bits.length;
+      const size = w.shape.reduce((a, d) => a * d, 1);
       all += size;
       if (w.trainable) trainable += size;
     }

@@ -20,6 +20,7 @@ export {
   type HalfPrecisionDtype,
   HalfPrecisionLinear,
   HalfPrecisionWeight,
+  type PackedBitsStore,
   roundToHalfPrecision,
 } from "./decoder/half-precision.js";
 export { DecoderLayer } from "./decoder/layer.js";

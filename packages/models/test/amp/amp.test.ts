@@ -122,9 +122,11 @@ describe("16-bit storage of frozen weights", () => {
     expect(half.describe()).toEqual({
       kind: "dense16",
       bits: half.bits,
+      key: half.weight.storageKey,
       dtype: "bfloat16",
       shape: [24, 16],
       bias: null,
+      release: expect.any(Function),
     });
     const rounded = tf.variable(tf.tensor2d(bf16ToFloat32(float32ToBf16(data)), [24, 16]), false);
     const ref = new Linear("p", rounded);

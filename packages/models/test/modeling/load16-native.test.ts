@@ -123,7 +123,7 @@ describe.skipIf(SKIP)("16-bit weights on the fast path", () => {
           // The fused decoder ran from 16-bit packs of the loaded bits (q_proj's and the LM head's).
           const { addon } = activeDecoderAddon()!;
           for (const m of [q, head] as HalfPrecisionLinear[]) {
-            const info = cachedPackInfo(addon, m.bits);
+            const info = cachedPackInfo(addon, m.weight.storageKey);
             expect(info, m.name).toMatchObject({
               rows: m.outFeatures,
               cols: m.inFeatures,

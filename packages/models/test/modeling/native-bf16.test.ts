@@ -8,9 +8,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initEngine, nativeBlasPlugin, shutdownEngine, tf } from "@prefkit/core";
-import { AutoModelForCausalLM, getPeftModel, type PeftModelForCausalLM } from "@prefkit/models";
+import type { PeftModelForCausalLM } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FAMILIES, randomIds, randomModel } from "../generation/helpers.js";
+import { completionValueAndGrads, loraOverBf16 } from "./bf16-helpers.js";
 import { skipWithoutNativeDecoder } from "./native-helpers.js";
 
 const SKIP = skipWithoutNativeDecoder("bf16 features of the native decoder");
@@ -28,28 +29,8 @@ const VOCAB = Number(FAMILIES["llama_gqa"]!["vocab_size"]);
 const B = 2;
 const T = 8;
 
-async function loraModel(): Promise<PeftModelForCausalLM> {
-  const base = await AutoModelForCausalLM.fromPretrained(dir, { dtype: "bfloat16" });
-  const peft = getPeftModel(base, { r: 4, loraAlpha: 8, targetModules: "all-linear" }, { seed: 1 });
-  for (const [n, v] of (peft as unknown as PeftModelForCausalLM).namedParameters()) {
-    if (n.includes("lora_B")) tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.2, "float32", 9)));
-  }
-  return peft as unknown as PeftModelForCausalLM;
-}
-
-/** Summed completion log-probs (weighted) and the LoRA gradients. */
-function run(peft: PeftModelForCausalLM, ids: number[][]) {
-  const vars = peft.trainableVariables();
-  const completion = ids.map((r) => r.map((_, t) => (t >= 3 ? 1 : 0)));
-  const w = tf.tensor1d([1, -2]);
-  const { value, grads } = tf.variableGrads(
-    () => tf.sum(tf.mul(peft.baseModel.completionLogProbs(ids, completion).sums, w)) as tf.Scalar,
-    vars,
-  );
-  const out = { value: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!.dataSync().slice()) };
-  tf.dispose([value, w, ...Object.values(grads)]);
-  return out;
-}
+const loraModel = () => loraOverBf16(dir, 1, 9);
+const run = (peft: PeftModelForCausalLM, ids: number[][]) => completionValueAndGrads(peft, ids, [1, -2]);
 
 describe.skipIf(SKIP)("bf16 features of the native decoder on a bf16-loaded model", () => {
   beforeAll(async () => {

@@ -19,7 +19,7 @@
 extern "C" {
 #endif
 
-/* 2: adds gemm (operand and compute types), gemm_packed_t (a packed B used transposed), repack_b,
+/* 2: adds gemm (operand and compute types), gemm_packed_t (a packed B used transposed), repack_b, unpack_b,
  *    packed_b_bytes and bf16_path, for 16-bit weights and bf16 compute in the fused decoder; and gemv
  *    (a few rows times a weight read in place), for the native decode step. */
 #define PREFKIT_ENGINE_ABI_VERSION 2u
@@ -84,6 +84,10 @@ typedef struct prefkit_engine_abi {
   /* Packs op(B) again into `packed` without allocating (same k x n; a source of the type it was packed
    * from): a trainable weight's per-step copy. 0 when the source does not fit the pack, else 1. */
   int (*repack_b)(prefkit_packed_b* packed, const prefkit_operand* b);
+  /* Writes the packed op(B) (k x n) back into `out` (PREFKIT_F32 or PREFKIT_BF16 elements, row-major with
+   * leading dimension ld, transposed when trans != 0: the layout it was packed from). Exact for a pack of
+   * bf16 values (a 16-bit pack, or any pack for bf16 products); 0 when `type` cannot hold them exactly. */
+  int (*unpack_b)(const prefkit_packed_b* packed, void* out, int32_t type, int32_t trans, int64_t ld);
   /* Bytes of memory a pack holds. */
   int64_t (*packed_b_bytes)(const prefkit_packed_b* packed);
   /* One line naming how bf16 products run on the active ISA (e.g. "vdpbf16ps (avx512bf16)"). */

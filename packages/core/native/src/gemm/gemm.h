@@ -77,6 +77,10 @@ PackedB* PackB(const Operand& b, int64_t k, int64_t n, Type compute, Isa isa);
 // Packs op(B) again into `packed` (same k x n, compute and ISA; a new source of the same type), without
 // allocating: a trainable weight's per-step copy. False when the source type does not fit the pack.
 bool RepackB(PackedB* packed, const Operand& b);
+// Writes the packed op(B) (k x n) into `out` (elements of `type`, row-major with leading dimension ld, or
+// transposed): the layout it was packed from. False when `type` is bf16 and the pack holds fp32 values
+// (a pack for fp32 products of an fp32 source), which bf16 cannot hold exactly.
+bool UnpackB(const PackedB& packed, void* out, Type type, bool trans, int64_t ld);
 void FreePackedB(PackedB* packed);
 int64_t PackedBBytes(const PackedB& packed);
 int64_t PackedBRows(const PackedB& packed);  // k

@@ -221,6 +221,21 @@ bool RepackB(PackedB* packed, const Operand& b) {
   return true;
 }
 
+bool UnpackB(const PackedB& pb, void* out, Type type, bool trans, int64_t ld) {
+  if (type == Type::kBF16 && pb.format == PackFormat::kF32) return false;
+  Run(static_cast<int>(std::min<int64_t>(pb.k, 64)), [&](int t, int) {
+    for (int64_t kk = pb.k * t / std::min<int64_t>(pb.k, 64); kk < pb.k * (t + 1) / std::min<int64_t>(pb.k, 64); kk++) {
+      for (int64_t nn = 0; nn < pb.n; nn++) {
+        const float x = PackedElement(pb, kk, nn);
+        const int64_t at = trans ? nn * ld + kk : kk * ld + nn;
+        if (type == Type::kBF16) static_cast<uint16_t*>(out)[at] = FloatToBf16(x);
+        else static_cast<float*>(out)[at] = x;
+      }
+    }
+  });
+  return true;
+}
+
 void FreePackedB(PackedB* packed) {
   if (packed == nullptr) return;
   std::free(packed->data);

@@ -38,6 +38,8 @@ export interface DecoderModules {
   readonly computeDtype: DecoderComputeDtype;
   /** Keep only each layer's input for the backward pass and recompute the layer there (`Decoder.gradientCheckpointing`). */
   readonly gradientCheckpointing: boolean;
+  /** Drop a bf16 weight's bits once packed, the pack becoming their storage (`Decoder.packedStorage`). */
+  readonly packedStorage: boolean;
 }
 
 /** What a decoder's matrix products compute in (see `Decoder.computeDtype`). */

@@ -4,7 +4,7 @@
  * @module
  */
 import { tf } from "@prefkit/core";
-import { type DecoderWeight, HalfPrecisionWeight } from "./half-precision.js";
+import { type DecoderWeight, dense16Description, HalfPrecisionWeight } from "./half-precision.js";
 import type { Dense16LinearDescription, DenseLinearDescription } from "./linear.js";
 
 /** HF module name of the embedding. */
@@ -37,7 +37,8 @@ export class TokenEmbedding {
   describe(): DenseLinearDescription | Dense16LinearDescription {
     const w = this.weight;
     if (!(w instanceof HalfPrecisionWeight)) return { kind: "dense", weight: w, bias: null };
-    return { kind: "dense16", bits: w.bits, dtype: w.dtype, shape: [w.shape[0]!, w.shape[1]!], bias: null };
+    // The rows are gathered from the bits: never dropped for a pack.
+    return dense16Description(w, null, false);
   }
 
   /** `model.embed_tokens.weight` when it is a variable; nothing for 16-bit storage. */

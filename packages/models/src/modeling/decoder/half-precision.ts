@@ -33,9 +33,32 @@ export function roundToHalfPrecision(values: Float32Array, dtype: HalfPrecisionD
 }
 
 /**
+ * Where a weight's bits live once they were dropped for a pack that holds them exactly (the fused native
+ * decoder's, with `Decoder.packedStorage`): they come back from it on demand.
+ */
+export interface PackedBitsStore {
+  /** The bits, unpacked into a new array, row-major. */
+  unpack(): Uint16Array;
+}
+
+/**
+ * The storage of one set of values: the bits, or the pack that holds them instead. Copies made with
+ * `share` hold the same cell (dropping the bits drops them for all); `assign` makes a new one.
+ */
+interface BitsCell {
+  bits: Uint16Array | null;
+  packed: PackedBitsStore | null;
+}
+
+/** The cell a `share` copy takes over (set only while its constructor runs). */
+let sharedCell: BitsCell | undefined;
+const NO_BITS = new Uint16Array(0);
+
+/**
  * A weight stored as 16-bit bit patterns (core's `HalfPrecisionTensor`). The bits are never written in
  * place: {@link assign} swaps in a new array, so copies made with {@link share} (a frozen reference model)
- * may hold the same array safely.
+ * may hold the same array safely. Once a pack holds them exactly, {@link releaseBits} drops the array and
+ * {@link bits} unpacks them on demand.
  */
 export class HalfPrecisionWeight implements HalfPrecisionTensor {
   /** What the bits encode. */
@@ -44,7 +67,7 @@ export class HalfPrecisionWeight implements HalfPrecisionTensor {
   readonly shape: readonly number[];
   /** See core's `HalfPrecisionTensor.trainable`: a trainable weight gets a float32 master when training starts. */
   trainable: boolean;
-  private stored: Uint16Array;
+  private cell: BitsCell;
 
   /**
    * @param bits the bit patterns, row-major (kept, not copied).
@@ -55,12 +78,13 @@ export class HalfPrecisionWeight implements HalfPrecisionTensor {
    */
   constructor(bits: Uint16Array, shape: readonly number[], dtype: HalfPrecisionDtype, trainable = false) {
     const size = shape.reduce((a, d) => a * d, 1);
-    if (size !== bits.length) {
+    const shared = sharedCell;
+    if (shared === undefined && size !== bits.length) {
       throw new ConfigError(`shape [${shape.join(", ")}] does not match ${bits.length} stored values`, {
         field: "shape",
       });
     }
-    this.stored = bits;
+    this.cell = shared ?? { bits, packed: null };
     this.shape = [...shape];
     this.dtype = dtype;
     this.trainable = trainable;
@@ -76,51 +100,86 @@ export class HalfPrecisionWeight implements HalfPrecisionTensor {
     return new HalfPrecisionWeight(roundToHalfPrecision(values, dtype), shape, dtype, trainable);
   }
 
-  /** The bit patterns, row-major. */
+  /**
+   * The bit patterns, row-major: the stored array, or, after {@link releaseBits}, a new array unpacked
+   * from the pack (exact; not kept: the pack stays the storage).
+   */
   get bits(): Uint16Array {
-    return this.stored;
+    return this.cell.bits ?? this.cell.packed!.unpack();
   }
 
   /** Number of elements. */
   get size(): number {
-    return this.stored.length;
+    return this.shape.reduce((a, d) => a * d, 1);
+  }
+
+  /**
+   * Identifies the current values: the same object until {@link assign} replaces them (shared by
+   * {@link share} copies). Caches of derived forms (packs) key on it.
+   */
+  get storageKey(): object {
+    return this.cell;
+  }
+
+  /** Whether the bits were dropped for a pack ({@link releaseBits}). */
+  get bitsReleased(): boolean {
+    return this.cell.bits === null;
+  }
+
+  /**
+   * Drop the bits array: from now on `store` (a pack that holds these values exactly) is their storage,
+   * for this weight and every {@link share} copy. Called again, the new store replaces the old one.
+   * @throws ConfigError for a float16 weight (its packs do not give fp16 bits back).
+   */
+  releaseBits(store: PackedBitsStore): void {
+    if (this.dtype !== "bfloat16") {
+      throw new ConfigError("only bfloat16 bits can be dropped for a pack", { field: "dtype" });
+    }
+    this.cell.bits = null;
+    this.cell.packed = store;
   }
 
   /** The values upcast to float32 (exact), into `out` when given. */
   float32(out?: Float32Array): Float32Array {
-    return upcastInto(this.dtype, this.stored, out);
+    return upcastInto(this.dtype, this.bits, out);
   }
 
   /** Replace the values by `values` rounded to {@link dtype}, in a new bits array (copies keep theirs). */
   assign(values: Float32Array): void {
-    if (values.length !== this.stored.length) {
-      throw new ConfigError(`expected ${this.stored.length} values, got ${values.length}`, { field: "values" });
+    if (values.length !== this.size) {
+      throw new ConfigError(`expected ${this.size} values, got ${values.length}`, { field: "values" });
     }
-    this.stored = roundToHalfPrecision(values, this.dtype);
+    this.cell = { bits: roundToHalfPrecision(values, this.dtype), packed: null };
   }
 
-  /** Another weight over the same bits (no copy), with its own `trainable` flag. */
+  /** Another weight over the same storage (no copy), with its own `trainable` flag. */
   share(trainable: boolean): HalfPrecisionWeight {
-    return new HalfPrecisionWeight(this.stored, this.shape, this.dtype, trainable);
+    sharedCell = this.cell;
+    try {
+      return new HalfPrecisionWeight(NO_BITS, this.shape, this.dtype, trainable);
+    } finally {
+      sharedCell = undefined;
+    }
   }
 
   /** Rows `ids` of a 2-D weight, upcast: `[ids.length, columns]`, row-major, in a new array. */
   rows(ids: ArrayLike<number>): Float32Array {
     const [count, width] = this.shape as [number, number];
+    const bits = this.bits;
     const out = new Float32Array(ids.length * width);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       if (!Number.isInteger(id) || id < 0 || id >= count) {
         throw new ConfigError(`token id ${id} is outside the vocabulary [0, ${count})`, { field: "inputIds" });
       }
-      upcastInto(this.dtype, this.stored.subarray(id * width, (id + 1) * width), out.subarray(i * width));
+      upcastInto(this.dtype, bits.subarray(id * width, (id + 1) * width), out.subarray(i * width));
     }
     return out;
   }
 
   /** A float32 tensor of the weight over the shared per-size scratch buffer: dispose it before the next upcast. */
   upcastScratch(): tf.Tensor {
-    const n = this.stored.length;
+    const n = this.size;
     let buf = scratch.get(n);
     if (buf === undefined) {
       buf = new Float32Array(n);
@@ -227,7 +286,7 @@ export class HalfPrecisionLinear implements LinearModule {
 
   /** Bytes of the stored weight (2 per element). */
   get storedBytes(): number {
-    return this.weight.bits.byteLength;
+    return 2 * this.weight.size;
   }
 
   /** The stored weight upcast to float32 (exact: every 16-bit value is a float32 value). */
@@ -253,19 +312,37 @@ export class HalfPrecisionLinear implements LinearModule {
 
   /** The 16-bit weight as stored (the native decoder runs it from a pack made once from these bits). */
   describe(): Dense16LinearDescription {
-    return {
-      kind: "dense16",
-      bits: this.weight.bits,
-      dtype: this.weight.dtype,
-      shape: [this.outFeatures, this.inFeatures],
-      bias: this.bias,
-    };
+    // A tied head's bits are the embedding's, which the decoder also gathers rows from: not dropped.
+    return dense16Description(this.weight, this.bias, !this.sharedWeight);
   }
 
   /** Only `${name}.bias` when present: the 16-bit weight is not a variable. */
   parameters(): Map<string, tf.Variable> {
     return this.bias ? new Map([[`${this.name}.bias`, this.bias]]) : new Map();
   }
+}
+
+/**
+ * The `dense16` description of a 2-D 16-bit `weight` (bits read lazily: after {@link
+ * HalfPrecisionWeight.releaseBits} each read unpacks). `releasable`: whether a pack may become the storage.
+ */
+export function dense16Description(
+  weight: HalfPrecisionWeight,
+  bias: tf.Variable | null,
+  releasable: boolean,
+): Dense16LinearDescription {
+  const canRelease = releasable && weight.dtype === "bfloat16";
+  return {
+    kind: "dense16",
+    get bits() {
+      return weight.bits;
+    },
+    key: weight.storageKey,
+    dtype: weight.dtype,
+    shape: [weight.shape[0]!, weight.shape[1]!],
+    bias,
+    ...(canRelease ? { release: (store: PackedBitsStore) => weight.releaseBits(store) } : {}),
+  };
 }
 
 /** A weight the decoder runs: a float32 variable or 16-bit storage. */

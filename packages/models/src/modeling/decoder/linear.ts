@@ -37,8 +37,18 @@ export interface DenseLinearDescription {
 export interface Dense16LinearDescription {
   /** Discriminant. */
   readonly kind: "dense16";
-  /** The weight's bit patterns, row-major `[outFeatures, inFeatures]`. */
+  /**
+   * The weight's bit patterns, row-major `[outFeatures, inFeatures]` (read lazily: once the bits were
+   * dropped for a pack, each read unpacks them).
+   */
   readonly bits: Uint16Array;
+  /** Identifies the stored values: the same object while they do not change (what caches key on). */
+  readonly key: object;
+  /**
+   * Present when a pack that holds these values exactly may become their only storage (bf16 weights a
+   * module owns): the bits array is dropped and unpacked from `store` on demand.
+   */
+  readonly release?: (store: { unpack(): Uint16Array }) => void;
   /** What the bits encode. */
   readonly dtype: "bfloat16" | "float16";
   /** `[outFeatures, inFeatures]`. */

@@ -24,7 +24,7 @@ import type { DecoderAccelerator, DecoderComputeDtype, DecoderModules, TokenLogP
 import { activeDecoderAddon, type DecoderAddon, type DecoderWeight } from "./addon.js";
 import { startNativeDecoding } from "./decoding.js";
 import { float32Arrays, isDense16, type LayoutArrays, layoutArrays } from "./layout.js";
-import { packOf, widenedTable } from "./packs.js";
+import { packOf, packStore, widenedTable } from "./packs.js";
 import { nativeStateOf } from "./state.js";
 
 function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Array | undefined {
@@ -43,36 +43,37 @@ function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Ar
 
 /**
  * The weights array of a call: float32 arrays, and packs where the slot's weight is 16-bit or the decoder
- * computes in bf16; undefined when a variable is not a float32 array on the cpu backend.
+ * computes in bf16; undefined when a variable is not a float32 array on the cpu backend. With
+ * `packedStorage`, a releasable 16-bit weight's pack becomes its storage (its bits array is dropped).
  */
 function slotWeights(
   addon: DecoderAddon,
   arrays: LayoutArrays,
   compute: DecoderComputeDtype,
+  packedStorage: boolean,
 ): DecoderWeight[] | undefined {
   const out: DecoderWeight[] = [];
   for (let i = 0; i < arrays.variables.length; i++) {
     const w = arrays.variables[i]!;
     if (w === null) out.push(null);
-    else if (isDense16(w)) {
-      // A 16-bit embedding table (the one slot that is not a product's weight) goes as float32 rows.
-      out.push(
-        arrays.packable[i]
-          ? packOf(addon, { data: w.bits, dtype: w.dtype, shape: w.shape }, compute)
-          : widenedTable(w.bits, w.dtype),
-      );
-    } else {
+    else if (!isDense16(w)) {
       const values = float32Arrays([w])?.[0] ?? undefined;
       if (values === undefined) return undefined;
       if (compute === "bfloat16" && arrays.packable[i]) {
         const shape = w.shape as [number, number];
-        out.push(packOf(addon, { data: values, dtype: "float32", shape }, compute));
+        out.push(packOf(addon, { key: values, data: () => values, dtype: "float32", shape }, compute));
       } else out.push(values);
+    } else if (!arrays.packable[i]) {
+      // A 16-bit embedding table (the one slot that is not a product's weight) goes as float32 rows.
+      out.push(widenedTable(w.key, () => w.bits, w.dtype));
+    } else {
+      const handle = packOf(addon, { key: w.key, data: () => w.bits, dtype: w.dtype, shape: w.shape }, compute);
+      if (packedStorage && w.release !== undefined) w.release(packStore(addon, handle));
+      out.push(handle);
     }
   }
   return out;
 }
-
 /**
  * One native decoder call wired into autodiff: per-row `[log p, stats…]` of `labelValues`, or with
  * `labelValues` null the final-normed hidden states `[B·T, hidden]`. Undefined when the native path
@@ -96,7 +97,7 @@ function nativeDecoderRun(
   const loraWeights = float32Arrays(loraVariables);
   if (loraWeights === undefined) return undefined;
   const compute = decoder.computeDtype;
-  const weights = slotWeights(addon, collected, compute);
+  const weights = slotWeights(addon, collected, compute, decoder.packedStorage);
   if (weights === undefined) return undefined;
   const anyAdapter = adapters.some((a) => a !== null);
   const ids = intArray(inputs.inputIds, b, t);

@@ -91,6 +91,8 @@ export interface DecoderAddon {
   ): NativePackedWeight;
   /** Pack new values of the same shape and dtype into an existing pack, without allocating. */
   decoderRepackWeight(packed: NativePackedWeight, data: Float32Array | Uint16Array): void;
+  /** A bf16 weight's bits back from its pack (exact), row-major `[rows, cols]`; throws for other packs. */
+  decoderUnpackWeight(packed: NativePackedWeight): Uint16Array;
   /** A pack's shape, bytes and types. */
   decoderPackedInfo(packed: NativePackedWeight): {
     rows: number;

@@ -13,8 +13,13 @@ import type { DecoderAddon, NativePackedWeight, PackCompute, PackDtype } from ".
 
 /** A weight as the decoder's slot holds it: its source values, their element type, and `[out, in]`. */
 export interface PackSource {
-  /** Row-major `[out, in]`: float32 values, or 16-bit patterns. */
-  readonly data: Float32Array | Uint16Array;
+  /**
+   * Identifies the values: the float32 array itself, or a 16-bit weight's storage key (the same object
+   * while its values do not change, whether or not its bits are held).
+   */
+  readonly key: object;
+  /** Row-major `[out, in]`: float32 values, or 16-bit patterns (read only to make or remake a pack). */
+  readonly data: () => Float32Array | Uint16Array;
   /** What `data` holds. */
   readonly dtype: PackDtype;
   /** `[out, in]`. */
@@ -28,50 +33,55 @@ interface Entry {
   writes: number;
 }
 
-/** The pack of each source array (one: a switch of compute type replaces it). */
-const packs = new WeakMap<Float32Array | Uint16Array, Entry>();
+/** The pack of each source (one: a switch of compute type replaces it). */
+const packs = new WeakMap<object, Entry>();
 
 /**
  * The pack of `source` for products in `compute`: the cached one, repacked in place first when its
  * float32 source was overwritten since; a new one on first use or when the compute type changed.
  */
 export function packOf(addon: DecoderAddon, source: PackSource, compute: PackCompute): NativePackedWeight {
-  const writes = source.data instanceof Float32Array ? inPlaceWriteCount(source.data) : 0;
-  const cached = packs.get(source.data);
+  const writes = source.key instanceof Float32Array ? inPlaceWriteCount(source.key) : 0;
+  const cached = packs.get(source.key);
   if (cached !== undefined && cached.compute === compute) {
     if (cached.writes !== writes) {
-      addon.decoderRepackWeight(cached.handle, source.data);
+      addon.decoderRepackWeight(cached.handle, source.data());
       cached.writes = writes;
     }
     return cached.handle;
   }
   const [rows, cols] = source.shape;
-  const handle = addon.decoderPackWeight(source.data, rows, cols, source.dtype, compute);
-  packs.set(source.data, { handle, compute, writes });
+  const handle = addon.decoderPackWeight(source.data(), rows, cols, source.dtype, compute);
+  packs.set(source.key, { handle, compute, writes });
   return handle;
+}
+
+/** A bf16 weight's bits, unpacked from `handle` on demand (the pack as their storage). */
+export function packStore(addon: DecoderAddon, handle: NativePackedWeight): { unpack(): Uint16Array } {
+  return { unpack: () => addon.decoderUnpackWeight(handle) };
 }
 
 /**
  * Drop the cached packs of `data` (their memory goes when the handles are collected). For a source whose
  * values a caller overwrote in place without core's count (tests), or to free packs early.
  */
-export function forgetPacks(data: Float32Array | Uint16Array): void {
-  packs.delete(data);
+export function forgetPacks(key: object): void {
+  packs.delete(key);
 }
 
-/** The float32 copy of each 16-bit embedding table the decoder gathers rows from. */
-const widened = new WeakMap<Uint16Array, Float32Array>();
+/** The float32 copy of each 16-bit embedding table the decoder gathers rows from, by storage key. */
+const widened = new WeakMap<object, Float32Array>();
 
 /**
  * `bits` widened to float32 (exact), made once per bits array and kept while the array lives: the fused
  * decoder gathers its embedding rows from float32 memory. 16-bit bits are never written in place (a new
  * value is a new array), so the copy cannot go stale.
  */
-export function widenedTable(bits: Uint16Array, dtype: PackDtype): Float32Array {
-  let table = widened.get(bits);
+export function widenedTable(key: object, bits: () => Uint16Array, dtype: PackDtype): Float32Array {
+  let table = widened.get(key);
   if (table === undefined) {
-    table = dtype === "float16" ? f16ToFloat32(bits) : bf16ToFloat32(bits);
-    widened.set(bits, table);
+    table = dtype === "float16" ? f16ToFloat32(bits()) : bf16ToFloat32(bits());
+    widened.set(key, table);
   }
   return table;
 }
@@ -79,8 +89,8 @@ export function widenedTable(bits: Uint16Array, dtype: PackDtype): Float32Array 
 /** What the cached pack of `data` is (shape, bytes, dtype, compute type), or undefined when there is none. */
 export function cachedPackInfo(
   addon: DecoderAddon,
-  data: Float32Array | Uint16Array,
+  key: object,
 ): ReturnType<DecoderAddon["decoderPackedInfo"]> | undefined {
-  const entry = packs.get(data);
+  const entry = packs.get(key);
   return entry === undefined ? undefined : addon.decoderPackedInfo(entry.handle);
 }
