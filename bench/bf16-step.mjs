@@ -72,7 +72,7 @@ if (opts.child === undefined) {
   process.exit(0);
 }
 
-const { AdamW, fusedSequenceLogProbs, initEngine, nativeBlasPlugin, Rng, tf } = await import("@prefkit/core");
+const { AdamW, initEngine, nativeBlasPlugin, Rng, tf } = await import("@prefkit/core");
 const { dpoLoss } = await import("@prefkit/losses");
 const {
   AmpPlugin,
@@ -133,9 +133,9 @@ for (let i = 0; i <= steps; i++) {
   if (i === 1) nativeDecoderProfile(true);
   const t0 = performance.now();
   const loss = tf.tidy(() => {
-    const ref = tf.tidy(() => runReference((m) => fusedSequenceLogProbs(m, ids, completion).sums));
+    const ref = tf.tidy(() => runReference((m) => m.completionLogProbs(ids, completion).sums));
     const { value, grads } = tf.variableGrads(() => {
-      const logps = fusedSequenceLogProbs(lora ? base : policy, ids, completion).sums;
+      const logps = (lora ? base : policy).completionLogProbs(ids, completion).sums;
       const [c, r] = [tf.slice(logps, [0], [1]), tf.slice(logps, [1], [1])];
       const [rc, rr] = [tf.slice(ref, [0], [1]), tf.slice(ref, [1], [1])];
       return tf.mean(dpoLoss(c, r, rc, rr, { beta: 0.1, lossType: "sigmoid" }).losses);

@@ -120,11 +120,12 @@ export class Decoder implements DecoderModules {
   gradientCheckpointing = false;
   /**
    * Make the fused decoder's pack the only storage of a bf16 frozen weight (default false): once a
-   * projection's or the (untied) LM head's weight is packed, its bits array is dropped, and whatever else
+   * layer projection's weight is packed, its bits array is dropped, and whatever else
    * needs the bits (saving, the tfjs ops, merging LoRA, a repack for another compute type) unpacks them
    * from the pack, exactly. Frozen 16-bit weights then cost 2 bytes per element once instead of twice;
    * the tfjs ops get slower (an unpack per use), and `savePretrained` holds the unpacked bits of all
-   * weights while it writes. fp16 weights and the embedding keep their bits.
+   * weights while it writes. fp16 weights, the embedding and the LM head (which the tfjs ops read whenever
+   * full logits are computed) keep their bits.
    */
   packedStorage = false;
 

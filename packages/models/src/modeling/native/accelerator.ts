@@ -44,13 +44,15 @@ function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Ar
 /**
  * The weights array of a call: float32 arrays, and packs where the slot's weight is 16-bit or the decoder
  * computes in bf16; undefined when a variable is not a float32 array on the cpu backend. With
- * `packedStorage`, a releasable 16-bit weight's pack becomes its storage (its bits array is dropped).
+ * `packedStorage`, a releasable 16-bit projection weight's pack becomes its storage (its bits array is
+ * dropped); not the LM head's, which the tfjs ops read whenever the logits are materialised.
  */
 function slotWeights(
   addon: DecoderAddon,
   arrays: LayoutArrays,
   compute: DecoderComputeDtype,
   packedStorage: boolean,
+  firstLayerSlot: number,
 ): DecoderWeight[] | undefined {
   const out: DecoderWeight[] = [];
   for (let i = 0; i < arrays.variables.length; i++) {
@@ -68,7 +70,7 @@ function slotWeights(
       out.push(widenedTable(w.key, () => w.bits, w.dtype));
     } else {
       const handle = packOf(addon, { key: w.key, data: () => w.bits, dtype: w.dtype, shape: w.shape }, compute);
-      if (packedStorage && w.release !== undefined) w.release(packStore(addon, handle));
+      if (packedStorage && i >= firstLayerSlot && w.release !== undefined) w.release(packStore(addon, handle));
       out.push(handle);
     }
   }
@@ -97,7 +99,7 @@ function nativeDecoderRun(
   const loraWeights = float32Arrays(loraVariables);
   if (loraWeights === undefined) return undefined;
   const compute = decoder.computeDtype;
-  const weights = slotWeights(addon, collected, compute, decoder.packedStorage);
+  const weights = slotWeights(addon, collected, compute, decoder.packedStorage, layout.names.global.length);
   if (weights === undefined) return undefined;
   const anyAdapter = adapters.some((a) => a !== null);
   const ids = intArray(inputs.inputIds, b, t);
