@@ -266,6 +266,9 @@ export async function childScale({ shape: key, mode, checkpoint, steps, seq, lay
     `scale ${key} ${mode}: loaded in ${load.seconds}s, peak rss ${load.peakRssMB} MB for ${load.fileMB} MB of weights`,
   );
 
+  // LoRA keeps the base frozen: its bf16 packs become the weights' only storage (Decoder.packedStorage).
+  const packedStorage = mode === "bf16" && spec.training === "lora" && model.decoder !== undefined;
+  if (packedStorage) model.decoder.packedStorage = true;
   const plugins = [];
   if (spec.training === "lora") {
     plugins.push(
@@ -322,6 +325,7 @@ export async function childScale({ shape: key, mode, checkpoint, steps, seq, lay
   console.log(
     JSON.stringify({
       ...base,
+      packedStorage,
       stepSeconds: round(stepSeconds),
       stepSecondsAll: measured.map((t) => round(t)),
       warmupSeconds: round(times[0]),
