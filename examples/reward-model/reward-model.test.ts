@@ -33,26 +33,29 @@ describe("examples/reward-model", () => {
     }
   });
 
-  it.skipIf(!data || !model)("--bf16: weights loaded as bfloat16 and bf16 products still learn the preference", async () => {
-    // The engine the test run started: wasm on the portable pass (bf16-rounded weights, float32 ops), cpu with
-    // the native addon on the fast-path pass (the fused decoder's bf16 GEMM, fp32 sums).
-    await initEngine();
-    const dir = await mkdtemp(join(tmpdir(), "prefkit-rm-example-bf16-"));
-    const lines: string[] = [];
-    try {
-      const out = await main({
-        steps: 12,
-        chars: 40,
-        maxLength: 80,
-        bf16: true,
-        outputDir: dir,
-        log: (l: string) => lines.push(l),
-      });
-      expect(out.after.eval_accuracy).toBeGreaterThan(0.75);
-      expect(out.after.eval_loss).toBeLessThan(out.before.eval_loss);
-      expect(lines.join("\n")).toMatch(/after 12 steps: eval_accuracy=/);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!data || !model)(
+    "--bf16: weights loaded as bfloat16 and bf16 products still learn the preference",
+    async () => {
+      // The engine the test run started: wasm on the portable pass (bf16-rounded weights, float32 ops), cpu with
+      // the native addon on the fast-path pass (the fused decoder's bf16 GEMM, fp32 sums).
+      await initEngine();
+      const dir = await mkdtemp(join(tmpdir(), "prefkit-rm-example-bf16-"));
+      const lines: string[] = [];
+      try {
+        const out = await main({
+          steps: 12,
+          chars: 40,
+          maxLength: 80,
+          bf16: true,
+          outputDir: dir,
+          log: (l: string) => lines.push(l),
+        });
+        expect(out.after.eval_accuracy).toBeGreaterThan(0.75);
+        expect(out.after.eval_loss).toBeLessThan(out.before.eval_loss);
+        expect(lines.join("\n")).toMatch(/after 12 steps: eval_accuracy=/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
