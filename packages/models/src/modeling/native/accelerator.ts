@@ -23,7 +23,7 @@ import { type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
 import type { DecoderAccelerator, DecoderComputeDtype, DecoderModules, TokenLogProbs } from "../decoder/accelerator.js";
 import { activeDecoderAddon, type DecoderAddon, type DecoderWeight } from "./addon.js";
 import { startNativeDecoding } from "./decoding.js";
-import { float32Arrays, isDense16, type LayoutArrays, layoutArrays } from "./layout.js";
+import { float32Array, float32Arrays, isDense16, type LayoutArrays, layoutArrays } from "./layout.js";
 import { packOf, packStore, widenedTable } from "./packs.js";
 import { nativeStateOf } from "./state.js";
 
@@ -59,7 +59,7 @@ function slotWeights(
     const w = arrays.variables[i]!;
     if (w === null) out.push(null);
     else if (!isDense16(w)) {
-      const values = float32Arrays([w])?.[0] ?? undefined;
+      const values = float32Array(w);
       if (values === undefined) return undefined;
       if (compute === "bfloat16" && arrays.packable[i]) {
         const shape = w.shape as [number, number];

@@ -205,9 +205,17 @@ export function layoutArrays(decoder: DecoderModules, layout: CompiledLayout): L
 }
 
 /**
- * The float32 data behind each variable (null stays null), read in place (on the cpu backend `dataSync`
- * returns the tensor's own array), or undefined when one holds anything else (a 16-bit stored weight:
- * the decode step reads float32 weights only).
+ * The float32 data behind a tensor, read in place (on the cpu backend `dataSync` returns the tensor's own
+ * array), or undefined when it holds anything else.
+ */
+export function float32Array(t: tf.Tensor): Float32Array | undefined {
+  const values = t.dtype === "float32" ? t.dataSync() : undefined;
+  return values instanceof Float32Array ? values : undefined;
+}
+
+/**
+ * {@link float32Array} of each variable (null stays null), or undefined when one is not float32 data (a
+ * 16-bit stored weight: the decode step reads float32 weights only).
  */
 export function float32Arrays(list: readonly SlotWeight[]): Array<Float32Array | null> | undefined {
   const out: Array<Float32Array | null> = [];
@@ -216,9 +224,8 @@ export function float32Arrays(list: readonly SlotWeight[]): Array<Float32Array |
       out.push(null);
       continue;
     }
-    if (isDense16(v)) return undefined;
-    const values = v.dtype === "float32" ? v.dataSync() : undefined;
-    if (!(values instanceof Float32Array)) return undefined;
+    const values = isDense16(v) ? undefined : float32Array(v);
+    if (values === undefined) return undefined;
     out.push(values);
   }
   return out;
