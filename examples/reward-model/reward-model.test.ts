@@ -10,27 +10,34 @@ import { main } from "./train.mjs";
 const data = sharedPath("assets/human-like-dpo");
 const model = sharedPath("assets/stories260K");
 
+/** The 12-step, 40-character run both tests use, in a temporary output directory; its result and log lines. */
+async function shortRun(options: { bf16?: boolean } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), "prefkit-rm-example-"));
+  const lines: string[] = [];
+  try {
+    const out = await main({
+      steps: 12,
+      chars: 40,
+      maxLength: 80,
+      ...options,
+      outputDir: dir,
+      log: (l: string) => lines.push(l),
+    });
+    return { out, lines };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe("examples/reward-model", () => {
   it.skipIf(!data || !model)("a short run beats chance on the held-out 20% of Human-Like-DPO", async () => {
     await initEngine({ backend: "wasm", threads: 1 }); // cpu is ~30x slower on these matmuls
-    const dir = await mkdtemp(join(tmpdir(), "prefkit-rm-example-"));
-    const lines: string[] = [];
-    try {
-      const out = await main({
-        steps: 12,
-        chars: 40,
-        maxLength: 80,
-        outputDir: dir,
-        log: (l: string) => lines.push(l),
-      });
-      expect(out.evalPairs).toBeGreaterThan(150); // ~195 held out, a few over maxLength dropped
-      expect(out.droppedRows.eval).toBe(195 - out.evalPairs);
-      expect(out.after.eval_accuracy).toBeGreaterThan(0.75);
-      expect(out.after.eval_loss).toBeLessThan(out.before.eval_loss);
-      expect(lines.join("\n")).toMatch(/after 12 steps: eval_accuracy=/);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const { out, lines } = await shortRun();
+    expect(out.evalPairs).toBeGreaterThan(150); // ~195 held out, a few over maxLength dropped
+    expect(out.droppedRows.eval).toBe(195 - out.evalPairs);
+    expect(out.after.eval_accuracy).toBeGreaterThan(0.75);
+    expect(out.after.eval_loss).toBeLessThan(out.before.eval_loss);
+    expect(lines.join("\n")).toMatch(/after 12 steps: eval_accuracy=/);
   });
 
   it.skipIf(!data || !model)(
@@ -39,23 +46,10 @@ describe("examples/reward-model", () => {
       // The engine the test run started: wasm on the portable pass (bf16-rounded weights, float32 ops), cpu with
       // the native addon on the fast-path pass (the fused decoder's bf16 GEMM, fp32 sums).
       await initEngine();
-      const dir = await mkdtemp(join(tmpdir(), "prefkit-rm-example-bf16-"));
-      const lines: string[] = [];
-      try {
-        const out = await main({
-          steps: 12,
-          chars: 40,
-          maxLength: 80,
-          bf16: true,
-          outputDir: dir,
-          log: (l: string) => lines.push(l),
-        });
-        expect(out.after.eval_accuracy).toBeGreaterThan(0.75);
-        expect(out.after.eval_loss).toBeLessThan(out.before.eval_loss);
-        expect(lines.join("\n")).toMatch(/after 12 steps: eval_accuracy=/);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      const { out, lines } = await shortRun({ bf16: true });
+      expect(out.after.eval_accuracy).toBeGreaterThan(0.75);
+      expect(out.after.eval_loss).toBeLessThan(out.before.eval_loss);
+      expect(lines.join("\n")).toMatch(/after 12 steps: eval_accuracy=/);
     },
   );
 });
