@@ -7,7 +7,7 @@
  */
 import { tf } from "../engine/tf.js";
 import { ConfigError } from "../errors/index.js";
-import type { CausalLM, ForwardInputs, HiddenStatesLM, IntMatrix } from "../interfaces/index.js";
+import type { CausalLM, DirectTokenLogProbsLM, ForwardInputs, HiddenStatesLM, IntMatrix } from "../interfaces/index.js";
 import { hasDirectTokenLogProbs, hasFusedHead } from "../interfaces/index.js";
 import { reduceTokenLogProbs, type SequenceLogProbs, shiftedTargets } from "./logprobs.js";
 
@@ -225,27 +225,22 @@ export interface FusedSequenceLogProbsOptions extends LmHeadLogProbsOptions {
 
 /**
  * `sequenceLogProbs(model, inputIds, completionMask)` (same values, same causal shift, same result
- * shape) through `model.forwardHidden` and {@link lmHeadLogProbs}, so no `[B, T, V]` logits exist
- * in the forward or backward pass. Differentiable with respect to every variable of the model.
- * @param model a model with the {@link HiddenStatesLM} capability whose head is plain (`lmHeadWeight()` defined).
- * @throws ConfigError when the model lacks the capability or its LM head is wrapped (LoRA, AMP):
- *   check {@link hasFusedHead} and use `sequenceLogProbs` otherwise.
+ * shape) without `[B, T, V]` logits in the forward or backward pass, or `undefined` when `model` offers
+ * no such path here (then nothing was computed: use `sequenceLogProbs`). Tried in order: the model's own
+ * fused pass ({@link DirectTokenLogProbsLM}, e.g. the native decoder, which also serves 16-bit
+ * heads), then `model.forwardHidden` with {@link lmHeadLogProbs} over a plain `lmHeadWeight()`.
+ * Differentiable with respect to every variable of the model.
  */
-export function fusedSequenceLogProbs(
+export function tryFusedSequenceLogProbs(
   model: CausalLM,
   inputIds: IntMatrix,
   completionMask: IntMatrix,
   options: FusedSequenceLogProbsOptions = {},
-): FusedSequenceLogProbs {
-  if (!hasFusedHead(model)) {
-    throw new ConfigError(
-      "the model has no plain LM head to fuse (no forwardHidden/lmHeadWeight, or lm_head is wrapped): use sequenceLogProbs",
-      { field: "model" },
-    );
-  }
-  const fused = model as CausalLM & HiddenStatesLM;
+): FusedSequenceLogProbs | undefined {
+  if (typeof (model as Partial<HiddenStatesLM>).forwardHidden !== "function") return undefined;
+  const direct = hasDirectTokenLogProbs(model);
+  if (!direct && !hasFusedHead(model)) return undefined;
   return tf.tidy(() => {
-    const weight = fused.lmHeadWeight()!;
     const forwardInputs: ForwardInputs = {
       inputIds,
       ...(options.attentionMask !== undefined ? { attentionMask: options.attentionMask } : {}),
@@ -253,15 +248,17 @@ export function fusedSequenceLogProbs(
     };
     const { nextIds, nextMask } = shiftedTargets(inputIds, completionMask);
     const [b, t] = nextIds.shape;
-    const direct = hasDirectTokenLogProbs(fused)
-      ? fused.directTokenLogProbs(forwardInputs, nextIds, { withStats: options.withStats === true })
+    let result = direct
+      ? model.directTokenLogProbs(forwardInputs, nextIds, { withStats: options.withStats === true })
       : undefined;
-    const { logProbs, stats } =
-      direct ??
-      (() => {
-        const hidden = fused.forwardHidden(forwardInputs);
-        return lmHeadLogProbs(tf.reshape(hidden, [b * t, hidden.shape[2]]), weight, nextIds, options);
-      })();
+    if (result === undefined) {
+      const fused = model as CausalLM & HiddenStatesLM;
+      const weight = fused.lmHeadWeight();
+      if (weight === undefined) return undefined;
+      const hidden = fused.forwardHidden(forwardInputs);
+      result = lmHeadLogProbs(tf.reshape(hidden, [b * t, hidden.shape[2]]), weight, nextIds, options);
+    }
+    const { logProbs, stats } = result;
     const reduced = reduceTokenLogProbs(tf.reshape(logProbs, [b, t]) as tf.Tensor2D, nextMask);
     return stats === undefined
       ? reduced
@@ -270,4 +267,26 @@ export function fusedSequenceLogProbs(
           stats: tf.reshape(stats, [b, t, stats.shape[1]]) as tf.Tensor3D,
         };
   });
+}
+
+/**
+ * {@link tryFusedSequenceLogProbs}, for callers that know a fused path exists.
+ * @param model a model with the {@link HiddenStatesLM} capability whose head is plain (`lmHeadWeight()`
+ *   defined), or whose {@link DirectTokenLogProbsLM} pass applies to these inputs.
+ * @throws ConfigError when neither applies: use {@link tryFusedSequenceLogProbs} or `sequenceLogProbs`.
+ */
+export function fusedSequenceLogProbs(
+  model: CausalLM,
+  inputIds: IntMatrix,
+  completionMask: IntMatrix,
+  options: FusedSequenceLogProbsOptions = {},
+): FusedSequenceLogProbs {
+  const result = tryFusedSequenceLogProbs(model, inputIds, completionMask, options);
+  if (result === undefined) {
+    throw new ConfigError(
+      "the model has no fused log-prob path here (no forwardHidden, or no direct pass and no plain lm_head): use sequenceLogProbs",
+      { field: "model" },
+    );
+  }
+  return result;
 }

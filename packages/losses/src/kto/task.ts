@@ -9,8 +9,7 @@ import {
   checkLossKind,
   collateSft,
   type ComputeLossContext,
-  fusedSequenceLogProbs,
-  hasFusedHead,
+  tryFusedSequenceLogProbs,
   type StepOutput,
   sequenceLogProbs,
   type TokenizedUnpaired,
@@ -142,9 +141,10 @@ export class UnpairedTask implements TrainingTask<KTOBatch> {
     const t = rows.inputIds[0]!.length;
     const ids = tf.tensor2d(rows.inputIds.flat(), [b, t], "int32");
     const att = tf.tensor2d(rows.attentionMask.flat(), [b, t], "int32");
-    const fused = hasFusedHead(this.model)
-      ? fusedSequenceLogProbs(this.model, ids, rows.completionMask, { attentionMask: att, withStats: true })
-      : undefined;
+    const fused = tryFusedSequenceLogProbs(this.model, ids, rows.completionMask, {
+      attentionMask: att,
+      withStats: true,
+    });
     const logits = fused === undefined ? this.model.forward({ inputIds: ids, attentionMask: att }).logits : undefined;
     const logps = (fused ?? sequenceLogProbs(logits!, ids, rows.completionMask)).sums;
     const out = this.loss.compute({

@@ -11,9 +11,8 @@ import {
   CheckpointError,
   ConfigError,
   type DpoBatch,
-  fusedSequenceLogProbs,
+  tryFusedSequenceLogProbs,
   hasAdapterToggle,
-  hasFusedHead,
   hasHalfPrecisionWeights,
   isFrozenCopyable,
   sequenceLogProbs,
@@ -78,8 +77,8 @@ export function resolveReference(
 
 /**
  * Summed completion log-probs of every row (`sequenceLogProbs(...).sums`) as numbers, for the reference
- * (run it outside any gradient tape). Through core's chunked fused LM head when `net` has a plain one
- * (`hasFusedHead`), so no `[B, T, V]` logits are made; else through `net.forward`.
+ * (run it outside any gradient tape). Through core's `tryFusedSequenceLogProbs` when it applies (the native
+ * fused pass, or a plain LM head), so no `[B, T, V]` logits are made; else through `net.forward`.
  * @param tokenWeights per-token weights of the sum (LD-DPO's {@link ldTokenWeights}); default all 1.
  */
 export function completionLogProbSums(
@@ -90,9 +89,9 @@ export function completionLogProbSums(
   tokenWeights?: readonly number[][],
 ): number[] {
   return tf.tidy(() => {
-    const lp = hasFusedHead(net)
-      ? fusedSequenceLogProbs(net, inputIds, completionMask, { attentionMask })
-      : sequenceLogProbs(net, inputIds, completionMask, { attentionMask });
+    const lp =
+      tryFusedSequenceLogProbs(net, inputIds, completionMask, { attentionMask }) ??
+      sequenceLogProbs(net, inputIds, completionMask, { attentionMask });
     const sums = tokenWeights === undefined ? lp.sums : weightedLogpSums(lp.perToken, tokenWeights);
     return Array.from(sums.dataSync());
   });

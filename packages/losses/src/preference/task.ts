@@ -12,8 +12,7 @@ import {
   ConfigError,
   collateDpo,
   type DpoBatch,
-  fusedSequenceLogProbs,
-  hasFusedHead,
+  tryFusedSequenceLogProbs,
   type Loss,
   type PreferenceInputs,
   type StepOutput,
@@ -156,8 +155,8 @@ export class PreferenceTask implements TrainingTask<PreferenceBatch> {
     // With a plain LM head the chunked fused head gives the log-probs and the per-token logging stats
     // without any [2B, T, V] logits; otherwise (or when WPO needs the logits) the logits path.
     const fused =
-      hasFusedHead(model) && useWeighting !== true
-        ? fusedSequenceLogProbs(model, ids, batch.completionMask, { attentionMask: att, withStats: true })
+      useWeighting !== true
+        ? tryFusedSequenceLogProbs(model, ids, batch.completionMask, { attentionMask: att, withStats: true })
         : undefined;
     const logits = fused === undefined ? model.forward({ inputIds: ids, attentionMask: att }).logits : undefined;
     const lp = fused ?? sequenceLogProbs(logits!, ids, batch.completionMask);

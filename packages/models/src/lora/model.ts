@@ -8,6 +8,7 @@
 import {
   type AdapterToggle,
   type CausalLM,
+  type DirectTokenLogProbsLM,
   ConfigError,
   type ForwardInputs,
   type GenerateOptions,
@@ -340,7 +341,7 @@ export class PeftModel<M extends LoraBaseModel = LoraBaseModel> implements Adapt
 /** A causal LM with LoRA adapters (PEFT's `PeftModelForCausalLM`): core's `CausalLM` and `AdapterToggle`. */
 export class PeftModelForCausalLM
   extends PeftModel<PreTrainedModelForCausalLM>
-  implements CausalLM, StreamingGenerator, AdapterToggle
+  implements CausalLM, StreamingGenerator, AdapterToggle, DirectTokenLogProbsLM
 {
   /** Logits `[B, T, vocab]` through the adapted projections. Differentiable. */
   forward(inputs: ForwardInputs, options: ForwardOptions = {}): CausalLMForwardOutput {
@@ -352,6 +353,19 @@ export class PeftModelForCausalLM
   forwardHidden(inputs: ForwardInputs): tf.Tensor3D {
     this.assertAlive();
     return this.baseModel.forwardHidden(inputs);
+  }
+
+  /**
+   * Per-row log-probabilities of `labels` through the base model's native fused pass, adapters included
+   * (core's `DirectTokenLogProbsLM`; see the base model's), or `undefined` when it does not apply here.
+   */
+  directTokenLogProbs(
+    inputs: ForwardInputs,
+    labels: tf.Tensor2D,
+    options: { withStats?: boolean },
+  ): { logProbs: tf.Tensor1D; stats?: tf.Tensor2D } | undefined {
+    this.assertAlive();
+    return this.baseModel.directTokenLogProbs(inputs, labels, options);
   }
 
   /**

@@ -13,7 +13,7 @@ import {
   type GenerateOptions,
   type FusedSequenceLogProbs,
   type FusedSequenceLogProbsOptions,
-  fusedSequenceLogProbs,
+  tryFusedSequenceLogProbs,
   type GenerateOutput,
   type GenerationStep,
   type Generator,
@@ -298,7 +298,7 @@ export class PreTrainedModelForCausalLM
 
   /**
    * Per-row log-probabilities of `labels` through the decoder's accelerator, the native fused decoder
-   * (core's `DirectTokenLogProbsLM` capability, used by `fusedSequenceLogProbs`), or `undefined` when it
+   * (core's `DirectTokenLogProbsLM` capability, used by `tryFusedSequenceLogProbs`), or `undefined` when it
    * does not apply here (another backend, no native addon, a wrapped projection).
    */
   directTokenLogProbs(
@@ -323,8 +323,8 @@ export class PreTrainedModelForCausalLM
 
   /**
    * Summed, counted and mean log-probs of the completion tokens (core's `sequenceLogProbs` result, with
-   * the same causal shift), through the chunked fused head (`fusedSequenceLogProbs`) when
-   * {@link lmHeadWeight} is defined, else through {@link forward}. Differentiable; the caller owns the tensors.
+   * the same causal shift), through core's `tryFusedSequenceLogProbs` when it applies (the native fused
+   * pass, or the chunked head over {@link lmHeadWeight}), else through {@link forward}. Differentiable; the caller owns the tensors.
    * `options.withStats` (fused path only) adds per-position mean logit, entropy and argmax hit.
    * @param inputIds token ids `[B, T]`.
    * @param completionMask `[B, T]`, 1 on completion tokens.
@@ -335,7 +335,8 @@ export class PreTrainedModelForCausalLM
     options: FusedSequenceLogProbsOptions = {},
   ): FusedSequenceLogProbs {
     this.assertAlive();
-    if (this.lmHeadWeight() !== undefined) return fusedSequenceLogProbs(this, inputIds, completionMask, options);
+    const fused = tryFusedSequenceLogProbs(this, inputIds, completionMask, options);
+    if (fused !== undefined) return fused;
     return tf.tidy(() => {
       const logits = this.forward({
         inputIds,
