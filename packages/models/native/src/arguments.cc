@@ -90,8 +90,10 @@ Context* GetContext(napi_env env, napi_value value) {
   return static_cast<Context*>(data);
 }
 
-bool GetWeights(napi_env env, const Dims& d, napi_value array, bool grads, std::vector<float*>* out, Packs* packs) {
+bool GetWeights(napi_env env, const Dims& d, napi_value array, bool grads, std::vector<float*>* out, Packs* packs,
+                bool* embedBf16) {
   if (packs != nullptr) packs->clear();
+  if (embedBf16 != nullptr) *embedBf16 = false;
   bool isArray = false;
   uint32_t length = 0;
   const size_t want = layout::SlotCount(d.layers);
@@ -124,6 +126,22 @@ bool GetWeights(napi_env env, const Dims& d, napi_value array, bool grads, std::
       if (pack != nullptr) {
         if (!TakePack(env, d, i, pack, packs)) return false;
         continue;
+      }
+      bool bits = false;
+      if (embedBf16 != nullptr && i == layout::kEmbed && napi_is_typedarray(env, item, &bits) == napi_ok && bits) {
+        napi_typedarray_type type;
+        size_t len;
+        void* data;
+        if (napi_get_typedarray_info(env, item, &type, &len, &data, nullptr, nullptr) != napi_ok) return false;
+        if (type == napi_uint16_array) {
+          if (len != layout::SlotSize(d, i)) {
+            napi_throw_range_error(env, nullptr, "decoder: the bf16 embedding has the wrong number of elements");
+            return false;
+          }
+          (*out)[i] = static_cast<float*>(data);
+          *embedBf16 = true;
+          continue;
+        }
       }
     }
     void* data;

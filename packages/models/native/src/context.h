@@ -40,6 +40,9 @@ struct LoraSlot {
 struct Context {
   std::vector<LoraSlot> lora;  // layers * kProjections, empty when no projection is adapted
   Packs packs;                 // by slot, this call's packed weights (empty: none)
+  // The embedding slot holds bf16 bits (a Uint16Array; its rows are widened as they are gathered) instead
+  // of float32 values: a 16-bit frozen table needs no float32 copy.
+  bool embedBf16 = false;
   // Products of the projections, the LoRA updates and the LM head: PREFKIT_F32, or PREFKIT_BF16 (operands
   // rounded to bf16, products summed in fp32: PyTorch's CPU autocast). Attention stays fp32.
   int32_t compute = PREFKIT_F32;

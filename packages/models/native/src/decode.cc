@@ -241,10 +241,8 @@ bool Step(DecodeSession& s, const int* ids, const std::vector<int>& positions, f
     *error = "decodeStep: the cache is full (decodePrefill's capacity)";
     return false;
   }
-  const float* embed = s.w[kEmbed];
   for (int b = 0; b < s.batch; b++)
-    std::memcpy(s.x.data() + static_cast<size_t>(b) * d.hidden, embed + static_cast<size_t>(ids[b]) * d.hidden,
-                sizeof(float) * d.hidden);
+    GatherRow(s.w[kEmbed], c.embedBf16, ids[b], d.hidden, s.x.data() + static_cast<size_t>(b) * d.hidden);
   RopeTables(c, positions);  // the prefill sized the tables for at least `batch` rows
   for (int l = 0; l < d.layers; l++) LayerStep(s, l, LayerSlots(s.w, l));
   s.cache.columns++;

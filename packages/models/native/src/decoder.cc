@@ -18,13 +18,10 @@ void Forward(Context& c, const Weights& w, bool save, bool withStats, float* out
   const Dims& d = c.d;
   const int n = c.batch * c.seqLen, H = d.hidden;
   profiler::Enter(profiler::kFwdElem);
-  const float* embed = w[kEmbed];
   // With checkpointing each layer's input goes straight into the buffer kept for the backward pass.
   const bool keepInputs = save && c.checkpoint && d.layers > 0;
   float* x = keepInputs ? c.inputs[0].data() : c.h0.data();
-  for (int r = 0; r < n; r++) {
-    std::memcpy(x + static_cast<size_t>(r) * H, embed + static_cast<size_t>(c.ids[r]) * H, sizeof(float) * H);
-  }
+  for (int r = 0; r < n; r++) GatherRow(w[kEmbed], c.embedBf16, c.ids[r], H, x + static_cast<size_t>(r) * H);
   for (int l = 0; l < d.layers; l++) {
     float* next;
     if (keepInputs) next = l + 1 < d.layers ? c.inputs[l + 1].data() : c.h1.data();

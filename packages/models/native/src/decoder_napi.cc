@@ -166,7 +166,7 @@ napi_value ForwardJs(napi_env env, napi_callback_info info) {
   Context* c = CallArguments(env, info, 10, 13, "decoderForward expects 10 arguments, or 13 with LoRA", argv, &argc);
   if (c == nullptr) return nullptr;
   std::vector<float*> wm;
-  if (!GetWeights(env, c->d, argv[1], false, &wm, &c->packs)) return nullptr;
+  if (!GetWeights(env, c->d, argv[1], false, &wm, &c->packs, &c->embedBf16)) return nullptr;
   const Weights w(wm.begin(), wm.end());
   int64_t batch, seqLen;
   if (!GetInt(env, argv[6], &batch, "decoderForward: batch must be an int32 >= 0") ||
@@ -219,7 +219,7 @@ napi_value BackwardJs(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   std::vector<float*> wm, gm;
-  if (!GetWeights(env, c->d, argv[1], false, &wm, &c->packs) || !GetWeights(env, c->d, argv[3], true, &gm))
+  if (!GetWeights(env, c->d, argv[1], false, &wm, &c->packs, &c->embedBf16) || !GetWeights(env, c->d, argv[3], true, &gm))
     return nullptr;
   const Weights w(wm.begin(), wm.end());
   void* dyData;

@@ -1,9 +1,11 @@
 // The fused decoder's elementwise maths: RMSNorm and its backward pass, rotary embeddings, SiLU's
-// sigmoid. Plain loops over rows; the callers split work over the pool.
+// sigmoid, embedding rows. Plain loops over rows; the callers split work over the pool.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 namespace prefkit {
 namespace decoder {
@@ -65,6 +67,20 @@ inline void Rope(float* x, int n, int heads, int d, const float* cosT, const flo
 }
 
 inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// Row `id` of an embedding table [vocab, dim] into `dst`: float32 values, or with `bf16` the table's
+// bf16 bits (a float32 pointer to uint16 data) widened exactly.
+inline void GatherRow(const float* table, bool bf16, int id, int dim, float* dst) {
+  if (!bf16) {
+    std::memcpy(dst, table + static_cast<size_t>(id) * dim, sizeof(float) * dim);
+    return;
+  }
+  const uint16_t* row = reinterpret_cast<const uint16_t*>(table) + static_cast<size_t>(id) * dim;
+  for (int j = 0; j < dim; j++) {
+    const uint32_t u = static_cast<uint32_t>(row[j]) << 16;
+    std::memcpy(dst + j, &u, sizeof(float));
+  }
+}
 
 }  // namespace decoder
 }  // namespace prefkit

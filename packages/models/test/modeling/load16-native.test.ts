@@ -24,7 +24,7 @@ import {
 } from "@prefkit/models";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeDecoderAddon } from "../../src/modeling/native/addon.js";
-import { cachedPackInfo } from "../../src/modeling/native/packs.js";
+import { cachedPackInfo, hasWidenedTable } from "../../src/modeling/native/packs.js";
 import { FAMILIES, randomModel } from "../generation/helpers.js";
 import { skipWithoutNativeDecoder } from "./native-helpers.js";
 
@@ -134,6 +134,10 @@ describe.skipIf(SKIP)("16-bit weights on the fast path", () => {
             expect(info!.bytes).toBeGreaterThanOrEqual(2 * m.bits.length);
             expect(info!.bytes).toBeLessThan(4 * m.bits.length);
           }
+          // The bf16 embedding's rows are gathered from its bits: no float32 copy of the table.
+          const table = base.decoder.embedding.describe();
+          expect(table.kind).toBe("dense16");
+          if (table.kind === "dense16") expect(hasWidenedTable(table.key)).toBe(false);
         }
         runs.push({ dtype, base, peft, ...valueAndGrads(peft, base, data) });
       }

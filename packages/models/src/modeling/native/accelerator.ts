@@ -66,8 +66,9 @@ function slotWeights(
         out.push(packOf(addon, { key: values, data: () => values, dtype: "float32", shape }, compute));
       } else out.push(values);
     } else if (!arrays.packable[i]) {
-      // A 16-bit embedding table (the one slot that is not a product's weight) goes as float32 rows.
-      out.push(widenedTable(w.key, () => w.bits, w.dtype));
+      // A 16-bit embedding table (the one slot that is not a product's weight): bf16 bits as they are (the
+      // addon widens the rows it gathers), fp16 as a float32 copy.
+      out.push(w.dtype === "bfloat16" ? w.bits : widenedTable(w.key, () => w.bits, w.dtype));
     } else {
       const handle = packOf(addon, { key: w.key, data: () => w.bits, dtype: w.dtype, shape: w.shape }, compute);
       if (packedStorage && i >= firstLayerSlot && w.release !== undefined) w.release(packStore(addon, handle));

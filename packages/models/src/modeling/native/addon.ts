@@ -18,8 +18,8 @@ export type PackDtype = "float32" | "bfloat16" | "float16";
 /** The products a pack is made for: fp32, or bf16 (operands rounded to bf16, products summed in fp32). */
 export type PackCompute = "float32" | "bfloat16";
 
-/** A slot of the weights array: a float32 array, a packed weight (projections and the LM head), or null. */
-export type DecoderWeight = Float32Array | NativePackedWeight | null;
+/** A slot of the weights array: a float32 array, bf16 bits (the embedding only), a packed weight (projections and the LM head), or null. */
+export type DecoderWeight = Float32Array | Uint16Array | NativePackedWeight | null;
 
 /** The addon's exports (see `packages/models/native/src/decoder_napi.cc`). */
 export interface DecoderAddon {

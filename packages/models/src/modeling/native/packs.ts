@@ -86,6 +86,11 @@ export function widenedTable(key: object, bits: () => Uint16Array, dtype: PackDt
   return table;
 }
 
+/** Whether a float32 copy of the 16-bit table stored under `key` exists (fp16 embeddings; bf16 ones are read as bits). */
+export function hasWidenedTable(key: object): boolean {
+  return widened.has(key);
+}
+
 /** What the cached pack of `data` is (shape, bytes, dtype, compute type), or undefined when there is none. */
 export function cachedPackInfo(
   addon: DecoderAddon,
