@@ -422,6 +422,29 @@ describe("bf16 AMP DPO (LoRA on a bf16 checkpoint) against the fp32 run, 5 steps
     },
   );
 
+  // Known gap (measured: step-0 loss 0.692770, not ln 2): under full fine-tuning the policy's trainable float32
+  // LM head runs through the fused head with bf16 operands while the frozen-copy reference's 16-bit head
+  // falls back to the tfjs ops in fp32, so policy and reference differ before any update (a tfjs emulation
+  // with the head rounded in the policy pass only reproduces the run to 6e-8). The fused head's 16-bit
+  // path (ops/fused-head.ts) is being fixed; this turns into a plain `it` when it is.
+  it.skipIf(SKIP).fails(
+    "fast path, full fine-tuning: policy = frozen-copy reference at step 0 gives ln 2 under bf16 AMP",
+    async () => {
+      const model = await AutoModelForCausalLM.fromPretrained(dir, { dtype: "bfloat16" });
+      const t = new DPOTrainer({
+        model,
+        args: { outputDir: join(dir, "full"), saveStrategy: "no", loggingSteps: 1, maxSteps: 1, beta: BETA },
+        trainDataset: pairs(),
+        plugins: [new AmpPlugin({ dtype: "bfloat16", compute: "bfloat16" })],
+      });
+      await t.train();
+      const loss = t.state.logHistory.find((e) => "loss" in e)!["loss"]!;
+      t.dispose();
+      model.dispose();
+      expect(loss).toBeCloseTo(Math.LN2, 6);
+    },
+  );
+
   it("portable path (tfjs ops): bf16 compute does not apply, the AMP run equals the fp32 run", async () => {
     const fp32 = await train("float32", false);
     const bf16 = await train("bfloat16", false);
