@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * prefkit demo: SFT, then DPO toward a preference a simple rule can measure.
+ * prefkit demo: SFT, then DPO toward a preference a simple rule can measure, then (on the fast path) a few
+ * DPO steps in bf16 AMP against float32 on the trained model loaded from a bf16 checkpoint.
  *
  *   npm run demo                      tiny Llama, built here; about a minute on 2 cores
  *   npm run demo -- --quick           a shorter run (the test uses it)

@@ -130,6 +130,9 @@ describe("demo run (--quick)", () => {
     expect(r.heldOut["rewards/accuracies"]).toBeGreaterThan(0.6);
     expect(r.heldOut["rewards/margins"]).toBeGreaterThan(0);
     expect(r.heldOut.loss).toBeLessThan(Math.LN2);
+    // The bf16 phase needs the fast path; on wasm it says why it is skipped (bf16.test.ts runs it).
+    expect(r.bf16.skipped).toMatch(/bf16 compute needs cpu \+ the native addons|fused decoder is not available/);
+    expect(text).toContain(`5. bf16: skipped: ${r.bf16.skipped}.`);
   });
 
   const stories = sharedPath("assets/stories260K");

@@ -9,6 +9,7 @@ import { evaluatePreferences } from "@prefkit/callbacks";
 import { fmt, metricsPrinter, pct, printSamples, ruleRate } from "./common.mjs";
 import { followsRule, makePrompt, preferencePairs, promptSplit, RULE, sftCorpus, WORDS } from "./corpus.mjs";
 import { WordTokenizer } from "./word-tokenizer.mjs";
+import { runBf16Phase } from "./bf16.mjs";
 
 /** Sizes of the full and the quick run. */
 export const PRESETS = {
@@ -197,6 +198,11 @@ export async function runTinyDemo(options = {}) {
   log(`\n4. After DPO, on held-out prompts:`);
   printSamples("greedy samples:", afterGreedy.samples, 4, log);
   const last = dpoPrinter.last;
+
+  // 5. bf16: the trained model as a bf16 checkpoint; a few DPO steps in float32 and in bf16 AMP.
+  const bf16 = await runBf16Phase({ model, tok, pairs, steps: 5, batch: p.dpoBatch, seed, log });
+  lap("bf16");
+
   log(`\nResult (rule: "${RULE}")`);
   log(
     `  rule rate, sampled T=1 : ${pct(before.rate)} → ${pct(after.rate)}   (${after.n} samples on ${heldPrompts.length} held-out prompts)`,
@@ -208,8 +214,11 @@ export async function runTinyDemo(options = {}) {
   log(
     `  held-out pairs rewards/accuracies ${fmt(heldMetrics["rewards/accuracies"])}  rewards/margins ${fmt(heldMetrics["rewards/margins"])}  sigmoid loss ${fmt(heldMetrics.loss)}  (${heldPairs.length} pairs)`,
   );
+  if (bf16.skipped === undefined) {
+    log(`  bf16 AMP vs float32, 5 DPO steps: max |Δ loss| ${bf16.maxDiff.toExponential(1)}`);
+  }
   log(
-    `  time: SFT ${timings.sft.toFixed(1)} s, DPO ${timings.dpo.toFixed(1)} s, evaluation ${(timings.evalBefore + timings.evalAfter).toFixed(1)} s`,
+    `  time: SFT ${timings.sft.toFixed(1)} s, DPO ${timings.dpo.toFixed(1)} s, evaluation ${(timings.evalBefore + timings.evalAfter).toFixed(1)} s, bf16 phase ${timings.bf16.toFixed(1)} s`,
   );
 
   ref.dispose();
@@ -226,6 +235,7 @@ export async function runTinyDemo(options = {}) {
     sftFinalLoss: sftPrinter.last.loss,
     train: { ...last },
     heldOut: heldMetrics,
+    bf16,
     timings,
   };
 }

@@ -68,10 +68,10 @@ describe.skipIf(SKIP)("bf16 features of the native decoder on a bf16-loaded mode
     expect(peft.baseModel.computeDtype).toBe("bfloat16");
     const half = run(peft, ids);
     const rel = Math.abs(half.value - full.value) / Math.abs(full.value);
-    // Rounding each activation operand to bf16 (unit roundoff u = 2⁻⁹; the weights are bf16 already)
-    // perturbs each projection's output by at most u·Σ|x||w|. Along the path (2 layers × q/k/v/o,
-    // gate/up/down, LoRA, then the head) about ten such products compound, so the log-probs move by
-    // O(10·u) ≈ 2⁻⁵ relative at most: the envelope checked here. A float32 run agrees to ~1e-6, so a
+    // Rounding each activation operand to bf16 (round to nearest: unit roundoff u = 2⁻⁸; the weights are
+    // bf16 already) perturbs each projection's output by at most u·Σ|x||w|. Along the path (2 layers ×
+    // q/k/v/o, gate/up/down, LoRA, then the head) about ten such products compound, so the log-probs move
+    // by O(8·u) = 2⁻⁵ relative at most: the envelope checked here. A float32 run agrees to ~1e-6, so a
     // change above 1e-5 shows the products really ran in bf16.
     expect(rel).toBeGreaterThan(1e-5);
     expect(rel).toBeLessThan(2 ** -5);
