@@ -1,5 +1,6 @@
 // The decode step (decode.h). Prefill is the fused forward in hidden mode with its attention storing
-// keys and values into the cache; a step embeds one token per row and runs each layer as the fused
+// keys and values into the cache (a prompt batch of at most 32 rows runs its projections on the gemv
+// kernel, projection.cc); a step embeds one token per row and runs each layer as the fused
 // decoder does (RMSNorm, q/k/v with biases and adapters, q/k norms, rope, attention, o, RMSNorm, SwiGLU),
 // but on a few rows: each projection is a gemv over the weight in place, the rows of a group of
 // projections that share an input (q/k/v, gate/up) split over the pool in one go, and attention reads
