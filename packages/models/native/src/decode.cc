@@ -28,6 +28,25 @@ void RowsGemv(int m, int64_t row0, int64_t rows, int64_t in, const float* x, con
   engine::Abi().gemv(m, rows, in, x, in, &op, beta, y + row0, ldy);
 }
 
+// fn(begin, end) over the rows [0, n) of a group of weights in tasks of about a quarter of a thread's share
+// (at least `minimum` rows, whole blocks of 16: the gemv kernel's widest), handed out to whichever thread
+// is free, so that a thread slowed down by another process on its core takes fewer. Which thread computes
+// a row does not change its bits.
+template <typename F>
+void SplitRows(size_t n, size_t minimum, const F& fn) {
+  const size_t threads = static_cast<size_t>(engine::Threads());
+  const size_t chunk = (std::max(minimum, (n + 4 * threads - 1) / (4 * threads)) + 15) / 16 * 16;
+  const int tasks = static_cast<int>((n + chunk - 1) / chunk);
+  if (threads <= 1 || tasks <= 1) {
+    fn(0, n);
+    return;
+  }
+  engine::ParallelGemms(tasks, [&](int task, int) {
+    const size_t begin = static_cast<size_t>(task) * chunk;
+    fn(begin, std::min(n, begin + chunk));
+  });
+}
+
 // One projection of a group: y [batch, out] = x W^T (+ bias) (+ its adapter's update).
 struct Output {
   int projection;  // layout::Projection (its adapter, and its weight's slot)
@@ -69,8 +88,8 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
     for (int64_t i = 0; i < static_cast<int64_t>(batch) * l->rank; i++) lows[p][i] *= l->scale;
   }
   const size_t minimum = std::max<size_t>(4, 16384 / static_cast<size_t>(in));  // ~64 KB of weight per chunk
-  engine::ParallelFor(
-      static_cast<size_t>(total),
+  SplitRows(
+      static_cast<size_t>(total), minimum,
       [&](size_t chunkBegin, size_t chunkEnd) {
         for (size_t p = 0; p < N; p++) {
           const int64_t lo = std::max<int64_t>(chunkBegin, begin[p]) - begin[p];
@@ -85,8 +104,7 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
           if (const LoraSlot* l = adapters[p])
             RowsGemv(batch, lo, hi - lo, l->rank, lows[p], {l->b, PREFKIT_F32}, 1.0f, o.y, out);
         }
-      },
-      minimum);
+      });
 }
 
 // Softmax attention of each row's query heads (s.q) over the cache's visible columns into s.ctx.
