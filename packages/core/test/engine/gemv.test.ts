@@ -50,6 +50,7 @@ describe.skipIf(!status.available && !underCi && !insist)("native GEMV (the deco
     for (const [m, n, k] of [
       [1, 1, 1],
       [1, 7, 15],
+      [1, 37, 577], // one row of X: blocks of 16 (or 12) weight rows, then of 4, then the n tail
       [2, 9, 16],
       [3, 13, 17],
       [4, 64, 576],

@@ -1,5 +1,6 @@
 // The decode step (decode.h). Prefill is the fused forward in hidden mode with its attention storing
-// keys and values into the cache; a step embeds one token per row and runs each layer as the fused
+// keys and values into the cache (a prompt batch of at most 32 rows runs its projections on the gemv
+// kernel, projection.cc); a step embeds one token per row and runs each layer as the fused
 // decoder does (RMSNorm, q/k/v with biases and adapters, q/k norms, rope, attention, o, RMSNorm, SwiGLU),
 // but on a few rows: each projection is a gemv over the weight in place, the rows of a group of
 // projections that share an input (q/k/v, gate/up) split over the pool in one go, and attention reads
@@ -25,6 +26,25 @@ void RowsGemv(int m, int64_t row0, int64_t rows, int64_t in, const float* x, con
               int64_t ldy) {
   const prefkit_operand op = {static_cast<const float*>(w.data) + row0 * in, w.type, 0, in};
   engine::Abi().gemv(m, rows, in, x, in, &op, beta, y + row0, ldy);
+}
+
+// fn(begin, end) over the rows [0, n) of a group of weights in tasks of about a quarter of a thread's share
+// (at least `minimum` rows, whole blocks of 16: the gemv kernel's widest), handed out to whichever thread
+// is free, so that a thread slowed down by another process on its core takes fewer. Which thread computes
+// a row does not change its bits.
+template <typename F>
+void SplitRows(size_t n, size_t minimum, const F& fn) {
+  const size_t threads = static_cast<size_t>(engine::Threads());
+  const size_t chunk = (std::max(minimum, (n + 4 * threads - 1) / (4 * threads)) + 15) / 16 * 16;
+  const int tasks = static_cast<int>((n + chunk - 1) / chunk);
+  if (threads <= 1 || tasks <= 1) {
+    fn(0, n);
+    return;
+  }
+  engine::ParallelGemms(tasks, [&](int task, int) {
+    const size_t begin = static_cast<size_t>(task) * chunk;
+    fn(begin, std::min(n, begin + chunk));
+  });
 }
 
 // One projection of a group: y [batch, out] = x W^T (+ bias) (+ its adapter's update).
@@ -68,8 +88,8 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
     for (int64_t i = 0; i < static_cast<int64_t>(batch) * l->rank; i++) lows[p][i] *= l->scale;
   }
   const size_t minimum = std::max<size_t>(4, 16384 / static_cast<size_t>(in));  // ~64 KB of weight per chunk
-  engine::ParallelFor(
-      static_cast<size_t>(total),
+  SplitRows(
+      static_cast<size_t>(total), minimum,
       [&](size_t chunkBegin, size_t chunkEnd) {
         for (size_t p = 0; p < N; p++) {
           const int64_t lo = std::max<int64_t>(chunkBegin, begin[p]) - begin[p];
@@ -84,8 +104,7 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
           if (const LoraSlot* l = adapters[p])
             RowsGemv(batch, lo, hi - lo, l->rank, lows[p], {l->b, PREFKIT_F32}, 1.0f, o.y, out);
         }
-      },
-      minimum);
+      });
 }
 
 // Softmax attention of each row's query heads (s.q) over the cache's visible columns into s.ctx.

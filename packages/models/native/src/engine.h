@@ -48,6 +48,14 @@ inline void GemmPacked(int64_t m, const float* a, int64_t lda, const prefkit_pac
   else Abi().gemm_packed(m, &oa, w, alpha, beta, c, ldc);
 }
 
+// Y [m, n] = X [m, k] W^T + beta Y with W an fp32 [n, k] weight read in place (ld k; X's ld k, Y's ld n),
+// on the decoding kernel (the engine ABI's gemv), split over the pool by rows of W.
+inline void Gemv(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const float* w, float beta, float* y,
+                 int64_t ldy) {
+  const prefkit_operand op = {w, PREFKIT_F32, 0, k};
+  Abi().gemv(m, n, k, x, ldx, &op, beta, y, ldy);
+}
+
 // Threads of the pool, the caller included.
 inline int Threads() { return Abi().threads(); }
 

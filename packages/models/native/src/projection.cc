@@ -17,11 +17,17 @@ const PackedWeight* PackOf(const Context& c, int layer, int proj) {
   return LayerPack(c, layer, layout::kProjection[proj].weight);
 }
 
+// A decode prefill of at most this many rows (a short prompt of a small batch) runs its fp32 projections
+// on the decoding kernel, which reads each weight once in place, rather than packing it for the GEMM.
+constexpr int kPrefillGemvRows = 32;
+
 void Linear(const Context& c, const PackedWeight* pack, const float* x, const float* w, const float* b, int n, int in,
             int out, float* y) {
   const int prev = profiler::Current();
   profiler::Enter(profiler::kFwdGemm);
   if (pack != nullptr) engine::GemmPacked(n, x, in, pack->packed, false, 1.0f, 0.0f, y, out);
+  else if (c.kvSink != nullptr && c.compute == PREFKIT_F32 && n <= kPrefillGemvRows)
+    engine::Gemv(n, out, in, x, in, w, 0.0f, y, out);
   else engine::Gemm(engine::kNoTrans, engine::kTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out, c.compute);
   if (b != nullptr) {
     for (int r = 0; r < n; r++) {

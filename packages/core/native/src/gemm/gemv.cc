@@ -57,10 +57,20 @@ void Gemv(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const fl
           float* y, int64_t ldy, Isa isa) {
   if (m <= 0 || n <= 0) return;
   const GemvKernelF32 kernel = GemvKernel(isa);
-  // At least ~64 KB of weight per thread, in whole blocks of 4 rows (the kernels' block).
-  const size_t minimum = std::max<size_t>(4, static_cast<size_t>(16384 / std::max<int64_t>(1, k)));
-  ParallelFor(static_cast<size_t>(n), minimum, 4, [&](size_t begin, size_t end) {
-    kernel(m, static_cast<int64_t>(begin), static_cast<int64_t>(end), k, x, ldx, w, ldw, beta, y, ldy);
+  // Tasks of about a quarter of a thread's share, at least ~64 KB of weight, in whole blocks of 16 rows (the
+  // kernels' widest), handed out to whichever thread is free: a thread slowed down (by another process on
+  // its core) takes fewer. Which thread computes a row does not change its bits.
+  const int64_t threads = InParallelRegion() ? 1 : Threads();
+  const int64_t minimum = std::max<int64_t>(16, 16384 / std::max<int64_t>(1, k));
+  const int64_t chunk = (std::max(minimum, (n + 4 * threads - 1) / (4 * threads)) + 15) / 16 * 16;
+  const int64_t tasks = (n + chunk - 1) / chunk;
+  if (threads <= 1 || tasks <= 1) {
+    kernel(m, 0, n, k, x, ldx, w, ldw, beta, y, ldy);
+    return;
+  }
+  Run(static_cast<int>(tasks), [&](int task, int) {
+    const int64_t begin = task * chunk;
+    kernel(m, begin, std::min(n, begin + chunk), k, x, ldx, w, ldw, beta, y, ldy);
   });
 }
 
