@@ -166,7 +166,8 @@ export function isFrozenCopyable(model: CausalLM): model is CausalLM & FrozenCop
 /**
  * Optional capability: a model that exposes its final hidden states and a plain LM head, so log-probs
  * can be computed by core's chunked `lmHeadLogProbs` without materialising `[B, T, V]` logits
- * (`fusedSequenceLogProbs`). Trainers detect it with {@link hasFusedHead}.
+ * (`tryFusedSequenceLogProbs`, which also takes a model's {@link DirectTokenLogProbsLM} pass first).
+ * {@link hasFusedHead} tells whether the head is plain now.
  */
 export interface HiddenStatesLM {
   /** Final-normed hidden states `[B, T, H]`, such that `logits = hidden · lmHeadWeight()ᵀ`. Differentiable. */
@@ -183,7 +184,8 @@ export interface HiddenStatesLM {
  * Optional capability of a {@link HiddenStatesLM}: the per-row log-probabilities of given labels
  * computed by the model in one fused pass (e.g. the native decoder of the `native-blas` plugin),
  * with the same values and gradients as `lmHeadLogProbs(forwardHidden(inputs), lmHeadWeight(), labels)`.
- * `fusedSequenceLogProbs` tries it first and falls back to the tfjs ops when it returns `undefined`.
+ * `tryFusedSequenceLogProbs` tries it first (whatever the LM head's storage: 16-bit heads included) and falls
+ * back to the tfjs ops when it returns `undefined`.
  */
 export interface DirectTokenLogProbsLM {
   /**
