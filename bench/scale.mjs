@@ -124,7 +124,10 @@ export function scaleSkips(spec, { bf16Compute, gradientCheckpointing }, budgetG
 /**
  * Add to each prefkit line with a measurement its ratios to the peer's lines of the same run: tokens/s over the
  * peer's (`speedupVsTorchFp32`, `speedupVsTorchAutocast`: above 1 = prefkit faster) and peak RSS over the peer's
- * (`rssVsTorchFp32`, `rssVsTorchAutocast`). Peer lines without a measurement add nothing.
+ * (`rssVsTorchFp32`, `rssVsTorchAutocast`). A peer that completed its warm-up step and then ran out of memory
+ * (an `error` line with `warmupSeconds`) gives the warm-up steps' ratio (`warmupSpeedupVsTorchFp32`: the peer's
+ * warm-up seconds over ours) and peak RSS over the peer's at the failure (`rssVsTorchFp32AtFailure`: the peer needed
+ * more than that, so the ratio is an upper bound). Other peer lines without a measurement add nothing.
  */
 export function attachRatios(ours, peers) {
   const r3 = (x) => Number(x.toFixed(3));
@@ -133,7 +136,14 @@ export function attachRatios(ours, peers) {
     if (line.tokensPerSecond === undefined) return line;
     const out = { ...line };
     for (const [mode, peer] of Object.entries(peers)) {
-      if (peer?.tokensPerSecond === undefined || names[mode] === undefined) continue;
+      if (names[mode] === undefined) continue;
+      if (peer?.tokensPerSecond === undefined && peer?.error !== undefined && peer.warmupSeconds !== undefined) {
+        if (line.warmupSeconds !== undefined) out[`warmupSpeedupVs${names[mode]}`] = r3(peer.warmupSeconds / line.warmupSeconds);
+        if (line.peakRssMB !== undefined && peer.peakRssMB !== undefined)
+          out[`rssVs${names[mode]}AtFailure`] = r3(line.peakRssMB / peer.peakRssMB);
+        continue;
+      }
+      if (peer?.tokensPerSecond === undefined) continue;
       out[`speedupVs${names[mode]}`] = r3(line.tokensPerSecond / peer.tokensPerSecond);
       if (line.peakRssMB !== undefined && peer.peakRssMB !== undefined)
         out[`rssVs${names[mode]}`] = r3(line.peakRssMB / peer.peakRssMB);

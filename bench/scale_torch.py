@@ -312,7 +312,11 @@ def main():
     except (MemoryError, RuntimeError) as e:
         message = str(e).strip().split("\n")[0]
         print(json.dumps({**base, "error": f"does not fit in {budget:.1f} GiB: {message}" if "alloc" in message.lower() or isinstance(e, MemoryError) else message,
-                          "peakRssMB": round(peak_rss_mb(), 1)}), flush=True)
+                          **PROGRESS, "peakRssMB": round(peak_rss_mb(), 1)}), flush=True)
+
+
+# What the run has measured so far (the warm-up step's seconds), for the `error` line when a later step fails.
+PROGRESS = {}
 
 
 def run(a, c):
@@ -363,12 +367,15 @@ def run(a, c):
         losses.append(round(loss.item(), 6))
         if i > 0:
             times.append(dt)
+        else:
+            PROGRESS["warmupSeconds"] = round(dt, 4)
         log(f"[torch scale {a.name} {a.mode}] step {i}{' (warm-up)' if i == 0 else ''}: {dt:.2f}s "
             f"loss {loss.item():.6f}, rss {peak_rss_mb():.0f} MB")
     step = statistics.median(times)
     return {
         "stepSeconds": round(step, 4),
         "stepSecondsAll": [round(x, 4) for x in times],
+        "warmupSeconds": PROGRESS["warmupSeconds"],
         "tokensPerSecond": round(2 * t / step, 2),
         "peakRssMB": round(peak_rss_mb(), 1),
         "losses": losses,

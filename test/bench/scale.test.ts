@@ -164,6 +164,13 @@ describe("scale bench: the plan", () => {
     expect(ours[0]).not.toHaveProperty("speedupVsTorchFp32"); // the inputs are left as they were
     const both = attachRatios([ours[1]!], { ...peers, autocast: { tokensPerSecond: 32, peakRssMB: 12000 } });
     expect(both[0]).toMatchObject({ speedupVsTorchAutocast: 1.25, rssVsTorchAutocast: 0.5 });
+    // A peer that ran out of memory after its warm-up step: the warm-up ratio and the RSS at its failure.
+    const oom = { error: "does not fit in 20.0 GiB: ...", warmupSeconds: 96, peakRssMB: 20000 };
+    const failed = attachRatios([{ ...ours[1]!, warmupSeconds: 32 }], { fp32: oom });
+    expect(failed[0]).toMatchObject({ warmupSpeedupVsTorchFp32: 3, rssVsTorchFp32AtFailure: 0.3 });
+    expect(failed[0]).not.toHaveProperty("speedupVsTorchFp32");
+    // Without a warm-up time (it failed while building) nothing is added.
+    expect(attachRatios([ours[1]!], { fp32: { error: "x", peakRssMB: 20000 } })[0]).toEqual(ours[1]);
   });
 });
 
