@@ -138,7 +138,8 @@ export function attachRatios(ours, peers) {
     for (const [mode, peer] of Object.entries(peers)) {
       if (names[mode] === undefined) continue;
       if (peer?.tokensPerSecond === undefined && peer?.error !== undefined && peer.warmupSeconds !== undefined) {
-        if (line.warmupSeconds !== undefined) out[`warmupSpeedupVs${names[mode]}`] = r3(peer.warmupSeconds / line.warmupSeconds);
+        if (line.warmupSeconds !== undefined)
+          out[`warmupSpeedupVs${names[mode]}`] = r3(peer.warmupSeconds / line.warmupSeconds);
         if (line.peakRssMB !== undefined && peer.peakRssMB !== undefined)
           out[`rssVs${names[mode]}AtFailure`] = r3(line.peakRssMB / peer.peakRssMB);
         continue;
