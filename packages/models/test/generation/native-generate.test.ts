@@ -3,8 +3,9 @@
  * fused forward, then one native call per token over a preallocated KV cache) gives the tfjs path's tokens
  * for every family layout (GQA, llama3 rope, Qwen2 biases, Qwen3 q/k norms, Mistral's sliding window with
  * prompt + generation longer than the window, tied heads), greedy and seeded sampling, left padding and
- * per-row stops, LoRA adapters unmerged, and stories260K's known greedy ids; its log-probs are within 1e-4
- * of a full forward; the stream yields the same steps; nothing leaks.
+ * per-row stops, LoRA adapters unmerged, and stories260K's known greedy ids (loaded in bf16: the tfjs path's
+ * tokens; the random families in 16 bits: native-generate16.test.ts); its log-probs are within 1e-4 of a full
+ * forward; the stream yields the same steps; nothing leaks.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
