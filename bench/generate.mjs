@@ -8,7 +8,7 @@
 //
 // Lines:
 //   {kind:"forward", model, engine, layers, batch, seq, ms, tokensPerSec}          batch × seq tokens, no grad
-//   {kind:"generate", model, engine, decode, layers, batch, promptLen, newTokens, ms, prefillMs,
+//   {kind:"generate", model, engine, decode, weights, layers, batch, promptLen, newTokens, ms, prefillMs,
 //    tokensPerSec, msPerStep}                                                       greedy, KV cache, no stop id
 //   {kind:"generate-rss", model, engine, decode, calls, rssMB: {first, max, last}, numTensors: {first, last}}
 //                                                    RSS and tensors over --rss-calls generate() calls (smol)
@@ -16,8 +16,13 @@
 // PyTorch peer does. On the native engine, `decode` says which session decoded: "native" (the decode step,
 // issue 16) or "tfjs" (the tfjs ops over a tensor KV cache, what the fast path ran before; --decodes).
 // --long-new-tokens N adds a batch-1 line with N new tokens for smol (the Mistral card's 128; 0: none).
+// `weights` is "float32", or for smol on the native decode step (unless --weights float32) "bf16": the same
+// model saved as BF16 and loaded with dtype "bfloat16", its frozen weights decoded from their 16-bit packs.
 // Timings on a shared 2-core machine swing by ~3x when anything else runs: compare lines of one run.
 import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { initEngine, nativeBlasPlugin, Rng, shutdownEngine, tf } from "@prefkit/core";
@@ -43,6 +48,7 @@ const { values: opts } = parseArgs({
     decodes: { type: "string", default: "native" },
     "long-new-tokens": { type: "string", default: "128" },
     "rss-calls": { type: "string", default: "0" },
+    weights: { type: "string", default: "float32,bf16" },
   },
   strict: true,
 });
@@ -192,23 +198,26 @@ for (const engineName of list("engines")) {
       if (name === "smol" && num("long-new-tokens") > 0) shapes.push([1, num("long-new-tokens")]);
       // The native engine decodes on the native step, or (--decodes tfjs) on the tfjs ops as before issue 16.
       const decodes = engineName === "native" ? list("decodes") : ["tfjs"];
-      for (const decode of decodes) {
-        model.decoder.useNativeGeneration = decode === "native";
-        const session = model.startDecoding(1, 2);
+      /** Times each shape on `m` (decoding on `decode`) and prints its "generate" line. */
+      const generateLines = async (m, decode, weights) => {
+        const session = m.startDecoding(1, 2);
         const ran = session?.kind ?? "tfjs";
         session?.dispose();
         if (ran !== decode) throw new Error(`asked to decode on ${decode}, but ${ran} would run`);
         for (const [genBatch, newTokens] of shapes) {
-          log(`${engine}: generate ${label} batch ${genBatch}, ${newTokens} new tokens, ${decode} decoding`);
+          log(
+            `${engine}: generate ${label} (${weights}) batch ${genBatch}, ${newTokens} new tokens, ${decode} decoding`,
+          );
           // One timed run of the long shape (its steps already average out), as the PyTorch peer does.
           const timed = newTokens === num("long-new-tokens") && genBatch === 1 ? 1 : num("reps");
-          const g = await timeGenerate(model, genBatch, num("prompt-len"), newTokens, vocab, timed);
+          const g = await timeGenerate(m, genBatch, num("prompt-len"), newTokens, vocab, timed);
           console.log(
             JSON.stringify({
               kind: "generate",
               model: label,
               engine,
               decode,
+              weights,
               layers,
               batch: genBatch,
               promptLen: num("prompt-len"),
@@ -220,10 +229,27 @@ for (const engineName of list("engines")) {
             }),
           );
         }
+      };
+      for (const decode of decodes) {
+        model.decoder.useNativeGeneration = decode === "native";
+        await generateLines(model, decode, "float32");
         if (name === "smol" && num("rss-calls") > 0) {
           log(`${engine}: rss over ${num("rss-calls")} generate() calls, ${decode} decoding`);
           const r = await rssOverCalls(model, num("rss-calls"), vocab);
           console.log(JSON.stringify({ kind: "generate-rss", model: label, engine, decode, layers, ...r }));
+        }
+      }
+      if (name === "smol" && decodes.includes("native") && list("weights").includes("bf16")) {
+        // The same model stored in 16 bits (saved as BF16, loaded with dtype "bfloat16"): the native step
+        // runs its frozen weights from their bf16 packs.
+        const dir = await mkdtemp(join(tmpdir(), "prefkit-bench-bf16-"));
+        try {
+          await model.savePretrained(dir, { dtype: "BF16" });
+          const half = await AutoModelForCausalLM.fromPretrained(dir, { dtype: "bfloat16" });
+          await generateLines(half, "native", "bf16");
+          half.dispose();
+        } finally {
+          await rm(dir, { recursive: true, force: true });
         }
       }
       model.decoder.useNativeGeneration = true;

@@ -4,7 +4,10 @@
 // decoder does (RMSNorm, q/k/v with biases and adapters, q/k norms, rope, attention, o, RMSNorm, SwiGLU),
 // but on a few rows: each projection is a gemv over the weight in place, the rows of a group of
 // projections that share an input (q/k/v, gate/up) split over the pool in one go, and attention reads
-// the cache per (row, head). Every output element's operations do not depend on the thread count.
+// the cache per (row, head). A 16-bit frozen weight (a model loaded with dtype "bfloat16") is bound as
+// its pack (Context::packs, as the fused forward takes it) and runs core's packed GEMM over the step's
+// rows, its bf16 values widened exactly; a bf16 embedding is gathered from its bits. Every output
+// element's operations do not depend on the thread count.
 #include "decode.h"
 
 #include <algorithm>
@@ -54,18 +57,29 @@ struct Output {
   float* y;
 };
 
+// y [batch, out] += bias, over the output columns [lo, hi).
+void AddBias(const float* bias, int batch, int64_t lo, int64_t hi, int out, float* y) {
+  for (int b = 0; b < batch; b++)
+    for (int64_t j = lo; j < hi; j++) y[static_cast<size_t>(b) * out + j] += bias[j];
+}
+
 // The projections of `outputs` (which share the input x [batch, in]) with their biases and adapters:
-// the adapters' low-rank inputs first, then every output row split over the pool, the weights read once.
+// the adapters' low-rank inputs first; a projection whose weight is a pack (a 16-bit frozen weight,
+// widened exactly per block) then runs core's packed GEMM over all rows, and the rows of the float32
+// weights split over the pool in one go, each read once.
 template <size_t N>
 void Project(DecodeSession& s, int layer, const float* const* w, const float* x, int in, const Output (&outputs)[N]) {
   Context& c = s.prefill;
   const int batch = s.batch;
   const LoraSlot* adapters[N] = {};
+  const PackedWeight* packs[N] = {};
   int64_t total = 0, lowSize = 0;
   int64_t begin[N + 1];
   for (size_t p = 0; p < N; p++) {
     begin[p] = total;
-    total += ProjectionOut(c.d, outputs[p].projection);
+    packs[p] = LayerPack(c, layer, kProjection[outputs[p].projection].weight);
+    // A packed projection has no rows in the gemv's split.
+    if (packs[p] == nullptr) total += ProjectionOut(c.d, outputs[p].projection);
     if (!c.lora.empty()) {
       const LoraSlot& l = c.lora[static_cast<size_t>(layer) * kProjections + outputs[p].projection];
       if (l.a != nullptr) {
@@ -87,6 +101,22 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
     RowsGemv(batch, 0, l->rank, in, x, {l->a, PREFKIT_F32}, 0.0f, lows[p], l->rank);
     for (int64_t i = 0; i < static_cast<int64_t>(batch) * l->rank; i++) lows[p][i] *= l->scale;
   }
+  // The packed projections: several of them (q/k/v, gate/up) each a task of its own, its GEMM then
+  // single-threaded (a GEMM of a few rows and a small weight would run on one thread anyway).
+  size_t packed[N];
+  int count = 0;
+  for (size_t p = 0; p < N; p++)
+    if (packs[p] != nullptr) packed[count++] = p;
+  const auto runPacked = [&](size_t p) {
+    const Output& o = outputs[p];
+    const int out = ProjectionOut(c.d, o.projection);
+    engine::GemmPacked(batch, x, in, packs[p]->packed, false, 1.0f, 0.0f, o.y, out);
+    if (o.bias != nullptr) AddBias(o.bias, batch, 0, out, out, o.y);
+    if (const LoraSlot* l = adapters[p]) RowsGemv(batch, 0, out, l->rank, lows[p], {l->b, PREFKIT_F32}, 1.0f, o.y, out);
+  };
+  if (count > 1) engine::ParallelGemms(count, [&](int task, int) { runPacked(packed[task]); });
+  else if (count == 1) runPacked(packed[0]);
+  if (total == 0) return;
   const size_t minimum = std::max<size_t>(4, 16384 / static_cast<size_t>(in));  // ~64 KB of weight per chunk
   SplitRows(
       static_cast<size_t>(total), minimum,
@@ -98,9 +128,7 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
           const int out = static_cast<int>(begin[p + 1] - begin[p]);
           const Output& o = outputs[p];
           RowsGemv(batch, lo, hi - lo, in, x, {w[kProjection[o.projection].weight], PREFKIT_F32}, 0.0f, o.y, out);
-          if (o.bias != nullptr)
-            for (int b = 0; b < batch; b++)
-              for (int64_t j = lo; j < hi; j++) o.y[static_cast<size_t>(b) * out + j] += o.bias[j];
+          if (o.bias != nullptr) AddBias(o.bias, batch, lo, hi, out, o.y);
           if (const LoraSlot* l = adapters[p])
             RowsGemv(batch, lo, hi - lo, l->rank, lows[p], {l->b, PREFKIT_F32}, 1.0f, o.y, out);
         }
@@ -182,9 +210,14 @@ void LayerStep(DecodeSession& s, int layer, const float* const* w) {
   AddInto(s.x.data(), s.o.data(), count);
 }
 
-// The LM head over final-normed rows xn [batch, hidden] into logits [batch, vocab], split over the pool.
+// The LM head over final-normed rows xn [batch, hidden] into logits [batch, vocab]: the gemv split over the
+// pool, or the packed GEMM for a 16-bit head.
 void Head(DecodeSession& s, const float* xn, float* logits) {
   const Dims& d = s.prefill.d;
+  if (const PackedWeight* pack = PackAt(s.prefill, kLmHead)) {
+    engine::GemmPacked(s.batch, xn, d.hidden, pack->packed, false, 1.0f, 0.0f, logits, d.vocab);
+    return;
+  }
   const prefkit_operand head = {s.w[kLmHead], PREFKIT_F32, 0, d.hidden};
   engine::Abi().gemv(s.batch, d.vocab, d.hidden, xn, d.hidden, &head, 0.0f, logits, d.vocab);
 }

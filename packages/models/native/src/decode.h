@@ -1,7 +1,8 @@
 // The native decode step (decode.cc): prefill with the fused forward, then one call per generated token
 // for the whole model (embedding, every layer over its KV cache, the final norm, the LM head), on the
 // fused decoder's weights in place, its layout (layout.h) and its LoRA adapters (unmerged). Projections
-// read each weight once per token for every row (the engine ABI's gemv), split by rows over the pool.
+// read each weight once per token for every row (the engine ABI's gemv), split by rows over the pool;
+// packed 16-bit weights run the engine's packed GEMM.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +15,8 @@
 namespace prefkit {
 namespace decoder {
 
-// A projection's weight as the decode step reads it: fp32 [out, in], in place. A `dense16` slot (16-bit
-// frozen storage, issue 15) plugs in here: its bits with type PREFKIT_BF16, which the engine ABI's gemv
-// is to take next (engine_abi.h); nothing else in the step changes.
+// A float32 projection weight as the decode step's gemv reads it: [out, in], in place. (A 16-bit frozen
+// weight is bound as a pack instead, in prefill.packs, and runs the packed GEMM.)
 struct WeightRef {
   const void* data = nullptr;
   int32_t type = PREFKIT_F32;
@@ -24,7 +24,8 @@ struct WeightRef {
 
 struct DecodeSession {
   // The fused forward's context (prefill): dims, rope frequencies, inputs, and the bound LoRA adapters
-  // (c.lora, without dropout masks), which the step reads too.
+  // (c.lora, without dropout masks), packs (c.packs) and bf16 embedding flag (c.embedBf16), which the
+  // step reads too.
   Context prefill;
   Weights w;  // the bound weights, in the layout's order
   KvCache cache;

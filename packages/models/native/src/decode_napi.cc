@@ -3,8 +3,10 @@
 //   decodeCreate(ctx) -> session: a decode session for the model of a decoderCreate context (its dims and
 //     rope frequencies); it keeps its KV cache and scratch from call to call, growing them as needed.
 //   decodeBind(session, weights [, loraWeights, loraShape]) -> undefined: the weights (decoderLayout()'s
-//     order, as decoderForward takes them) and LoRA adapters the next prefill and steps run on, read in
-//     place: the caller keeps the arrays alive and unchanged in size until it binds others.
+//     order, as decoderForward takes them: Float32Arrays, decoderPackWeight handles packed for "float32"
+//     products in projection and LM-head slots, the embedding as a Uint16Array of bf16 bits) and LoRA
+//     adapters the next prefill and steps run on, read in place: the caller keeps the arrays and packs
+//     alive and unchanged in size until it binds others.
 //   decodePrefill(session, ids, mask|null, positions, batch, seqLen, capacity, logits) -> undefined:
 //     the left-padded prompts [batch, seqLen] (Int32Arrays; mask 1 real, 0 padding) through the fused
 //     forward, filling a cache of `capacity` columns; logits [batch, vocab] of each row's last position.
@@ -14,6 +16,7 @@
 #include "decode_napi.h"
 
 #include <cstdio>
+#include <utility>
 
 #include "arguments.h"
 #include "decode.h"
@@ -107,15 +110,26 @@ napi_value BindJs(napi_env env, napi_callback_info info) {
   DecodeSession* s = Arguments(env, info, 2, 4, argv, &argc, "decodeBind expects (session, weights[, loraWeights, loraShape])");
   if (s == nullptr) return nullptr;
   std::vector<float*> weights;
-  if (!GetWeights(env, s->prefill.d, argv[1], false, &weights)) return nullptr;
+  Packs packs;
+  bool embedBf16 = false;
+  if (!GetWeights(env, s->prefill.d, argv[1], false, &weights, &packs, &embedBf16)) return nullptr;
+  for (const PackedWeight* pack : packs) {
+    if (pack != nullptr && pack->compute != PREFKIT_F32) {
+      napi_throw_range_error(env, nullptr, "decodeBind: a packed weight must be packed for float32 products");
+      return nullptr;
+    }
+  }
   napi_value none;
   CHECK_NAPI(env, napi_get_null(env, &none));
   // No dropout masks: generation runs the adapters as in eval mode.
   if (!GetLora(env, s->prefill, 0, argc > 2 ? argv[2] : none, argc > 3 ? argv[3] : none, none, nullptr)) {
     s->w.clear();
+    s->prefill.packs.clear();
     return nullptr;
   }
   s->w.assign(weights.begin(), weights.end());
+  s->prefill.packs = std::move(packs);
+  s->prefill.embedBf16 = embedBf16;
   return nullptr;
 }
 

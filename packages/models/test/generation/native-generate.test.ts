@@ -3,167 +3,38 @@
  * fused forward, then one native call per token over a preallocated KV cache) gives the tfjs path's tokens
  * for every family layout (GQA, llama3 rope, Qwen2 biases, Qwen3 q/k norms, Mistral's sliding window with
  * prompt + generation longer than the window, tied heads), greedy and seeded sampling, left padding and
- * per-row stops, LoRA adapters unmerged, and stories260K's known greedy ids; its log-probs are within 1e-4
- * of a full forward; the stream yields the same steps; nothing leaks.
+ * per-row stops, LoRA adapters unmerged, and stories260K's known greedy ids (loaded in bf16: the tfjs path's
+ * tokens; the random families in 16 bits: native-generate16.test.ts); its log-probs are within 1e-4 of a full
+ * forward; the stream yields the same steps; nothing leaks.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { initEngine, nativeBlasPlugin, tf } from "@prefkit/core";
-import {
-  AutoModelForCausalLM,
-  type GenerateOutput,
-  getPeftModel,
-  type PreTrainedModelForCausalLM,
-  selectiveLogProbs,
-} from "@prefkit/models";
-import type { GenerateOptions } from "@prefkit/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AutoModelForCausalLM, getPeftModel } from "@prefkit/models";
+import { beforeAll, describe, expect, it } from "vitest";
 import { sharedPath } from "../../../../test/helpers/shared.js";
 import { skipWithoutNativeDecoder } from "../modeling/native-helpers.js";
+import {
+  bothPaths,
+  expectPerRowStops,
+  expectThreadInvariant,
+  familyDecodeTests,
+  leftPad,
+  logprobError,
+  PROMPTS,
+  perRowStop,
+} from "./decode-helpers.js";
 import { FAMILIES, randomModel } from "./helpers.js";
 
 const SKIP = skipWithoutNativeDecoder("native generation tests");
 const CASES = Object.keys(FAMILIES);
-const PROMPTS = [[5, 9, 14, 3, 22, 7, 30], [41, 8], [17, 17, 4, 50], [12]];
-
-function leftPad(rows: number[][], pad: number): { ids: number[][]; mask: number[][] } {
-  const width = Math.max(...rows.map((r) => r.length));
-  return {
-    ids: rows.map((r) => [...Array<number>(width - r.length).fill(pad), ...r]),
-    mask: rows.map((r) => [...Array<number>(width - r.length).fill(0), ...r.map(() => 1)]),
-  };
-}
-
-/** The same generation on the native decode step and on the tfjs ops (asserting that each ran). */
-async function bothPaths(
-  model: PreTrainedModelForCausalLM,
-  ids: number[][],
-  options: GenerateOptions,
-): Promise<{ native: GenerateOutput; tfjs: GenerateOutput }> {
-  const probe = model.startDecoding(ids.length, ids[0]!.length + 1);
-  expect(probe?.kind, "the native decode step applies").toBe("native");
-  probe!.dispose();
-  const native = await model.generate(ids, options);
-  model.decoder.useNativeGeneration = false;
-  try {
-    expect(model.startDecoding(ids.length, ids[0]!.length + 1)).toBeUndefined();
-    return { native, tfjs: await model.generate(ids, options) };
-  } finally {
-    model.decoder.useNativeGeneration = true;
-  }
-}
-
-/**
- * A token of `free`'s new tokens that some rows generate and others do not (so a stop on it is per-row), or
- * undefined when there is none.
- */
-function perRowStop(free: GenerateOutput): number | undefined {
-  const candidates = [...new Set(free.newTokens.flat())];
-  return candidates.find((t) => {
-    const hits = free.newTokens.map((row) => row.includes(t));
-    return hits.some(Boolean) && !hits.every(Boolean);
-  });
-}
-
-/**
- * Per-row stops in `out`: a row that generated `stop` ends on it and is finished, the others ran to
- * `maxNewTokens`; some rows stopped early and some did not; padded sequences are `pad` after a stop.
- */
-function expectPerRowStops(out: GenerateOutput, stop: number, maxNewTokens: number, pad: number): void {
-  for (const [r, row] of out.newTokens.entries()) {
-    const at = row.indexOf(stop);
-    expect(at === -1 || at === row.length - 1, `row ${r} ends at its stop`).toBe(true);
-    expect(out.finished[r], `row ${r} finished`).toBe(at >= 0);
-    expect(out.numGeneratedTokens[r]).toBe(row.length);
-    if (at < 0) expect(row.length).toBe(maxNewTokens);
-    const padded = out.paddedSequences[r]!;
-    expect(padded.slice(padded.length - (maxNewTokens - row.length))).toEqual(
-      Array<number>(maxNewTokens - row.length).fill(pad),
-    );
-  }
-  expect(out.finished.some(Boolean) && !out.finished.every(Boolean), "some rows stop, some run on").toBe(true);
-}
-
-/** The largest |returned − full-forward| log-prob of every row's new tokens (temperature-scaled). */
-function logprobError(model: PreTrainedModelForCausalLM, out: GenerateOutput, temperature: number): number {
-  let worst = 0;
-  for (const [r, seq] of out.sequences.entries()) {
-    const n = out.newTokens[r]!.length;
-    const lp = tf.tidy(() => {
-      const { logits } = model.forward({ inputIds: [seq.slice(0, -1)] });
-      return selectiveLogProbs(tf.div(logits, temperature) as tf.Tensor3D, [seq.slice(1)])
-        .dataSync()
-        .slice(-n);
-    });
-    for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(lp[i]! - out.logprobs![r]![i]!));
-  }
-  return worst;
-}
 
 describe.skipIf(SKIP)("generate on the native decode step", () => {
   beforeAll(async () => {
     await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
   });
 
-  describe.each(CASES)("%s", (family) => {
-    let model: PreTrainedModelForCausalLM;
-    beforeAll(() => {
-      model = randomModel(FAMILIES[family]!, 21);
-    });
-    afterAll(() => model?.dispose());
-
-    it("greedy, left-padded: the tfjs path's tokens; log-probs within 1e-4 of a full forward", async () => {
-      const { ids, mask } = leftPad(PROMPTS, 0);
-      const { native, tfjs } = await bothPaths(model, ids, {
-        attentionMask: mask,
-        maxNewTokens: 12,
-        returnLogprobs: true,
-      });
-      expect(native.newTokens).toEqual(tfjs.newTokens);
-      expect(native.paddedSequences).toEqual(tfjs.paddedSequences);
-      expect(logprobError(model, native, 1)).toBeLessThanOrEqual(1e-4);
-      // Rows differ (the batch is not one row repeated), and each row's prompt is longer than Mistral's window.
-      expect(new Set(native.newTokens.map((r) => r.join())).size).toBe(PROMPTS.length);
-    });
-
-    it("seeded sampling (temperature, top-k, top-p): the tfjs path's tokens for the same seed", async () => {
-      const { ids, mask } = leftPad(PROMPTS, 0);
-      for (const warpers of [{ temperature: 1.3 }, { temperature: 0.8, topK: 20, topP: 0.9 }]) {
-        const options = {
-          ...warpers,
-          attentionMask: mask,
-          maxNewTokens: 14,
-          doSample: true,
-          seed: 7,
-          returnLogprobs: true,
-        };
-        const { native, tfjs } = await bothPaths(model, ids, options);
-        expect(native.newTokens, JSON.stringify(warpers)).toEqual(tfjs.newTokens);
-        expect(logprobError(model, native, warpers.temperature)).toBeLessThanOrEqual(1e-4);
-      }
-    });
-
-    it("left padding and per-row stops, greedy and sampled: the tfjs path's tokens, counts and padding", async () => {
-      const { ids, mask } = leftPad(PROMPTS, 0);
-      for (const sampling of [{}, { doSample: true, temperature: 0.9, topK: 30, seed: 11 }]) {
-        const base = { ...sampling, attentionMask: mask, maxNewTokens: 12 };
-        const free = await model.generate(ids, { ...base, eosTokenId: [] });
-        const stop = perRowStop(free);
-        expect(stop, `a token some rows generate and others do not (${JSON.stringify(sampling)})`).toBeDefined();
-        const options = { ...base, eosTokenId: stop!, padTokenId: 60, returnLogprobs: true };
-        const { native, tfjs } = await bothPaths(model, ids, options);
-        expect(native.newTokens, JSON.stringify(sampling)).toEqual(tfjs.newTokens);
-        expect(native.finished).toEqual(tfjs.finished);
-        expect(native.numGeneratedTokens).toEqual(tfjs.numGeneratedTokens);
-        expect(native.paddedSequences).toEqual(tfjs.paddedSequences);
-        expect(native.logprobs).toHaveLength(PROMPTS.length);
-        expectPerRowStops(native, stop!, 12, 60);
-        expect(logprobError(model, native, "temperature" in sampling ? sampling.temperature : 1)).toBeLessThanOrEqual(
-          1e-4,
-        );
-      }
-    });
-  });
+  familyDecodeTests(CASES, (family) => randomModel(FAMILIES[family]!, 21));
 
   it("per-row stops: the same tokens, counts, padding and finished flags as the tfjs path", async () => {
     const model = randomModel(FAMILIES["llama_gqa"]!, 21);
@@ -234,14 +105,7 @@ describe.skipIf(SKIP)("generate on the native decode step", () => {
 
   it("does not depend on the thread count (bit-identical log-probs)", async () => {
     const model = randomModel(FAMILIES["smollm_tied"]!, 2);
-    const { ids, mask } = leftPad(PROMPTS, 0);
-    const run = async (threads: number) => {
-      await initEngine({ backend: "cpu", threads, plugins: [nativeBlasPlugin()] });
-      return model.generate(ids, { attentionMask: mask, maxNewTokens: 8, returnLogprobs: true });
-    };
-    const one = await run(1);
-    const two = await run(2);
-    expect(two.logprobs).toEqual(one.logprobs);
+    await expectThreadInvariant(model);
     model.dispose();
   });
 
@@ -374,13 +238,17 @@ describe.skipIf(SKIP || !STORIES)("stories260K on the native decode step", () =>
     model.dispose();
   });
 
-  it("16-bit stored weights and bf16 compute decode with the tfjs ops (the decode step reads float32 only)", async () => {
+  it("16-bit stored weights decode natively (the tfjs path's tokens); bf16 compute decodes with the tfjs ops", async () => {
     await initEngine({ backend: "cpu", threads: 2, plugins: [nativeBlasPlugin()] });
     const bf16 = await AutoModelForCausalLM.fromPretrained(STORIES!, { dtype: "bfloat16" });
-    expect(bf16.startDecoding(1, 8)).toBeUndefined();
-    const out = await bf16.generate([[1, 403, 407]], { maxNewTokens: 6, eosTokenId: [], returnLogprobs: true });
-    expect(out.newTokens[0]).toHaveLength(6);
-    expect(logprobError(bf16, out, 1)).toBeLessThanOrEqual(1e-4);
+    const { native, tfjs } = await bothPaths(bf16, [[1, 403, 407]], {
+      maxNewTokens: 12,
+      eosTokenId: [],
+      returnLogprobs: true,
+    });
+    expect(native.newTokens[0]).toHaveLength(12);
+    expect(native.newTokens).toEqual(tfjs.newTokens);
+    expect(logprobError(bf16, native, 1)).toBeLessThanOrEqual(1e-4);
     bf16.dispose();
     const model = randomModel(FAMILIES["llama_gqa"]!, 21);
     model.decoder.computeDtype = "bfloat16";

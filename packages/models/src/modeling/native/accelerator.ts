@@ -16,15 +16,16 @@
  * kept for later steps; under `computeDtype: "bfloat16"` every projection and LM-head weight runs from a
  * bf16 pack (a trainable one repacked in place once per optimizer step). The decoder's
  * `gradientCheckpointing` goes to the addon with each training forward pass. It also decodes for
- * `generate()` (`decoding.ts`: the native decode step over a KV cache, on float32 weights).
+ * `generate()` (`decoding.ts`: the native decode step over a KV cache, on the same weights array with
+ * float32 packs for 16-bit weights).
  * @module
  */
 import { type ForwardInputs, type IntMatrix, tf } from "@prefkit/core";
-import type { DecoderAccelerator, DecoderComputeDtype, DecoderModules, TokenLogProbs } from "../decoder/accelerator.js";
-import { activeDecoderAddon, type DecoderAddon, type DecoderWeight } from "./addon.js";
+import type { DecoderAccelerator, DecoderModules, TokenLogProbs } from "../decoder/accelerator.js";
+import { activeDecoderAddon } from "./addon.js";
 import { startNativeDecoding } from "./decoding.js";
-import { float32Array, float32Arrays, isDense16, type LayoutArrays, layoutArrays } from "./layout.js";
-import { packOf, packStore, widenedTable } from "./packs.js";
+import { float32Arrays, isDense16, layoutArrays } from "./layout.js";
+import { slotWeights } from "./packs.js";
 import { nativeStateOf } from "./state.js";
 
 function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Array | undefined {
@@ -41,42 +42,6 @@ function intArray(m: IntMatrix | tf.Tensor, rows: number, cols: number): Int32Ar
   return undefined;
 }
 
-/**
- * The weights array of a call: float32 arrays, and packs where the slot's weight is 16-bit or the decoder
- * computes in bf16; undefined when a variable is not a float32 array on the cpu backend. With
- * `packedStorage`, a releasable 16-bit projection weight's pack becomes its storage (its bits array is
- * dropped); not the LM head's, which the tfjs ops read whenever the logits are materialised.
- */
-function slotWeights(
-  addon: DecoderAddon,
-  arrays: LayoutArrays,
-  compute: DecoderComputeDtype,
-  packedStorage: boolean,
-  firstLayerSlot: number,
-): DecoderWeight[] | undefined {
-  const out: DecoderWeight[] = [];
-  for (let i = 0; i < arrays.variables.length; i++) {
-    const w = arrays.variables[i]!;
-    if (w === null) out.push(null);
-    else if (!isDense16(w)) {
-      const values = float32Array(w);
-      if (values === undefined) return undefined;
-      if (compute === "bfloat16" && arrays.packable[i]) {
-        const shape = w.shape as [number, number];
-        out.push(packOf(addon, { key: values, data: () => values, dtype: "float32", shape }, compute));
-      } else out.push(values);
-    } else if (!arrays.packable[i]) {
-      // A 16-bit embedding table (the one slot that is not a product's weight): bf16 bits as they are (the
-      // addon widens the rows it gathers), fp16 as a float32 copy.
-      out.push(w.dtype === "bfloat16" ? w.bits : widenedTable(w.key, () => w.bits, w.dtype));
-    } else {
-      const handle = packOf(addon, { key: w.key, data: () => w.bits, dtype: w.dtype, shape: w.shape }, compute);
-      if (packedStorage && i >= firstLayerSlot && w.release !== undefined) w.release(packStore(addon, handle));
-      out.push(handle);
-    }
-  }
-  return out;
-}
 /**
  * One native decoder call wired into autodiff: per-row `[log p, stats…]` of `labelValues`, or with
  * `labelValues` null the final-normed hidden states `[B·T, hidden]`. Undefined when the native path

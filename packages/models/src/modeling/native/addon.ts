@@ -57,10 +57,13 @@ export interface DecoderAddon {
   decoderProfile(reset: boolean): Record<string, number>;
   /** A decode session (KV cache and scratch, kept from call to call) for the model of a decoderCreate context. */
   decodeCreate(ctx: object): object;
-  /** The weights (layout order) and LoRA adapters the next prefill and steps read in place. */
+  /**
+   * The weights (layout order, as `decoderForward` takes them, packs made for "float32" products) and LoRA
+   * adapters the next prefill and steps read in place.
+   */
   decodeBind(
     session: object,
-    weights: Array<Float32Array | null>,
+    weights: DecoderWeight[],
     loraWeights?: Array<Float32Array | null> | null,
     loraShape?: Float64Array | null,
   ): void;

@@ -4,17 +4,21 @@
  * whole model, on the decoder's weights in place (the layout of `layout.ts`) with its LoRA adapters
  * unmerged. Sampling stays in `generate()`, so the tokens for a seed are the tfjs path's.
  *
- * It applies where the fused decoder does (see `accelerator.ts`) on float32 weights computing in float32
- * (16-bit stored weights and `computeDtype: "bfloat16"` decode with the tfjs ops), and when no LoRA dropout would apply
- * (generation runs outside a gradient tape, so `"auto"` dropout is off; `"train"` mode makes it decline).
+ * It applies where the fused decoder does (see `accelerator.ts`) computing in float32 (`computeDtype:
+ * "bfloat16"` decodes with the tfjs ops), and when no LoRA dropout would apply (generation runs outside a
+ * gradient tape, so `"auto"` dropout is off; `"train"` mode makes it decline). 16-bit stored weights (a
+ * model loaded with `dtype: "bfloat16"`) are bound as the fused decoder takes them: their packs for float32
+ * products (the same packs training uses; with `packedStorage` the only copy of the bits) and the bf16
+ * embedding as its bits.
  * The native session, its cache and its logits buffer go back to a pool per decoder when the session is
  * disposed, so repeated generations allocate nothing new.
  * @module
  */
 import type { DecodingSession } from "../../generation/session.js";
 import type { DecoderModules } from "../decoder/accelerator.js";
-import { activeDecoderAddon, type DecoderAddon } from "./addon.js";
+import { activeDecoderAddon, type DecoderAddon, type DecoderWeight } from "./addon.js";
 import { float32Arrays, layoutArrays } from "./layout.js";
+import { slotWeights } from "./packs.js";
 import { type DecodeHandle, type NativeDecoderState, nativeStateOf } from "./state.js";
 
 class NativeDecodingSession implements DecodingSession {
@@ -28,8 +32,8 @@ class NativeDecodingSession implements DecodingSession {
     handle: DecodeHandle,
     private readonly capacity: number,
     private readonly vocab: number,
-    /** The arrays the native session reads in place, kept alive while it may. */
-    readonly bound: ReadonlyArray<Array<Float32Array | null> | null>,
+    /** The arrays and packs the native session reads in place, kept alive while it may. */
+    readonly bound: ReadonlyArray<ReadonlyArray<DecoderWeight> | null>,
   ) {
     this.handle = handle;
   }
@@ -71,8 +75,8 @@ class NativeDecodingSession implements DecodingSession {
 
 /**
  * A native decoding session for `decoder` (`batch` rows, up to `capacity` columns), or undefined when the
- * decode step does not apply: no native engine or addon, a module the fused decoder does not run, or LoRA
- * dropout that would apply now.
+ * decode step does not apply: no native engine or addon, bf16 compute, a module the fused decoder does not
+ * run, or LoRA dropout that would apply now.
  */
 export function startNativeDecoding(
   decoder: DecoderModules,
@@ -80,16 +84,18 @@ export function startNativeDecoding(
   capacity: number,
 ): DecodingSession | undefined {
   const active = activeDecoderAddon();
-  // The decode step computes in float32 on float32 weights (bf16 compute and 16-bit storage decode on tfjs ops).
+  // The decode step computes in float32 (bf16 compute decodes on tfjs ops).
   if (active === undefined || decoder.computeDtype !== "float32") return undefined;
   const collected = layoutArrays(decoder, active.layout);
   if (collected === undefined) return undefined;
-  const { variables, loraVariables, loraShape, adapters } = collected;
+  const { loraVariables, loraShape, adapters } = collected;
   // Without drawing a seed: a dropout that applies now (or may: a description that cannot say) declines.
   if (adapters.some((a) => a !== null && a.dropout > 0 && a.dropoutApplies?.() !== false)) return undefined;
-  const weights = float32Arrays(variables);
   const loraWeights = float32Arrays(loraVariables);
-  if (weights === undefined || loraWeights === undefined) return undefined;
+  if (loraWeights === undefined) return undefined;
+  const globals = active.layout.names.global.length;
+  const weights = slotWeights(active.addon, collected, "float32", decoder.packedStorage, globals);
+  if (weights === undefined) return undefined;
   const adapted = adapters.some((a) => a !== null);
   const state = nativeStateOf(decoder);
   const vocab = decoder.config.vocabSize;

@@ -215,7 +215,7 @@ export function float32Array(t: tf.Tensor): Float32Array | undefined {
 
 /**
  * {@link float32Array} of each variable (null stays null), or undefined when one is not float32 data (a
- * 16-bit stored weight: the decode step reads float32 weights only).
+ * 16-bit stored weight, which a LoRA array never is).
  */
 export function float32Arrays(list: readonly SlotWeight[]): Array<Float32Array | null> | undefined {
   const out: Array<Float32Array | null> = [];

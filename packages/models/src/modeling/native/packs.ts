@@ -4,12 +4,14 @@
  * later steps reuse it. A pack follows its source: a new array (another weight object, `variable.assign`)
  * gets a new pack, and an array overwritten in place (the native AdamW's update of a trainable weight,
  * counted by core's `inPlaceWriteCount`) is packed again into the same memory, once per optimizer step
- * however many micro-batches run in between.
+ * however many micro-batches run in between. {@link slotWeights} builds the weights array a native call
+ * takes (the fused decoder's and the decode step's) from these packs and the float32 arrays.
  * @module
  */
 import { inPlaceWriteCount } from "@prefkit/core";
 import { bf16ToFloat32, f16ToFloat32 } from "../../io/halfPrecision.js";
-import type { DecoderAddon, NativePackedWeight, PackCompute, PackDtype } from "./addon.js";
+import type { DecoderAddon, DecoderWeight, NativePackedWeight, PackCompute, PackDtype } from "./addon.js";
+import { float32Array, isDense16, type LayoutArrays } from "./layout.js";
 
 /** A weight as the decoder's slot holds it: its source values, their element type, and `[out, in]`. */
 export interface PackSource {
@@ -98,4 +100,43 @@ export function cachedPackInfo(
 ): ReturnType<DecoderAddon["decoderPackedInfo"]> | undefined {
   const entry = packs.get(key);
   return entry === undefined ? undefined : addon.decoderPackedInfo(entry.handle);
+}
+
+/**
+ * The weights array of a native call (the fused decoder's, and the decode step's with `compute` "float32"):
+ * float32 arrays, and packs where the slot's weight is 16-bit or `compute` is bf16; a 16-bit embedding as
+ * bf16 bits (or an fp16 one widened); undefined when a variable is not a float32 array on the cpu backend.
+ * `firstLayerSlot` is the layout's number of global slots. With
+ * `packedStorage`, a releasable 16-bit projection weight's pack becomes its storage (its bits array is
+ * dropped); not the LM head's, which the tfjs ops read whenever the logits are materialised.
+ */
+export function slotWeights(
+  addon: DecoderAddon,
+  arrays: LayoutArrays,
+  compute: PackCompute,
+  packedStorage: boolean,
+  firstLayerSlot: number,
+): DecoderWeight[] | undefined {
+  const out: DecoderWeight[] = [];
+  for (let i = 0; i < arrays.variables.length; i++) {
+    const w = arrays.variables[i]!;
+    if (w === null) out.push(null);
+    else if (!isDense16(w)) {
+      const values = float32Array(w);
+      if (values === undefined) return undefined;
+      if (compute === "bfloat16" && arrays.packable[i]) {
+        const shape = w.shape as [number, number];
+        out.push(packOf(addon, { key: values, data: () => values, dtype: "float32", shape }, compute));
+      } else out.push(values);
+    } else if (!arrays.packable[i]) {
+      // A 16-bit embedding table (the one slot that is not a product's weight): bf16 bits as they are (the
+      // addon widens the rows it gathers), fp16 as a float32 copy.
+      out.push(w.dtype === "bfloat16" ? w.bits : widenedTable(w.key, () => w.bits, w.dtype));
+    } else {
+      const handle = packOf(addon, { key: w.key, data: () => w.bits, dtype: w.dtype, shape: w.shape }, compute);
+      if (packedStorage && i >= firstLayerSlot && w.release !== undefined) w.release(packStore(addon, handle));
+      out.push(handle);
+    }
+  }
+  return out;
 }
