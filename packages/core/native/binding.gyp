@@ -25,6 +25,7 @@
         "src/gemm/gemv_avx2.cc",
         "src/gemm/gemv_avx512.cc"
       ],
+      "include_dirs": ["include"],
       "cflags": ["-fPIC"],
       "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-ffp-contract=off"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-exceptions", "-ffp-contract=off"] },

@@ -17,6 +17,7 @@
 #include "decoder.h"
 #include "elementwise.h"
 #include "engine.h"
+#include "prefkit/row_tasks.h"
 
 namespace prefkit {
 namespace decoder {
@@ -24,21 +25,20 @@ namespace {
 
 using namespace layout;
 
-// Y = X W^T + beta Y for the `rows` rows of W from `row0` (all m rows of X).
-void RowsGemv(int m, int64_t row0, int64_t rows, int64_t in, const float* x, const WeightRef& w, float beta, float* y,
+// Y = X W^T + beta Y for the `rows` rows of the fp32 weight W [*, in] from `row0` (all m rows of X).
+void RowsGemv(int m, int64_t row0, int64_t rows, int64_t in, const float* x, const float* w, float beta, float* y,
               int64_t ldy) {
-  const prefkit_operand op = {static_cast<const float*>(w.data) + row0 * in, w.type, 0, in};
-  engine::Abi().gemv(m, rows, in, x, in, &op, beta, y + row0, ldy);
+  engine::Gemv(m, rows, in, x, in, w + row0 * in, beta, y + row0, ldy);
 }
 
-// fn(begin, end) over the rows [0, n) of a group of weights in tasks of about a quarter of a thread's share
-// (at least `minimum` rows, whole blocks of 16: the gemv kernel's widest), handed out to whichever thread
-// is free, so that a thread slowed down by another process on its core takes fewer. Which thread computes
-// a row does not change its bits.
+// fn(begin, end) over the rows [0, n) of a group of weights in tasks of RowTaskSize rows (at least
+// `minimum`, whole blocks of 16: the gemv kernel's widest), handed out to whichever thread is free, as the
+// engine's gemv splits one weight. Which thread computes a row does not change its bits.
 template <typename F>
 void SplitRows(size_t n, size_t minimum, const F& fn) {
   const size_t threads = static_cast<size_t>(engine::Threads());
-  const size_t chunk = (std::max(minimum, (n + 4 * threads - 1) / (4 * threads)) + 15) / 16 * 16;
+  const size_t chunk = static_cast<size_t>(
+      RowTaskSize(static_cast<int64_t>(n), static_cast<int64_t>(minimum), static_cast<int64_t>(threads), 16));
   const int tasks = static_cast<int>((n + chunk - 1) / chunk);
   if (threads <= 1 || tasks <= 1) {
     fn(0, n);
@@ -98,7 +98,7 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
     if (l == nullptr) continue;
     lows[p] = s.low.data() + at;
     at += static_cast<int64_t>(batch) * l->rank;
-    RowsGemv(batch, 0, l->rank, in, x, {l->a, PREFKIT_F32}, 0.0f, lows[p], l->rank);
+    RowsGemv(batch, 0, l->rank, in, x, l->a, 0.0f, lows[p], l->rank);
     for (int64_t i = 0; i < static_cast<int64_t>(batch) * l->rank; i++) lows[p][i] *= l->scale;
   }
   // The packed projections: several of them (q/k/v, gate/up) each a task of its own, its GEMM then
@@ -112,7 +112,7 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
     const int out = ProjectionOut(c.d, o.projection);
     engine::GemmPacked(batch, x, in, packs[p]->packed, false, 1.0f, 0.0f, o.y, out);
     if (o.bias != nullptr) AddBias(o.bias, batch, 0, out, out, o.y);
-    if (const LoraSlot* l = adapters[p]) RowsGemv(batch, 0, out, l->rank, lows[p], {l->b, PREFKIT_F32}, 1.0f, o.y, out);
+    if (const LoraSlot* l = adapters[p]) RowsGemv(batch, 0, out, l->rank, lows[p], l->b, 1.0f, o.y, out);
   };
   if (count > 1) engine::ParallelGemms(count, [&](int task, int) { runPacked(packed[task]); });
   else if (count == 1) runPacked(packed[0]);
@@ -127,10 +127,10 @@ void Project(DecodeSession& s, int layer, const float* const* w, const float* x,
           if (lo >= hi) continue;
           const int out = static_cast<int>(begin[p + 1] - begin[p]);
           const Output& o = outputs[p];
-          RowsGemv(batch, lo, hi - lo, in, x, {w[kProjection[o.projection].weight], PREFKIT_F32}, 0.0f, o.y, out);
+          RowsGemv(batch, lo, hi - lo, in, x, w[kProjection[o.projection].weight], 0.0f, o.y, out);
           if (o.bias != nullptr) AddBias(o.bias, batch, lo, hi, out, o.y);
           if (const LoraSlot* l = adapters[p])
-            RowsGemv(batch, lo, hi - lo, l->rank, lows[p], {l->b, PREFKIT_F32}, 1.0f, o.y, out);
+            RowsGemv(batch, lo, hi - lo, l->rank, lows[p], l->b, 1.0f, o.y, out);
         }
       });
 }
@@ -218,8 +218,7 @@ void Head(DecodeSession& s, const float* xn, float* logits) {
     engine::GemmPacked(s.batch, xn, d.hidden, pack->packed, false, 1.0f, 0.0f, logits, d.vocab);
     return;
   }
-  const prefkit_operand head = {s.w[kLmHead], PREFKIT_F32, 0, d.hidden};
-  engine::Abi().gemv(s.batch, d.vocab, d.hidden, xn, d.hidden, &head, 0.0f, logits, d.vocab);
+  engine::Gemv(s.batch, d.vocab, d.hidden, xn, d.hidden, s.w[kLmHead], 0.0f, logits, d.vocab);
 }
 
 void SizeScratch(DecodeSession& s) {

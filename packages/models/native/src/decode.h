@@ -15,13 +15,6 @@
 namespace prefkit {
 namespace decoder {
 
-// A float32 projection weight as the decode step's gemv reads it: [out, in], in place. (A 16-bit frozen
-// weight is bound as a pack instead, in prefill.packs, and runs the packed GEMM.)
-struct WeightRef {
-  const void* data = nullptr;
-  int32_t type = PREFKIT_F32;
-};
-
 struct DecodeSession {
   // The fused forward's context (prefill): dims, rope frequencies, inputs, and the bound LoRA adapters
   // (c.lora, without dropout masks), packs (c.packs) and bf16 embedding flag (c.embedBf16), which the

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "pool.h"
+#include "prefkit/row_tasks.h"
 
 namespace prefkit {
 namespace gemm {
@@ -57,12 +58,11 @@ void Gemv(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const fl
           float* y, int64_t ldy, Isa isa) {
   if (m <= 0 || n <= 0) return;
   const GemvKernelF32 kernel = GemvKernel(isa);
-  // Tasks of about a quarter of a thread's share, at least ~64 KB of weight, in whole blocks of 16 rows (the
-  // kernels' widest), handed out to whichever thread is free: a thread slowed down (by another process on
-  // its core) takes fewer. Which thread computes a row does not change its bits.
+  // Tasks of RowTaskSize rows (at least ~64 KB of weight, whole blocks of 16 rows: the kernels' widest),
+  // handed out to whichever thread is free. Which thread computes a row does not change its bits.
   const int64_t threads = InParallelRegion() ? 1 : Threads();
   const int64_t minimum = std::max<int64_t>(16, 16384 / std::max<int64_t>(1, k));
-  const int64_t chunk = (std::max(minimum, (n + 4 * threads - 1) / (4 * threads)) + 15) / 16 * 16;
+  const int64_t chunk = RowTaskSize(n, minimum, threads, 16);
   const int64_t tasks = (n + chunk - 1) / chunk;
   if (threads <= 1 || tasks <= 1) {
     kernel(m, 0, n, k, x, ldx, w, ldw, beta, y, ldy);

@@ -65,7 +65,7 @@ function nativeDecoderRun(
   const loraWeights = float32Arrays(loraVariables);
   if (loraWeights === undefined) return undefined;
   const compute = decoder.computeDtype;
-  const weights = slotWeights(addon, collected, compute, decoder.packedStorage, layout.names.global.length);
+  const weights = slotWeights(addon, collected, compute, decoder.packedStorage);
   if (weights === undefined) return undefined;
   const anyAdapter = adapters.some((a) => a !== null);
   const ids = intArray(inputs.inputIds, b, t);

@@ -93,8 +93,7 @@ export function startNativeDecoding(
   if (adapters.some((a) => a !== null && a.dropout > 0 && a.dropoutApplies?.() !== false)) return undefined;
   const loraWeights = float32Arrays(loraVariables);
   if (loraWeights === undefined) return undefined;
-  const globals = active.layout.names.global.length;
-  const weights = slotWeights(active.addon, collected, "float32", decoder.packedStorage, globals);
+  const weights = slotWeights(active.addon, collected, "float32", decoder.packedStorage);
   if (weights === undefined) return undefined;
   const adapted = adapters.some((a) => a !== null);
   const state = nativeStateOf(decoder);

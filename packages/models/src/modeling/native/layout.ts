@@ -155,6 +155,8 @@ function nativeProjection(m: LinearModule): NativeProjection | undefined {
 export interface LayoutArrays {
   /** The global slots, then the layer slots per layer (null for absent biases / q-k norms). */
   variables: SlotWeight[];
+  /** How many of `variables` are global slots (the first layer's slots start there). */
+  globalSlots: number;
   /** Per entry of `variables`: whether the addon takes that slot's weight as a pack. */
   packable: boolean[];
   /** Per layer and LoRA projection: `[lora_A, lora_B]`, nulls when not adapted. */
@@ -201,7 +203,7 @@ export function layoutArrays(decoder: DecoderModules, layout: CompiledLayout): L
       }
     }
   }
-  return { variables, packable, loraVariables, loraShape, adapters };
+  return { variables, globalSlots: layout.global.length, packable, loraVariables, loraShape, adapters };
 }
 
 /**

@@ -106,8 +106,7 @@ export function cachedPackInfo(
  * The weights array of a native call (the fused decoder's, and the decode step's with `compute` "float32"):
  * float32 arrays, and packs where the slot's weight is 16-bit or `compute` is bf16; a 16-bit embedding as
  * bf16 bits (or an fp16 one widened); undefined when a variable is not a float32 array on the cpu backend.
- * `firstLayerSlot` is the layout's number of global slots. With
- * `packedStorage`, a releasable 16-bit projection weight's pack becomes its storage (its bits array is
+ * With `packedStorage`, a releasable 16-bit layer projection weight's pack becomes its storage (its bits array is
  * dropped); not the LM head's, which the tfjs ops read whenever the logits are materialised.
  */
 export function slotWeights(
@@ -115,7 +114,6 @@ export function slotWeights(
   arrays: LayoutArrays,
   compute: PackCompute,
   packedStorage: boolean,
-  firstLayerSlot: number,
 ): DecoderWeight[] | undefined {
   const out: DecoderWeight[] = [];
   for (let i = 0; i < arrays.variables.length; i++) {
@@ -134,7 +132,7 @@ export function slotWeights(
       out.push(w.dtype === "bfloat16" ? w.bits : widenedTable(w.key, () => w.bits, w.dtype));
     } else {
       const handle = packOf(addon, { key: w.key, data: () => w.bits, dtype: w.dtype, shape: w.shape }, compute);
-      if (packedStorage && i >= firstLayerSlot && w.release !== undefined) w.release(packStore(addon, handle));
+      if (packedStorage && i >= arrays.globalSlots && w.release !== undefined) w.release(packStore(addon, handle));
       out.push(handle);
     }
   }
